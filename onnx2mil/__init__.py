@@ -1,0 +1,22 @@
+"""onnx2mil: ONNX models onto CoreML ML Programs, correctly, and proven layer by layer."""
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402
+    InvalidModelError,
+    Onnx2MilError,
+    Refusal,
+    RuntimeUnavailableError,
+    UnsupportedMILOpError,
+    UnsupportedOperatorError,
+)
+from .backend.registry import OnnxNode, op_builder  # noqa: E402
+from .backend.context import BuildContext  # noqa: E402
+from .backend.build import build_coreml  # noqa: E402
+from .backend.pipeline import load_saved_program, save  # noqa: E402
+from . import op_builders  # noqa: E402,F401  (fills the registry)
+
+__all__ = [
+    "build_coreml", "save", "load_saved_program", "op_builder", "OnnxNode", "BuildContext",
+    "Onnx2MilError", "InvalidModelError", "UnsupportedOperatorError", "UnsupportedMILOpError",
+    "RuntimeUnavailableError", "Refusal",
+]

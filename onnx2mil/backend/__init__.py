@@ -1,0 +1,1 @@
+"""Graph walk, build context, registry, pass pipeline & save, interpreter, runtimes, validation."""

@@ -1,0 +1,127 @@
+"""``build_coreml``: ONNX model -> CoreML ML Program, one builder per ONNX op."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Optional, Sequence, Union
+
+import coremltools as ct
+import onnx
+
+from .. import __version__
+from ..errors import InvalidModelError, UnsupportedOperatorError
+from . import pipeline as pipeline_mod
+from .config import Config
+from .context import BuildContext
+from .graph import collect_refusals, emit_program
+from .loader import LoadedGraph, load_graph
+
+DEFAULT_TARGET = ct.target.iOS15
+
+_PRECISIONS = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32,
+               "float16": ct.precision.FLOAT16, "float32": ct.precision.FLOAT32}
+
+
+def precision_of(compute_precision) -> ct.precision:
+    """ct.precision from ct.precision or 'fp16'/'fp32'; None means fp16, as in coremltools."""
+    if compute_precision is None:
+        return ct.precision.FLOAT16
+    if isinstance(compute_precision, str):
+        try:
+            return _PRECISIONS[compute_precision.lower()]
+        except KeyError:
+            raise ValueError(f"compute_precision must be fp16 or fp32, not {compute_precision!r}") from None
+    return compute_precision
+
+
+def _input_overrides(graph: LoadedGraph, inputs) -> tuple[dict, Optional[list]]:
+    """Static shapes by ONNX input name, and ct.TensorType inputs for ct.convert (RangeDim etc.)."""
+    if inputs is None:
+        return {}, None
+    if isinstance(inputs, Mapping):
+        unknown = set(inputs) - set(graph.inputs)
+        if unknown:
+            raise ValueError(f"inputs= names {sorted(unknown)} are not inputs of the model ({graph.inputs})")
+        return {k: tuple(v) for k, v in inputs.items()}, None
+    shapes, types_ = {}, []
+    for t in inputs:
+        if t.name not in graph.inputs:
+            raise ValueError(f"input '{t.name}' is not an input of the model ({graph.inputs})")
+        types_.append(t)
+        if t.shape is not None:
+            shapes[t.name] = tuple(t.shape.symbolic_shape)
+    return shapes, types_
+
+
+def _prune(graph: LoadedGraph, outputs: Sequence[str]) -> None:
+    """Keep only the nodes the requested outputs depend on."""
+    producers = {o: n for n in graph.nodes for o in n.outputs if o}
+    known = set(graph.inputs) | set(graph.constants) | set(producers)
+    missing = [o for o in outputs if o not in known]
+    if missing:
+        raise ValueError(f"outputs= {missing} are not tensors of the model")
+    needed, stack = set(), list(outputs)
+    while stack:
+        t = stack.pop()
+        n = producers.get(t)
+        if n is None or id(n) in needed:
+            continue
+        needed.add(id(n))
+        stack.extend(i for i in n.inputs if i)
+    graph.nodes = [n for n in graph.nodes if id(n) in needed]
+    graph.outputs = list(outputs)
+
+
+def build_coreml(
+    model: Union[str, Path, onnx.ModelProto],
+    *,
+    inputs=None,
+    outputs: Optional[Sequence] = None,
+    minimum_deployment_target=None,
+    compute_precision=None,
+    compute_units=ct.ComputeUnit.ALL,
+    config=None,
+    pass_pipeline: Optional[ct.PassPipeline] = None,
+    verbose: bool = False,
+) -> ct.models.MLModel:
+    """Convert an ONNX model (path or ModelProto) into a CoreML ML Program.
+
+    ``inputs``: ``{onnx_name: shape}`` or a list of ``ct.TensorType`` named by ONNX input names.
+    ``outputs``: ONNX tensor names to expose as outputs (default: the graph's outputs).
+    ``compute_precision``: fp16 by default, like coremltools. ``config``: dict or YAML path.
+    ``pass_pipeline``: a base ct.PassPipeline; the passes that undo onnx2mil's lowerings are
+    always removed from it (see ``onnx2mil.backend.pipeline``).
+    """
+    cfg = Config.load(config)
+    target = minimum_deployment_target or DEFAULT_TARGET
+    graph = load_graph(model)
+    if not graph.inputs:
+        raise InvalidModelError("model has no non-constant inputs; CoreML needs at least one input")
+    if outputs is not None:
+        _prune(graph, [getattr(o, "name", o) for o in outputs])
+    shapes, tensor_types = _input_overrides(graph, inputs)
+
+    ctx = BuildContext(graph, cfg, target)
+    refusals = collect_refusals(ctx)
+    if refusals:
+        raise UnsupportedOperatorError(refusals)
+    prog = emit_program(ctx, shapes)
+
+    if tensor_types:
+        tensor_types = [ct.TensorType(name=ctx.mil_name(t.name), shape=t.shape, dtype=t.dtype)
+                        for t in tensor_types]
+    pipeline = pipeline_mod.pass_pipeline(cfg, pass_pipeline)
+    mlmodel = pipeline_mod.convert(
+        prog, target=target, compute_precision=precision_of(compute_precision),
+        compute_units=compute_units, pipeline=pipeline, inputs=tensor_types, verbose=verbose)
+
+    final = pipeline_mod.resolve_names(pipeline_mod.final_program(mlmodel), ctx.name_map)
+    name_map = {
+        "inputs": {n: ctx.mil_name(n) for n in graph.inputs},
+        "outputs": {n: final[n] for n in graph.outputs},
+        "tensors": {o: final.get(o) for node in graph.nodes for o in node.outputs if o},
+        "folded": [o for node in graph.folded for o in node.outputs if o],
+        "precision": "fp32" if precision_of(compute_precision) == ct.precision.FLOAT32 else "fp16",
+    }
+    pipeline_mod.write_metadata(mlmodel, name_map=name_map, pipeline=pipeline, config=cfg,
+                                version=__version__)
+    return mlmodel

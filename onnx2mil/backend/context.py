@@ -1,0 +1,119 @@
+"""The build context builders work through: ONNX tensor name -> MIL Var, constants, shapes,
+opset, config, target. It also records which MIL var holds each ONNX tensor (the name map)."""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+import numpy as np
+from coremltools.converters.mil import Builder as mb
+from coremltools.converters.mil.mil import Var
+
+from .config import Config
+from .loader import LoadedGraph, TensorInfo
+from .registry import OnnxNode
+
+_INVALID = re.compile(r"[^A-Za-z0-9_]")
+
+
+def mil_dtype_of(array: np.ndarray) -> np.ndarray:
+    """MIL has no 64-bit tensors: int64 -> int32, float64 -> float32 (as coremltools' frontends do)."""
+    if array.dtype == np.int64 or array.dtype == np.uint64:
+        return array.astype(np.int32)
+    if array.dtype == np.float64:
+        return array.astype(np.float32)
+    return array
+
+
+class NameAllocator:
+    """ONNX names made into unique, valid MIL identifiers, deterministically."""
+
+    def __init__(self):
+        self._used: set[str] = set()
+        self._by_onnx: dict[str, str] = {}
+
+    def for_tensor(self, onnx_name: str) -> str:
+        if onnx_name not in self._by_onnx:
+            self._by_onnx[onnx_name] = self.fresh(onnx_name)
+        return self._by_onnx[onnx_name]
+
+    def fresh(self, hint: str) -> str:
+        base = _INVALID.sub("_", hint) or "t"
+        if base[0].isdigit():
+            base = "t_" + base
+        name, k = base, 1
+        while name in self._used:
+            name, k = f"{base}_{k}", k + 1
+        self._used.add(name)
+        return name
+
+
+class BuildContext:
+    """What a builder may touch. In the check phase only ONNX-side facts exist; in the emission
+    phase ``var`` returns MIL Vars and ``set_output`` binds a node's outputs."""
+
+    def __init__(self, graph: LoadedGraph, config: Config, target):
+        self.graph = graph
+        self.config = config
+        self.target = target  # ct.target.iOS15 ...
+        self.names = NameAllocator()
+        self._vars: dict[str, Var] = {}
+        self.name_map: dict[str, str] = {}   # ONNX tensor -> MIL var name (before passes)
+        self.node: Optional[OnnxNode] = None
+        self.symbols: dict = {}              # ONNX dim_param -> MIL symbol
+
+    # ---- ONNX-side facts (available in check and emission) -------------------------------
+    @property
+    def opset(self) -> int:
+        return self.graph.opset
+
+    def info(self, name: str) -> TensorInfo:
+        return self.graph.info.get(name, TensorInfo(None, None))
+
+    def shape(self, name: str) -> Optional[tuple]:
+        return self.info(name).shape
+
+    def rank(self, name: str) -> Optional[int]:
+        return self.info(name).rank
+
+    def dtype(self, name: str) -> Optional[np.dtype]:
+        return self.info(name).dtype
+
+    def const(self, name: str) -> Optional[np.ndarray]:
+        """The constant value of an ONNX tensor (initializer or folded), or None."""
+        return self.graph.constants.get(name) if name else None
+
+    def is_const(self, name: str) -> bool:
+        return bool(name) and name in self.graph.constants
+
+    # ---- emission ---------------------------------------------------------------------------
+    def mil_name(self, onnx_name: str) -> str:
+        """The MIL name for the op that produces ONNX tensor ``onnx_name``."""
+        return self.names.for_tensor(onnx_name)
+
+    def scratch(self, hint: str) -> str:
+        """A fresh MIL name for an op internal to a builder's expansion (derived from ``hint``)."""
+        return self.names.fresh(hint)
+
+    def var(self, onnx_name: str) -> Var:
+        if onnx_name in self._vars:
+            return self._vars[onnx_name]
+        if onnx_name in self.graph.constants:
+            v = mb.const(val=mil_dtype_of(self.graph.constants[onnx_name]), name=self.mil_name(onnx_name))
+            self._vars[onnx_name] = v
+            return v
+        raise KeyError(f"ONNX tensor '{onnx_name}' has no MIL var yet")
+
+    def input(self, node: OnnxNode, i: int) -> Optional[Var]:
+        return self.var(node.inputs[i]) if node.has_input(i) else None
+
+    def bind(self, onnx_name: str, var: Var) -> None:
+        """Bind an ONNX tensor to the MIL var that holds it."""
+        self._vars[onnx_name] = var
+        self.name_map[onnx_name] = var.name
+
+    def set_output(self, node: OnnxNode, *vars_: Var) -> None:
+        outs = [o for o in node.outputs]
+        for name, v in zip(outs, vars_):
+            if name:
+                self.bind(name, v)

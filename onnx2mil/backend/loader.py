@@ -1,0 +1,221 @@
+"""Load and check an ONNX model, infer static shapes, fold constant subgraphs.
+
+Folding uses onnx's own reference evaluator, so a shape chain (Shape -> Gather -> Concat ->
+Reshape) whose shapes are static becomes constants before any MIL is emitted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from ..errors import InvalidModelError
+from .registry import OnnxNode, canonical_domain
+
+# Ops whose value differs per run (or per call) are never folded.
+_NEVER_FOLD = {
+    "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
+    "Bernoulli", "If", "Loop", "Scan",
+}
+# Folding that would create a constant larger than this many elements is left to the runtime.
+_MAX_FOLDED_ELEMENTS = 1 << 24
+
+
+@dataclass
+class TensorInfo:
+    shape: Optional[tuple]  # ints, or str/None for symbolic/unknown dims; None if rank unknown
+    dtype: Optional[np.dtype]
+
+    @property
+    def rank(self) -> Optional[int]:
+        return None if self.shape is None else len(self.shape)
+
+    @property
+    def is_static(self) -> bool:
+        return self.shape is not None and all(isinstance(d, int) for d in self.shape)
+
+
+@dataclass
+class LoadedGraph:
+    model: onnx.ModelProto
+    opsets: dict[str, int]
+    nodes: list[OnnxNode]                     # topologically sorted, folded nodes excluded
+    constants: dict[str, np.ndarray]          # initializers, Constant outputs, folded tensors
+    info: dict[str, TensorInfo]
+    inputs: list[str]                         # graph inputs that are not initializers
+    outputs: list[str]
+    folded: list[OnnxNode] = field(default_factory=list)
+
+    @property
+    def opset(self) -> int:
+        return self.opsets.get("", 1)
+
+
+def read_model(model: Union[str, Path, onnx.ModelProto]) -> onnx.ModelProto:
+    if isinstance(model, onnx.ModelProto):
+        return model
+    path = Path(model)
+    if not path.is_file():
+        raise InvalidModelError(f"{path}: no such ONNX file")
+    try:
+        return onnx.load(str(path), load_external_data=True)
+    except Exception as e:  # protobuf decode errors have no common type
+        raise InvalidModelError(f"{path}: not a readable ONNX model ({e})") from e
+
+
+def _tensor_info(vi: onnx.ValueInfoProto) -> TensorInfo:
+    t = vi.type
+    if not t.HasField("tensor_type"):
+        return TensorInfo(None, None)
+    tt = t.tensor_type
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type) if tt.elem_type else None
+    if not tt.HasField("shape"):
+        return TensorInfo(None, dtype)
+    dims = []
+    for d in tt.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return TensorInfo(tuple(dims), dtype)
+
+
+def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=True, data_prop=True)
+    except Exception as e:  # onnx raises InferenceError, ValidationError or RuntimeError
+        raise InvalidModelError(f"ONNX shape inference failed: {e}") from e
+
+
+def _topological(graph: onnx.GraphProto, known: set[str]) -> list[onnx.NodeProto]:
+    """Kahn's order, stable w.r.t. the file order (ONNX requires sorted graphs, exporters slip)."""
+    producers = {o: i for i, n in enumerate(graph.node) for o in n.output if o}
+    pending = list(graph.node)
+    order, available = [], set(known)
+    while pending:
+        rest = []
+        for n in pending:
+            needs = [i for i in n.input if i and i in producers]
+            if all(i in available for i in needs):
+                order.append(n)
+                available.update(o for o in n.output if o)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            missing = sorted({i for n in rest for i in n.input if i and i not in available})
+            raise InvalidModelError(f"graph has a cycle or dangling inputs: {missing[:5]}")
+        pending = rest
+    return order
+
+
+def _fold(node: OnnxNode, proto: onnx.NodeProto, constants: dict, opsets: dict) -> Optional[list]:
+    if node.domain or node.op_type in _NEVER_FOLD:
+        return None
+    if any(i and i not in constants for i in proto.input):
+        return None
+    inputs = [onnx.helper.make_tensor_value_info(f"in{k}", onnx.TensorProto.UNDEFINED, None)
+              for k, i in enumerate(proto.input) if i]
+    renamed = onnx.NodeProto()
+    renamed.CopyFrom(proto)
+    k = 0
+    for j, name in enumerate(proto.input):
+        if name:
+            renamed.input[j] = f"in{k}"
+            k += 1
+    outs = [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in proto.output if o]
+    g = onnx.helper.make_graph([renamed], "fold", inputs, outs)
+    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", opsets.get("", 1))])
+    feeds = {f"in{k}": constants[i] for k, i in enumerate(i for i in proto.input if i)}
+    try:
+        values = ReferenceEvaluator(m).run(None, feeds)
+    except Exception:  # noqa: BLE001 - a node the evaluator cannot run is simply built, not folded
+        return None
+    if any(np.asarray(v).size > _MAX_FOLDED_ELEMENTS for v in values):
+        return None
+    return [np.asarray(v) for v in values]
+
+
+def load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool = True) -> LoadedGraph:
+    proto = read_model(model)
+    if not proto.HasField("graph"):
+        raise InvalidModelError("model has no graph")
+    if check:
+        try:
+            onnx.checker.check_model(proto, full_check=False)
+        except onnx.checker.ValidationError as e:
+            raise InvalidModelError(f"onnx.checker rejected the model: {e}") from e
+    opsets = {canonical_domain(o.domain): o.version for o in proto.opset_import}
+    graph = proto.graph
+    constants: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in constants]
+
+    inferred = _infer(proto)
+    info = {vi.name: _tensor_info(vi) for vi in
+            list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output)}
+
+    order = _topological(graph, set(inputs) | set(constants))
+    nodes, folded = [], []
+    for index, p in enumerate(order):
+        node = OnnxNode(p, opsets.get(canonical_domain(p.domain), 1), index)
+        values = None
+        if node.op_type == "Constant" and not node.domain:
+            values = _fold(node, p, constants, opsets)
+        elif node.op_type in ("Shape", "Size") and not node.domain and info.get(p.input[0], TensorInfo(None, None)).is_static:
+            values = _fold_shape(node, info[p.input[0]].shape)
+        else:
+            values = _fold(node, p, constants, opsets)
+        if values is None:
+            nodes.append(node)
+            continue
+        folded.append(node)
+        for name, v in zip([o for o in p.output if o], values):
+            constants[name] = v
+    for name, v in constants.items():
+        info[name] = TensorInfo(tuple(int(d) for d in v.shape), v.dtype)
+    if folded:
+        info = _reinfer(proto, constants, info)
+    return LoadedGraph(proto, opsets, nodes, constants, info, inputs, [o.name for o in graph.output], folded)
+
+
+def _fold_shape(node: OnnxNode, shape: tuple) -> list:
+    if node.op_type == "Size":
+        return [np.array(int(np.prod(shape)), dtype=np.int64)]
+    rank = len(shape)
+    start = node.attr("start", 0)
+    end = node.attr("end", rank)
+    start = max(0, min(rank, start + rank if start < 0 else start))
+    end = max(0, min(rank, end + rank if end < 0 else end))
+    return [np.array(shape[start:end], dtype=np.int64)]
+
+
+def _reinfer(proto: onnx.ModelProto, constants: dict, info: dict) -> dict:
+    """Shape inference again with folded tensors as initializers: Reshape targets become static."""
+    m = onnx.ModelProto()
+    m.CopyFrom(proto)
+    del m.graph.initializer[:]
+    folded_outputs = set(constants)
+    kept = [n for n in m.graph.node if not any(o in folded_outputs for o in n.output if o)]
+    del m.graph.node[:]
+    m.graph.node.extend(kept)
+    small = {k: v for k, v in constants.items() if v.size <= 4096}
+    # Large constants only need their shape: pass them as typed inputs instead of copying weights.
+    m.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in small.items())
+    existing = {i.name for i in m.graph.input}
+    for k, v in constants.items():
+        if k not in small and k not in existing:
+            m.graph.input.append(onnx.helper.make_tensor_value_info(
+                k, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape))
+    inferred = _infer(m)
+    out = dict(info)
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        ti = _tensor_info(vi)
+        if vi.name not in constants and (ti.shape is not None or vi.name not in out):
+            out[vi.name] = ti
+    return out

@@ -1,0 +1,167 @@
+"""The one module that owns coremltools' pass pipeline, ``ct.convert``, saving and loading back.
+
+coremltools' default pipeline rewrites what our builders chose on purpose, so we remove:
+- ``common::add_conv_transpose_output_shape``: adds ``output_shape`` to conv_transpose, which CoreML
+  CPU and ANE then disagree on (coremltools#2281);
+- ``common::compose_conv1d``: folds an expand_dims -> conv -> squeeze lowering back to rank-3.
+The pipeline used is recorded in the model's metadata.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from unittest import mock
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional, Union
+
+import coremltools as ct
+from coremltools.converters.mil.frontend.milproto import load as milproto_load
+from coremltools.converters.mil.mil import Program
+from coremltools.converters.mil.mil.passes import pass_pipeline as _pass_pipeline_module
+
+HAZARDOUS_PASSES = ("common::add_conv_transpose_output_shape", "common::compose_conv1d")
+
+META_NAME_MAP = "onnx2mil.name_map"
+META_PIPELINE = "onnx2mil.pass_pipeline"
+META_CONFIG = "onnx2mil.config"
+META_VERSION = "onnx2mil.version"
+
+
+def removed_passes(config) -> tuple[str, ...]:
+    """Passes that would undo a lowering the config asks for."""
+    removed = HAZARDOUS_PASSES
+    uses_split_bias = config.lowering("conv_transpose_1d") == "split_bias" or any(
+        v.get("conv_transpose_1d") == "split_bias" for v in config.data["node_lowering"].values())
+    if uses_split_bias:  # fuse_conv_bias would fold the separate add back into the conv_transpose
+        removed += ("common::fuse_conv_bias",)
+    return removed
+
+
+def pass_pipeline(config, base: Optional[ct.PassPipeline] = None) -> ct.PassPipeline:
+    """``base`` (coremltools' DEFAULT if None) without the passes that undo our lowerings."""
+    pipeline = ct.PassPipeline(pass_names=list((base or ct.PassPipeline.DEFAULT).passes),
+                               pipeline_name=getattr(base, "_pipeline_name", "default") if base else "default")
+    if base is not None:
+        pipeline.set_options_by_another_pipeline(base)
+    pipeline.remove_passes([p for p in removed_passes(config) if p in pipeline.passes])
+    return pipeline
+
+
+@contextlib.contextmanager
+def quiet(verbose: bool = False):
+    """Silence coremltools' pass progress bars and info logs unless ``verbose``."""
+    if verbose:
+        yield
+        return
+    log = logging.getLogger("coremltools")
+    old_level = log.level
+    log.setLevel(logging.ERROR)
+    # tqdm reads TQDM_DISABLE at import time, so the progress bar is replaced where it is used.
+    with mock.patch.object(_pass_pipeline_module, "tqdm", lambda iterable, **_: iterable):
+        try:
+            yield
+        finally:
+            log.setLevel(old_level)
+
+
+def convert(prog: Program, *, target, compute_precision, compute_units, pipeline: ct.PassPipeline,
+            inputs=None, verbose: bool = False) -> ct.models.MLModel:
+    with quiet(verbose):
+        return ct.convert(
+            prog,
+            convert_to="mlprogram",
+            minimum_deployment_target=target,
+            compute_precision=compute_precision,
+            compute_units=compute_units,
+            pass_pipeline=pipeline,
+            inputs=inputs,
+        )
+
+
+def final_program(mlmodel: ct.models.MLModel) -> Program:
+    """The program as it is stored: after every pass, i.e. what CoreML receives."""
+    prog = getattr(mlmodel, "_mil_program", None)
+    return prog if prog is not None else load_saved_program(mlmodel)
+
+
+def resolve_names(prog: Program, pre_pass: dict[str, str]) -> dict[str, Optional[str]]:
+    """Map each ONNX tensor to the var that holds it after the passes; None if fused away.
+
+    The fp16 pass renames a var ``x`` it casts to ``x_cast_fp16`` (and ``x_to_fp16``/``x_to_fp32``
+    for the casts it inserts); every other pass keeps the name of the var it leaves.
+    """
+    present = set()
+    for op in _all_ops(prog.functions["main"]):
+        present.update(v.name for v in op.outputs)
+    present.update(prog.functions["main"].inputs)
+    out: dict[str, Optional[str]] = {}
+    for onnx_name, mil_name in pre_pass.items():
+        found = None
+        for candidate in (mil_name, f"{mil_name}_cast_fp16", f"{mil_name}_to_fp32", f"{mil_name}_to_fp16"):
+            if candidate in present:
+                found = candidate
+                break
+        out[onnx_name] = found
+    return out
+
+
+def _all_ops(block):
+    for op in block.operations:
+        yield op
+        for b in op.blocks:
+            yield from _all_ops(b)
+
+
+def write_metadata(mlmodel: ct.models.MLModel, *, name_map: dict, pipeline: ct.PassPipeline,
+                   config, version: str) -> None:
+    meta = mlmodel.user_defined_metadata
+    meta[META_NAME_MAP] = json.dumps(name_map, separators=(",", ":"))
+    meta[META_PIPELINE] = json.dumps({"passes": list(pipeline.passes), "removed": list(removed_passes(config))})
+    meta[META_CONFIG] = json.dumps(config.data, separators=(",", ":"))
+    meta[META_VERSION] = version
+
+
+def read_name_map(mlmodel: ct.models.MLModel) -> dict:
+    """{"inputs": {onnx: mil}, "outputs": {onnx: mil}, "tensors": {onnx: mil or None}}."""
+    raw = mlmodel.user_defined_metadata[META_NAME_MAP] if META_NAME_MAP in mlmodel.user_defined_metadata else None
+    if raw is None:
+        raise ValueError("this model was not built by onnx2mil (no name map in its metadata)")
+    return json.loads(raw)
+
+
+def read_pipeline(mlmodel: ct.models.MLModel) -> dict:
+    return json.loads(mlmodel.user_defined_metadata[META_PIPELINE])
+
+
+def open_model(model: Union[str, Path, ct.models.MLModel]) -> ct.models.MLModel:
+    if isinstance(model, ct.models.MLModel):
+        return model
+    return ct.models.MLModel(str(model), skip_model_load=True)
+
+
+def load_saved_program(model: Union[str, Path, ct.models.MLModel]) -> Program:
+    """Read the ML Program back from a .mlpackage (or an MLModel's spec and weights)."""
+    mlmodel = open_model(model)
+    spec = mlmodel.get_spec()
+    return milproto_load.load(spec, specification_version=spec.specificationVersion,
+                              file_weights_dir=mlmodel.weights_dir)
+
+
+def save(mlmodel: ct.models.MLModel, path: Union[str, Path]) -> Path:
+    """Save to a temporary folder beside ``path`` and rename: a failure leaves nothing behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        staged = tmp / path.name
+        mlmodel.save(str(staged))
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        os.replace(staged, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path

@@ -1,0 +1,132 @@
+"""The op-builder registry: ``@op_builder("Conv")`` registers a builder; importing
+``onnx2mil.op_builders`` fills the registry. Users register custom-domain ops the same way."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+import onnx
+
+BuildFn = Callable[["OnnxNode", "BuildContext"], None]  # noqa: F821
+CheckFn = Callable[["OnnxNode", "BuildContext"], Optional[str]]  # noqa: F821
+
+_ONNX_DOMAINS = ("", "ai.onnx")
+
+
+def canonical_domain(domain: str) -> str:
+    return "" if domain in _ONNX_DOMAINS else domain
+
+
+@dataclass
+class OpBuilder:
+    """One registered builder: which op (and opset range) it takes, how it checks, how it emits."""
+
+    op_types: tuple[str, ...]
+    domain: str
+    build_fn: BuildFn
+    min_opset: int = 1
+    max_opset: Optional[int] = None
+    check_fn: Optional[CheckFn] = None
+    module: str = field(default="")
+
+    def check(self, fn: CheckFn) -> CheckFn:
+        """Decorator: attach the support check (returns a reason string to refuse, None to accept)."""
+        self.check_fn = fn
+        return fn
+
+    def __call__(self, node, ctx) -> None:
+        self.build_fn(node, ctx)
+
+    def refusal(self, node, ctx) -> Optional[str]:
+        if node.opset < self.min_opset or (self.max_opset is not None and node.opset > self.max_opset):
+            top = self.max_opset if self.max_opset is not None else "latest"
+            return f"opset {node.opset} is outside the supported range {self.min_opset}..{top}"
+        return self.check_fn(node, ctx) if self.check_fn else None
+
+
+_REGISTRY: dict[tuple[str, str], OpBuilder] = {}
+
+
+def op_builder(
+    *op_types: str,
+    domain: str = "",
+    min_opset: int = 1,
+    max_opset: Optional[int] = None,
+    replace: bool = False,
+) -> Callable[[BuildFn], OpBuilder]:
+    """Register ``fn(node, ctx)`` as the builder of ``op_types`` in ``domain``.
+
+    The returned :class:`OpBuilder` has a ``.check`` decorator for the support check.
+    Registering an op that already has a builder raises unless ``replace=True``.
+    """
+    if not op_types:
+        raise ValueError("op_builder needs at least one op type")
+    dom = canonical_domain(domain)
+
+    def register(fn: BuildFn) -> OpBuilder:
+        builder = OpBuilder(op_types, dom, fn, min_opset, max_opset, module=getattr(fn, "__module__", ""))
+        for op in op_types:
+            if (dom, op) in _REGISTRY and not replace:
+                raise ValueError(
+                    f"op '{op}' (domain '{dom or 'ai.onnx'}') already has a builder in "
+                    f"{_REGISTRY[(dom, op)].module}; pass replace=True to override it"
+                )
+            _REGISTRY[(dom, op)] = builder
+        return builder
+
+    return register
+
+
+def find_builder(op_type: str, domain: str = "") -> Optional[OpBuilder]:
+    return _REGISTRY.get((canonical_domain(domain), op_type))
+
+
+def unregister(op_type: str, domain: str = "") -> None:
+    _REGISTRY.pop((canonical_domain(domain), op_type), None)
+
+
+def registered_ops() -> list[tuple[str, str, OpBuilder]]:
+    """(domain, op_type, builder) for every registered op, sorted."""
+    return sorted(((d, op, b) for (d, op), b in _REGISTRY.items()), key=lambda t: (t[0], t[1]))
+
+
+def _schema_defaults(op_type: str, opset: int, domain: str) -> dict:
+    try:
+        schema = onnx.defs.get_schema(op_type, opset, domain)
+    except onnx.defs.SchemaError:
+        return {}
+    out = {}
+    for name, attr in schema.attributes.items():
+        if attr.default_value is not None and attr.default_value.type != 0:
+            out[name] = onnx.helper.get_attribute_value(attr.default_value)
+    return out
+
+
+class OnnxNode:
+    """An ONNX node as builders see it: names, opset, and attributes with schema defaults filled in."""
+
+    def __init__(self, proto: onnx.NodeProto, opset: int, index: int):
+        self.proto = proto
+        self.op_type = proto.op_type
+        self.domain = canonical_domain(proto.domain)
+        self.opset = opset
+        self.name = proto.name or f"{proto.op_type}_{index}"
+        self.inputs: list[str] = list(proto.input)
+        self.outputs: list[str] = list(proto.output)
+        attrs = _schema_defaults(self.op_type, opset, proto.domain or "")
+        attrs.update({a.name: onnx.helper.get_attribute_value(a) for a in proto.attribute})
+        self.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+
+    def attr(self, name: str, default=None):
+        return self.attrs.get(name, default)
+
+    def has_input(self, i: int) -> bool:
+        return i < len(self.inputs) and self.inputs[i] != ""
+
+    def __repr__(self) -> str:
+        return f"OnnxNode({self.name!r}, {self.op_type}, opset {self.opset})"
+
+
+def iter_input_names(nodes: Iterable[OnnxNode]) -> Iterable[str]:
+    for n in nodes:
+        yield from (i for i in n.inputs if i)
