@@ -1,0 +1,25 @@
+"""Kernel registry of the MIL interpreter: ``@kernel("conv")`` registers a numpy implementation.
+
+A kernel is called as ``fn(op, **inputs)``: ``op`` is the pymil Operation (for its name, output
+vars and, for control flow, its blocks) and each MIL input of the op arrives by its MIL name as a
+numpy array, a Python scalar/str/bool for scalars, or a list of those for tuple inputs; optional
+inputs the op does not set arrive as their MIL default or are absent. It returns one array or a
+tuple of arrays, one per output var. The executor casts each result to its var's dtype (fp16
+vars hold float16 arrays), so kernels may compute in float32.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+KERNELS: dict[str, Callable] = {}
+
+
+def kernel(*op_types: str):
+    def register(fn: Callable) -> Callable:
+        for op_type in op_types:
+            if op_type in KERNELS:
+                raise ValueError(f"MIL op '{op_type}' already has a kernel ({KERNELS[op_type].__module__})")
+            KERNELS[op_type] = fn
+        return fn
+
+    return register
