@@ -16,6 +16,7 @@ from .graph import collect_refusals, emit_program
 from .loader import LoadedGraph, load_graph
 
 DEFAULT_TARGET = ct.target.iOS15
+DEFAULT_DIM_UPPER = 16384
 
 _PRECISIONS = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32,
                "float16": ct.precision.FLOAT16, "float32": ct.precision.FLOAT32}
@@ -50,6 +51,20 @@ def _input_overrides(graph: LoadedGraph, inputs) -> tuple[dict, Optional[list]]:
         if t.shape is not None:
             shapes[t.name] = tuple(t.shape.symbolic_shape)
     return shapes, types_
+
+
+def _default_flexible_inputs(ctx: BuildContext, shapes: Mapping) -> list:
+    """Symbolic ONNX dims the user gave no bounds for: 1..DEFAULT_DIM_UPPER, default 1.
+    (ML Programs need a finite bound; coremltools' own default would cap them at 2.)"""
+    flexible = []
+    for name in ctx.graph.inputs:
+        shape = shapes.get(name, ctx.shape(name))
+        if all(isinstance(d, int) and d >= 0 for d in shape):
+            continue
+        dims = [d if isinstance(d, int) and d >= 0 else ct.RangeDim(lower_bound=1, upper_bound=DEFAULT_DIM_UPPER, default=1)
+                for d in shape]
+        flexible.append(ct.TensorType(name=ctx.mil_name(name), shape=ct.Shape(dims)))
+    return flexible
 
 
 def _prune(graph: LoadedGraph, outputs: Sequence[str]) -> None:
@@ -109,6 +124,8 @@ def build_coreml(
     if tensor_types:
         tensor_types = [ct.TensorType(name=ctx.mil_name(t.name), shape=t.shape, dtype=t.dtype)
                         for t in tensor_types]
+    else:
+        tensor_types = _default_flexible_inputs(ctx, shapes) or None
     pipeline = pipeline_mod.pass_pipeline(cfg, pass_pipeline)
     mlmodel = pipeline_mod.convert(
         prog, target=target, compute_precision=precision_of(compute_precision),
