@@ -1,0 +1,63 @@
+"""Elementwise binary MIL ops (iOS15 elementwise_binary.py) with numpy broadcasting.
+
+Arithmetic keeps the promoted input dtype (fp16 computed in float32); comparisons and logical ops
+return bool. ``floor_div``/``mod`` follow Python's floor semantics, as MIL's value inference does.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .registry import kernel
+
+
+def _wide(x):
+    x = np.asarray(x)
+    return x.astype(np.float32) if x.dtype == np.float16 else x
+
+
+def _real_div(x, y):
+    if np.issubdtype(x.dtype, np.integer) and np.issubdtype(y.dtype, np.integer):
+        return np.trunc(np.true_divide(x, y))
+    return np.true_divide(x, y)
+
+
+def _pow(x, y):
+    if np.issubdtype(x.dtype, np.integer) and np.issubdtype(y.dtype, np.integer):
+        return np.power(x.astype(np.float64), y).astype(np.int64)  # ints to negative powers
+    return np.power(x, y)
+
+
+_BINARY = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "real_div": _real_div,
+    "floor_div": np.floor_divide,
+    "mod": np.mod,
+    "pow": _pow,
+    "maximum": np.maximum,
+    "minimum": np.minimum,
+    "equal": np.equal,
+    "not_equal": np.not_equal,
+    "greater": np.greater,
+    "greater_equal": np.greater_equal,
+    "less": np.less,
+    "less_equal": np.less_equal,
+    "logical_and": np.logical_and,
+    "logical_or": np.logical_or,
+    "logical_xor": np.logical_xor,
+}
+
+
+def _register_binary(op_type, fn):
+    @kernel(op_type)
+    def run(op, x, y):
+        with np.errstate(all="ignore"):
+            return np.asarray(fn(_wide(x), _wide(y)))
+
+    run.__name__ = op_type
+    return run
+
+
+for _op_type, _fn in _BINARY.items():
+    _register_binary(_op_type, _fn)
