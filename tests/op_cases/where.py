@@ -1,0 +1,14 @@
+"""Where with three-way broadcasting over float, int and bool values."""
+import numpy as np
+
+from harness import OpCase, rand
+from op_cases.binary import bools, ints
+
+CASES = [
+    OpCase("where_float_broadcast", "Where", {"C": bools(2, 1, 4), "X": rand(3, 4), "Y": rand(2, 3, 1, seed=1)}),
+    OpCase("where_int_opset9", "Where", {"C": bools(3, 4), "X": ints(3, 4), "Y": ints(4, seed=1)}, opset=9),
+    OpCase("where_int32_opset16", "Where", {"C": bools(5), "X": ints(5, dtype=np.int32),
+                                           "Y": ints(1, seed=2, dtype=np.int32)}, opset=16),
+    OpCase("where_scalar_const", "Where", {"C": bools(2, 3), "X": rand(2, 3)},
+           weights={"Y": np.array(0.0, dtype=np.float32)}),
+]
