@@ -1,0 +1,311 @@
+"""The executor: runs a pymil Program (as saved, after coremltools' passes) with numpy kernels.
+
+A program is compiled once into a plan per block (cached on the Program): const and constexpr_*
+ops are evaluated at plan time, each other op becomes a step holding its kernel, its constant
+arguments and the names of the vars it reads. Running a plan is a walk over the steps with one
+flat environment ``{var name: value}`` (MIL var names are unique within a function). Each result
+is cast to its var's dtype — fp16 vars hold float16 arrays, so fp16 rounding and overflow appear
+as they would in fp16 storage — and its shape is checked against the var's static dims.
+
+Values in the environment are in kernel form: numpy arrays for tensors, Python scalars (or str)
+for scalar vars. Control-flow kernels run their nested blocks through :func:`run_block`.
+"""
+from __future__ import annotations
+
+import contextvars
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+from coremltools.converters.mil.mil import Block, Program, Var, types
+from coremltools.converters.mil.mil.types.symbolic import is_symbolic
+
+from ...errors import Onnx2MilError, UnsupportedMILOpError
+from .kernels.registry import KERNELS
+
+
+class InterpreterError(Onnx2MilError):
+    """The interpreter cannot run the program on these inputs (bad inputs or a kernel contract break)."""
+
+
+@dataclass(frozen=True)
+class _VarSpec:
+    """How to store a var's value: numpy dtype, scalar or tensor, and its static dims."""
+
+    name: str
+    np_dtype: Any            # numpy dtype, or None for values stored as they come (str, lists)
+    scalar: bool
+    rank: Optional[int]
+    static_dims: tuple       # ((axis, size), ...) for the dims that are not symbolic
+
+    @classmethod
+    def of(cls, var: Var) -> "_VarSpec":
+        sym_type = var.sym_type
+        if types.is_tensor(sym_type):
+            shape = var.shape
+            dims = tuple((i, int(d)) for i, d in enumerate(shape) if not is_symbolic(d) and int(d) >= 0)
+            return cls(var.name, _np_dtype(var.dtype), False, len(shape), dims)
+        if types.is_scalar(sym_type) and not types.is_str(sym_type):
+            return cls(var.name, _np_dtype(sym_type), True, 0, ())
+        return cls(var.name, None, False, None, ())
+
+
+def _np_dtype(builtin) -> np.dtype:
+    return np.dtype(types.nptype_from_builtin(builtin))
+
+
+def to_kernel_form(value, spec: _VarSpec, op_desc: str):
+    """Cast a kernel result to its var's dtype; scalars become Python scalars. Checks the shape."""
+    if spec.np_dtype is None:
+        return value
+    if isinstance(value, np.ndarray) and value.dtype == spec.np_dtype:
+        arr = value
+    else:
+        arr = np.asarray(value).astype(spec.np_dtype, copy=False)
+    if spec.scalar:
+        if arr.size != 1:
+            raise InterpreterError(f"{op_desc}: output '{spec.name}' is a scalar but the kernel returned shape {arr.shape}")
+        return arr.reshape(()).item()
+    if arr.ndim != spec.rank or any(arr.shape[i] != d for i, d in spec.static_dims):
+        expected = ["?"] * (spec.rank or 0)
+        for i, d in spec.static_dims:
+            expected[i] = d
+        raise InterpreterError(f"{op_desc}: output '{spec.name}' has shape {arr.shape}, "
+                               f"the program declares ({', '.join(map(str, expected))})")
+    return arr
+
+
+def to_array(value, spec: Optional[_VarSpec] = None) -> np.ndarray:
+    """Kernel form -> numpy array (scalars as 0-d arrays of the var's dtype)."""
+    if isinstance(value, np.ndarray):
+        return value
+    if spec is not None and spec.np_dtype is not None:
+        return np.asarray(value, dtype=spec.np_dtype)
+    return np.asarray(value)
+
+
+def _kernel_arg(value):
+    """A const or default value in kernel form: arrays for tensors, Python scalars for scalars."""
+    if isinstance(value, (list, tuple)):
+        return np.asarray(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biufU":
+        return value.item()
+    return value
+
+
+@dataclass
+class _Step:
+    op: Any
+    kernel: Callable
+    static: dict              # argument name -> value known at plan time (consts, defaults)
+    dynamic: list             # (argument name, var name)
+    tuples: list              # (argument name, [(var name or None, value if const)])
+    outputs: list             # [_VarSpec]
+    desc: str
+
+
+@dataclass
+class _BlockPlan:
+    steps: list
+    inputs: list              # [_VarSpec] of the block's inputs
+    outputs: list             # var names of the block's outputs
+
+
+@dataclass
+class _ProgramPlan:
+    consts: dict = field(default_factory=dict)      # var name -> value in kernel form
+    blocks: dict = field(default_factory=dict)      # id(block) -> _BlockPlan
+    specs: dict = field(default_factory=dict)       # var name -> _VarSpec
+
+
+_PLANS: "weakref.WeakKeyDictionary[Program, dict]" = weakref.WeakKeyDictionary()
+_ACTIVE: contextvars.ContextVar = contextvars.ContextVar("onnx2mil_interpreter_active")
+
+
+def _is_folded(op) -> bool:
+    return op.op_type == "const" or op.op_type.startswith("constexpr_")
+
+
+def _walk(block: Block):
+    for op in block.operations:
+        yield op
+        for b in op.blocks:
+            yield from _walk(b)
+
+
+def check_supported(block: Block) -> None:
+    """Raise UnsupportedMILOpError for the first op (depth first) that has no kernel."""
+    missing = [op for op in _walk(block) if op.op_type not in KERNELS]
+    if missing:
+        others = sorted({op.op_type for op in missing[1:]} - {missing[0].op_type})
+        reason = f"no kernel registered; other op types without a kernel: {', '.join(others)}" if others else \
+            "no kernel registered"
+        raise UnsupportedMILOpError(missing[0].op_type, missing[0].name, reason)
+
+
+def _defaults(op) -> dict:
+    return {k: v for k, v in op.default_inputs().items() if not k.startswith("_")}
+
+
+class _Planner:
+    def __init__(self, plan: _ProgramPlan):
+        self.plan = plan
+
+    def block(self, block: Block) -> _BlockPlan:
+        steps = []
+        for op in block.operations:
+            for b in op.blocks:
+                self.block(b)
+            if _is_folded(op):
+                self._fold(op)
+            else:
+                steps.append(self._step(op))
+        block_inputs = list(block.inputs.values()) if isinstance(block.inputs, dict) else list(block.inputs)
+        for var in block_inputs:
+            self.plan.specs[var.name] = _VarSpec.of(var)
+        bp = _BlockPlan(steps, [_VarSpec.of(v) for v in block_inputs], [v.name for v in block.outputs])
+        self.plan.blocks[id(block)] = bp
+        return bp
+
+    def _resolve(self, op):
+        static, dynamic, tuples = {}, [], []
+        for name, value in _defaults(op).items():
+            static[name] = _kernel_arg(value)
+        for name, var in op.inputs.items():
+            if isinstance(var, (list, tuple)):
+                tuples.append((name, [(None, self.plan.consts[v.name]) if v.name in self.plan.consts
+                                      else (v.name, None) for v in var]))
+                static.pop(name, None)
+            elif var.name in self.plan.consts:
+                static[name] = self.plan.consts[var.name]
+            else:
+                dynamic.append((name, var.name))
+                static.pop(name, None)
+        return static, dynamic, tuples
+
+    def _step(self, op) -> _Step:
+        static, dynamic, tuples = self._resolve(op)
+        outputs = [_VarSpec.of(v) for v in op.outputs]
+        for spec in outputs:
+            self.plan.specs[spec.name] = spec
+        return _Step(op, KERNELS[op.op_type], static, dynamic, tuples, outputs,
+                     f"op '{op.name}' ({op.op_type})")
+
+    def _fold(self, op) -> None:
+        step = self._step(op)
+        if step.dynamic or any(n is not None for _, items in step.tuples for n, _ in items):
+            raise InterpreterError(f"{step.desc}: a constant op reads a non-constant input")
+        for spec, value in zip(step.outputs, _call(step, {})):
+            self.plan.consts[spec.name] = value
+
+
+def _call(step: _Step, env: dict) -> list:
+    args = dict(step.static)
+    for name, var_name in step.dynamic:
+        args[name] = env[var_name]
+    for name, items in step.tuples:
+        args[name] = [env[n] if n is not None else v for n, v in items]
+    result = step.kernel(step.op, **args)
+    if not isinstance(result, tuple):
+        result = (result,)
+    if len(result) != len(step.outputs):
+        raise InterpreterError(f"{step.desc}: kernel returned {len(result)} values for {len(step.outputs)} outputs")
+    return [to_kernel_form(r, spec, step.desc) for r, spec in zip(result, step.outputs)]
+
+
+def _plan_for(prog: Program, function: str) -> tuple[_ProgramPlan, Any]:
+    if function not in prog.functions:
+        raise InterpreterError(f"program has no function '{function}' (has {sorted(prog.functions)})")
+    func = prog.functions[function]
+    per_prog = _PLANS.setdefault(prog, {})
+    if function not in per_prog:
+        check_supported(func)
+        plan = _ProgramPlan()
+        _Planner(plan).block(func)
+        per_prog[function] = plan
+    return per_prog[function], func
+
+
+def _execute(bp: _BlockPlan, env: dict) -> None:
+    for step in bp.steps:
+        values = _call(step, env)
+        for spec, value in zip(step.outputs, values):
+            env[spec.name] = value
+
+
+def run_block(block: Block, inputs: Sequence = ()) -> list:
+    """Run a nested block of the running program: bind its inputs, return its outputs in kernel form.
+
+    For control-flow kernels (cond, while_loop); the block sees every var of the enclosing scopes.
+    """
+    active = _ACTIVE.get(None)
+    if active is None:
+        raise InterpreterError("run_block is only available while a program runs")
+    plan, env = active
+    bp = plan.blocks[id(block)]
+    if len(inputs) != len(bp.inputs):
+        raise InterpreterError(f"block '{block.name}' takes {len(bp.inputs)} inputs, got {len(inputs)}")
+    for spec, value in zip(bp.inputs, inputs):
+        env[spec.name] = to_kernel_form(value, spec, f"block '{block.name}' input")
+    _execute(bp, env)
+    return [env[name] for name in bp.outputs]
+
+
+def _check_inputs(func, inputs: dict) -> dict:
+    placeholders = func.inputs
+    missing = [n for n in placeholders if n not in inputs]
+    extra = [n for n in inputs if n not in placeholders]
+    if missing or extra:
+        raise InterpreterError(f"inputs mismatch: missing {missing}, unexpected {extra}; "
+                               f"the program takes {list(placeholders)}")
+    symbols: dict = {}
+    out = {}
+    for name, var in placeholders.items():
+        spec = _VarSpec.of(var)
+        value = np.asarray(inputs[name])
+        if spec.np_dtype is not None and value.dtype != spec.np_dtype:
+            if value.dtype.kind in "iu" and spec.np_dtype.kind in "iu":
+                info = np.iinfo(spec.np_dtype)
+                if value.size and (value.min() < info.min or value.max() > info.max):
+                    raise InterpreterError(f"input '{name}': values outside the {spec.np_dtype} range "
+                                           f"[{info.min}, {info.max}] of the program's placeholder")
+            value = value.astype(spec.np_dtype)
+        shape = var.shape if types.is_tensor(var.sym_type) else ()
+        if value.ndim != len(shape):
+            raise InterpreterError(f"input '{name}' has shape {value.shape}, the program takes rank {len(shape)} "
+                                   f"{tuple(str(d) for d in shape)}")
+        for axis, dim in enumerate(shape):
+            if is_symbolic(dim):
+                bound = symbols.setdefault(dim, value.shape[axis])
+                if bound != value.shape[axis]:
+                    raise InterpreterError(f"input '{name}' axis {axis}: symbolic dim {dim} is {bound} in another "
+                                           f"input but {value.shape[axis]} here")
+            elif int(dim) != value.shape[axis]:
+                raise InterpreterError(f"input '{name}' has shape {value.shape}, the program takes "
+                                       f"{tuple(str(d) for d in shape)}")
+        out[name] = value if not spec.scalar else value.item()
+    return out
+
+
+def run_program(prog: Program, inputs: dict, *, capture: bool = False, function: str = "main") -> dict:
+    """Execute ``prog``'s ``function`` on ``inputs`` (keyed by MIL input names).
+
+    Returns the function's outputs ``{MIL var name: array}``; with ``capture=True`` every var of
+    the program instead: function inputs (after dtype conversion), consts and every op output,
+    nested blocks included (for a loop body: its last iteration). Raises UnsupportedMILOpError
+    before executing anything if an op has no kernel; InterpreterError on bad inputs.
+    """
+    plan, func = _plan_for(prog, function)
+    env = dict(plan.consts)
+    env.update(_check_inputs(func, inputs))
+    token = _ACTIVE.set((plan, env))
+    try:
+        _execute(plan.blocks[id(func)], env)
+    finally:
+        _ACTIVE.reset(token)
+    if capture:
+        return {name: to_array(value, plan.specs.get(name)) for name, value in env.items()}
+    return {v.name: to_array(env[v.name], plan.specs.get(v.name)) for v in func.outputs}

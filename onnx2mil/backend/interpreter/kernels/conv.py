@@ -1,0 +1,169 @@
+"""conv and conv_transpose, 1-D to 3-D, every pad type, groups, dilations, output_shape.
+
+conv: a strided window view of the padded input, then one matmul per group (im2col); depthwise
+convs (one input channel per group) accumulate over kernel taps instead. conv_transpose: one matmul
+to every (output channel, tap) pair, then a scatter-add per kernel tap into the full output, then
+the crop the pads ask for. Loops run over kernel taps only, never over elements. fp16 inputs are
+computed in fp32 (the executor rounds the result back to fp16).
+"""
+from __future__ import annotations
+
+import math
+from itertools import product
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .registry import kernel
+
+
+def compute_dtype(x: np.ndarray) -> np.dtype:
+    """fp32 for fp16 (numpy has no fast fp16 matmul), else the input's float dtype."""
+    return np.dtype(np.float32) if x.dtype in (np.float16, np.int32, np.int8, np.uint8) else x.dtype
+
+
+def int_list(value, n: int, default: int) -> list[int]:
+    if value is None:
+        return [default] * n
+    return [int(v) for v in np.asarray(value).reshape(-1)]
+
+
+def same_pads(in_sizes, kernel, strides, lower: bool) -> list[int]:
+    """[begin, end] per spatial dim so that out = ceil(in / stride); the odd element goes to the
+    end (``same``) or to the beginning (``same_lower``)."""
+    pads = []
+    for size, k, s in zip(in_sizes, kernel, strides):
+        total = max(0, s * math.ceil(size / s) - size + k - s)
+        small, big = total // 2, total - total // 2
+        pads += [big, small] if lower else [small, big]
+    return pads
+
+
+def conv_pads(pad_type: str, pad, in_sizes, eff_kernel, strides) -> list[int]:
+    n = len(in_sizes)
+    if pad_type == "valid":
+        return [0] * (2 * n)
+    if pad_type == "custom":
+        return int_list(pad, 2 * n, 0)
+    if pad_type in ("same", "same_lower"):
+        return same_pads(in_sizes, eff_kernel, strides, pad_type == "same_lower")
+    raise ValueError(f"unknown pad_type '{pad_type}'")
+
+
+def pad_spatial(x: np.ndarray, pads: list[int], value=0.0) -> np.ndarray:
+    """Pad the spatial dims (after N, C) by MIL [begin, end] pairs (non-negative)."""
+    if not any(pads):
+        return x
+    widths = [(0, 0)] * (x.ndim - len(pads) // 2) + [(pads[2 * i], pads[2 * i + 1]) for i in range(len(pads) // 2)]
+    return np.pad(x, widths, mode="constant", constant_values=value)
+
+
+def windows(xp: np.ndarray, kernel, strides, dilations) -> tuple[np.ndarray, list[int]]:
+    """Read-only view (N, C, *kernel, *out) of the padded input's sliding windows."""
+    n = len(kernel)
+    spatial = xp.shape[-n:]
+    out = [(size - (k - 1) * d - 1) // s + 1 for size, k, s, d in zip(spatial, kernel, strides, dilations)]
+    if any(o <= 0 for o in out):
+        raise ValueError(f"kernel {list(kernel)} (dilations {list(dilations)}) larger than the padded input {list(spatial)}")
+    lead = xp.shape[:-n]
+    step = xp.strides[-n:]
+    view = as_strided(xp, lead + tuple(kernel) + tuple(out),
+                      xp.strides[:-n] + tuple(st * d for st, d in zip(step, dilations))
+                      + tuple(st * s for st, s in zip(step, strides)), writeable=False)
+    return view, out
+
+
+def _bias_shape(bias, n_spatial: int):
+    return np.asarray(bias).reshape((-1,) + (1,) * n_spatial)
+
+
+@kernel("conv")
+def conv(op, x, weight, bias=None, strides=None, pad_type="valid", pad=None, dilations=None, groups=1):
+    dtype = compute_dtype(x)
+    x = x.astype(dtype, copy=False)
+    weight = np.asarray(weight).astype(dtype, copy=False)
+    n = x.ndim - 2
+    kernel_shape = list(weight.shape[2:])
+    strides = int_list(strides, n, 1)
+    dilations = int_list(dilations, n, 1)
+    eff = [(k - 1) * d + 1 for k, d in zip(kernel_shape, dilations)]
+    pads = conv_pads(pad_type, pad, x.shape[2:], eff, strides)
+    view, out = windows(pad_spatial(x, pads), kernel_shape, strides, dilations)
+    batch, c_in = x.shape[:2]
+    c_out = weight.shape[0]
+    groups = int(groups)
+    cig, cog = c_in // groups, c_out // groups
+    positions = int(np.prod(out))
+    if cig == 1 and groups > 1:  # depthwise: one multiply-add per kernel tap
+        w = weight.reshape(groups, cog, *kernel_shape)
+        y = np.zeros((batch, groups, cog, *out), dtype=dtype)
+        for tap in product(*(range(k) for k in kernel_shape)):
+            taps = view[(slice(None), slice(None)) + tap]                    # (N, C, *out)
+            y += w[(slice(None), slice(None)) + tap].reshape((1, groups, cog) + (1,) * n) * taps[:, :, None]
+        y = y.reshape(batch, c_out, *out)
+    else:
+        cols = view.reshape(batch, groups, cig * int(np.prod(kernel_shape)), positions)
+        y = np.matmul(weight.reshape(groups, cog, -1), cols).reshape(batch, c_out, *out)
+    if bias is not None:
+        y += _bias_shape(bias, n).astype(dtype)
+    return y
+
+
+def crop(y: np.ndarray, begins: list[int], sizes: list[int]) -> np.ndarray:
+    """y[..., b:b+size] per spatial dim; positions outside y (b < 0 or past the end) are zeros."""
+    n = len(begins)
+    spatial = y.shape[-n:]
+    before = [max(0, -b) for b in begins]
+    after = [max(0, b + s - full) for b, s, full in zip(begins, sizes, spatial)]
+    if any(before) or any(after):
+        y = pad_spatial(y, [p for pair in zip(before, after) for p in pair])
+        begins = [b + p for b, p in zip(begins, before)]
+    return y[(Ellipsis,) + tuple(slice(b, b + s) for b, s in zip(begins, sizes))]
+
+
+@kernel("conv_transpose")
+def conv_transpose(op, x, weight, bias=None, pad=None, output_shape=None, pad_type="valid", strides=None,
+                   dilations=None, groups=1):
+    dtype = compute_dtype(x)
+    x = x.astype(dtype, copy=False)
+    weight = np.asarray(weight).astype(dtype, copy=False)
+    n = x.ndim - 2
+    batch, c_in = x.shape[:2]
+    in_sizes = list(x.shape[2:])
+    kernel_shape = list(weight.shape[2:])
+    strides = int_list(strides, n, 1)
+    dilations = int_list(dilations, n, 1)
+    groups = int(groups)
+    cig, cog = c_in // groups, weight.shape[1]
+    c_out = cog * groups
+    taps = int(np.prod(kernel_shape))
+    # every input position's contribution to each (output channel, tap): (N, G, cog*taps, positions)
+    w = weight.reshape(groups, cig, cog * taps).transpose(0, 2, 1)
+    contrib = np.matmul(w, x.reshape(batch, groups, cig, -1)).reshape(batch, c_out, *kernel_shape, *in_sizes)
+    full = [(d - 1) * s + (k - 1) * dl + 1 for d, s, k, dl in zip(in_sizes, strides, kernel_shape, dilations)]
+    y = np.zeros((batch, c_out, *full), dtype=dtype)
+    for tap in product(*(range(k) for k in kernel_shape)):
+        target = tuple(slice(t * dl, t * dl + s * (d - 1) + 1, s)
+                       for t, dl, s, d in zip(tap, dilations, strides, in_sizes))
+        y[(slice(None), slice(None)) + target] += contrib[(slice(None), slice(None)) + tap]
+    if pad_type == "custom":
+        pads = int_list(pad, 2 * n, 0)
+    elif pad_type == "valid":
+        pads = [0] * (2 * n)
+    elif pad_type in ("same", "same_lower"):
+        pads = []
+        for f, d, s in zip(full, in_sizes, strides):
+            total = f - d * s
+            small, big = total // 2, total - total // 2
+            pads += [big, small] if pad_type == "same_lower" else [small, big]
+    else:
+        raise ValueError(f"unknown pad_type '{pad_type}'")
+    begins = pads[0::2]
+    if output_shape is not None:
+        sizes = int_list(output_shape, n + 2, 0)[2:]
+    else:
+        sizes = [f - b - e for f, b, e in zip(full, pads[0::2], pads[1::2])]
+    y = crop(y, begins, sizes)
+    if bias is not None:
+        y = y + _bias_shape(bias, n).astype(dtype)
+    return y
