@@ -1,0 +1,29 @@
+"""ONNX Concat -> MIL ``concat`` (constant operands cast to MIL dtypes, int64 -> int32)."""
+from __future__ import annotations
+
+from coremltools.converters.mil import Builder as mb
+
+from ..backend.registry import op_builder
+
+
+@op_builder("Concat", min_opset=4)
+def concat(node, ctx):
+    values = [ctx.var(name) for name in node.inputs if name]
+    axis = node.attr("axis")
+    name = ctx.mil_name(node.outputs[0])
+    y = mb.identity(x=values[0], name=name) if len(values) == 1 else mb.concat(values=values, axis=axis, name=name)
+    ctx.set_output(node, y)
+
+
+@concat.check
+def _(node, ctx):
+    ranks = {ctx.rank(n) for n in node.inputs if n}
+    if None in ranks:
+        return "an input rank is unknown"
+    if len(ranks) != 1:
+        return f"inputs have different ranks {sorted(ranks)}"
+    rank = ranks.pop()
+    axis = node.attr("axis")
+    if axis is None or not -rank <= axis < rank:
+        return f"axis {axis} is out of range for rank {rank}"
+    return None

@@ -1,0 +1,132 @@
+"""ONNX Reshape (0 = copy the input dim, -1, allowzero) and Flatten -> MIL ``reshape``.
+
+MIL's ``0`` only copies a dim when the target has the input's rank, so ONNX zeros are resolved
+here: from static dims, or at runtime from ``shape(x)`` with a ``select``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from coremltools.converters.mil import Builder as mb
+
+from ..backend.registry import op_builder
+
+
+def is_static(shape) -> bool:
+    return shape is not None and all(isinstance(d, (int, np.integer)) for d in shape)
+
+
+def scratch_names(ctx, out: str):
+    """``tmp("what")`` -> a fresh MIL name for an intermediate op of the node producing ``out``."""
+    return lambda what: ctx.scratch(f"{out}_{what}")
+
+
+def runtime_dim_product(x, begin: int, end: int, tmp, what: str):
+    """prod(shape(x)[begin:end]) as a 1-element int32 tensor."""
+    dims = mb.slice_by_index(x=mb.shape(x=x, name=tmp(f"{what}_shape")), begin=[begin], end=[end],
+                             name=tmp(f"{what}_dims"))
+    return mb.reduce_prod(x=dims, axes=[0], keep_dims=True, name=tmp(what))
+
+
+def _const_target(x, shape: np.ndarray, allowzero: bool, tmp):
+    """ONNX target shape -> MIL shape (list of ints, or a runtime int32 vector)."""
+    target = [int(v) for v in shape]
+    if allowzero:
+        return target
+    unresolved = []
+    for i, v in enumerate(target):
+        if v == 0:
+            d = x.shape[i]
+            if isinstance(d, (int, np.integer)):
+                target[i] = int(d)
+            else:
+                unresolved.append(i)
+    if not unresolved:
+        return target
+    if len(target) == x.rank:
+        return target  # MIL 0 = copy the input dim when the ranks agree
+    parts = []
+    for i, v in enumerate(target):
+        if i in unresolved:
+            parts.append(mb.slice_by_index(x=mb.shape(x=x, name=tmp(f"shape{i}")), begin=[i], end=[i + 1],
+                                           name=tmp(f"dim{i}")))
+        else:
+            parts.append(np.array([v], dtype=np.int32))
+    return mb.concat(values=parts, axis=0, name=tmp("target"))
+
+
+def _runtime_target(x, shape, tmp):
+    """Runtime ONNX shape: zeros replaced by the input dim at the same index (allowzero=0)."""
+    k = shape.shape[0]
+    xs = mb.shape(x=x, name=tmp("in_shape"))
+    if k <= x.rank:
+        dims = mb.slice_by_index(x=xs, begin=[0], end=[k], name=tmp("in_dims"))
+    else:  # ONNX forbids a 0 past the input rank; the filler is never selected
+        dims = mb.concat(values=[xs, np.ones(k - x.rank, dtype=np.int32)], axis=0, name=tmp("in_dims"))
+    is_zero = mb.equal(x=shape, y=np.int32(0), name=tmp("is_zero"))
+    return mb.select(cond=is_zero, a=dims, b=shape, name=tmp("target"))
+
+
+@op_builder("Reshape", min_opset=5)
+def reshape(node, ctx):
+    x = ctx.input(node, 0)
+    out = node.outputs[0]
+    allowzero = bool(node.attr("allowzero", 0))
+    shape = ctx.const(node.inputs[1])
+    if shape is not None:
+        target = _const_target(x, shape, allowzero, scratch_names(ctx, out))
+    else:
+        target = ctx.input(node, 1)
+        if not allowzero:
+            target = _runtime_target(x, target, scratch_names(ctx, out))
+    ctx.set_output(node, mb.reshape(x=x, shape=target, name=ctx.mil_name(out)))
+
+
+@reshape.check
+def _(node, ctx):
+    shape = ctx.const(node.inputs[1])
+    allowzero = bool(node.attr("allowzero", 0))
+    if shape is not None:
+        if allowzero and 0 in shape.tolist():
+            return "allowzero=1 with a 0 in the target shape makes a zero-size tensor (CoreML has none)"
+        return None
+    s = ctx.shape(node.inputs[1])
+    if s is None or not is_static(s):
+        return "a runtime target shape needs a known length (the output rank)"
+    if allowzero:
+        return "allowzero=1 with a runtime target shape: a 0 would make a zero-size tensor (CoreML has none)"
+    if ctx.rank(node.inputs[0]) is None:
+        return "input rank is unknown"
+    return None
+
+
+@op_builder("Flatten")
+def flatten(node, ctx):
+    x = ctx.input(node, 0)
+    out = node.outputs[0]
+    rank = x.rank
+    axis = node.attr("axis", 1)
+    axis = axis + rank if axis < 0 else axis
+    head, tail = x.shape[:axis], x.shape[axis:]
+    if is_static(head) and is_static(tail):
+        target = [int(np.prod(head, dtype=np.int64)), int(np.prod(tail, dtype=np.int64))]
+    elif is_static(head):
+        target = [int(np.prod(head, dtype=np.int64)), -1]
+    elif is_static(tail):
+        target = [-1, int(np.prod(tail, dtype=np.int64))]
+    else:
+        tmp = scratch_names(ctx, out)
+        target = mb.concat(values=[runtime_dim_product(x, 0, axis, tmp, "head"),
+                                   runtime_dim_product(x, axis, rank, tmp, "tail")],
+                           axis=0, name=tmp("target"))
+    ctx.set_output(node, mb.reshape(x=x, shape=target, name=ctx.mil_name(out)))
+
+
+@flatten.check
+def _(node, ctx):
+    rank = ctx.rank(node.inputs[0])
+    if rank is None:
+        return "input rank is unknown"
+    axis = node.attr("axis", 1)
+    if not -rank <= axis <= rank:
+        return f"axis {axis} is outside [-{rank}, {rank}]"
+    return None

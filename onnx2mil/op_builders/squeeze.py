@@ -1,0 +1,90 @@
+"""ONNX Squeeze / Unsqueeze (``axes`` attribute before opset 13, constant input from 13)
+-> MIL ``squeeze`` / ``expand_dims``."""
+from __future__ import annotations
+
+from typing import Optional
+
+from coremltools.converters.mil import Builder as mb
+
+from ..backend.registry import op_builder
+
+
+def axes_of(node, ctx) -> Optional[list[int]]:
+    """The ``axes`` attribute (opset < 13) or constant input 1 (opset >= 13); None if absent."""
+    if node.opset < 13:
+        axes = node.attr("axes")
+        return None if axes is None else [int(a) for a in axes]
+    if not node.has_input(1):
+        return None
+    value = ctx.const(node.inputs[1])
+    return None if value is None else [int(a) for a in value.reshape(-1)]
+
+
+def _axes_refusal(node, ctx) -> Optional[str]:
+    if node.opset >= 13 and node.has_input(1) and not ctx.is_const(node.inputs[1]):
+        return "axes must be a constant (initializer): MIL takes constant axes"
+    return None
+
+
+@op_builder("Squeeze")
+def squeeze(node, ctx):
+    x = ctx.input(node, 0)
+    axes = axes_of(node, ctx)
+    if axes is None:
+        axes = [i for i, d in enumerate(x.shape) if d == 1]
+    axes = sorted(a + x.rank if a < 0 else a for a in axes)
+    out = ctx.mil_name(node.outputs[0])
+    if not axes:
+        y = mb.identity(x=x, name=out)
+    else:
+        y = mb.squeeze(x=x, axes=axes, name=out)
+    ctx.set_output(node, y)
+
+
+@squeeze.check
+def _(node, ctx):
+    reason = _axes_refusal(node, ctx)
+    if reason:
+        return reason
+    shape = ctx.shape(node.inputs[0])
+    if shape is None:
+        return "input rank is unknown"
+    axes = axes_of(node, ctx)
+    if axes is None:
+        if any(not isinstance(d, int) for d in shape):
+            return "no axes given and the input has symbolic dims: which dims are 1 is unknown"
+        return None
+    for a in axes:
+        if not -len(shape) <= a < len(shape):
+            return f"axis {a} is out of range for rank {len(shape)}"
+        d = shape[a]
+        if isinstance(d, int) and d != 1:
+            return f"axis {a} has size {d}, not 1"
+    return None
+
+
+@op_builder("Unsqueeze")
+def unsqueeze(node, ctx):
+    x = ctx.input(node, 0)
+    axes = axes_of(node, ctx)
+    out_rank = x.rank + len(axes)
+    axes = sorted(a + out_rank if a < 0 else a for a in axes)
+    ctx.set_output(node, mb.expand_dims(x=x, axes=axes, name=ctx.mil_name(node.outputs[0])))
+
+
+@unsqueeze.check
+def _(node, ctx):
+    reason = _axes_refusal(node, ctx)
+    if reason:
+        return reason
+    axes = axes_of(node, ctx)
+    if axes is None:
+        return "axes are required"
+    rank = ctx.rank(node.inputs[0])
+    if rank is None:
+        return "input rank is unknown"
+    out_rank = rank + len(axes)
+    norm = [a + out_rank if a < 0 else a for a in axes]
+    if any(not 0 <= a < out_rank for a in norm) or len(set(norm)) != len(norm):
+        return f"axes {axes} are out of range or repeated for output rank {out_rank}"
+    return None
