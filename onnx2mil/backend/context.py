@@ -2,6 +2,7 @@
 opset, config, target. It also records which MIL var holds each ONNX tensor (the name map)."""
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Optional
 
@@ -61,6 +62,7 @@ class BuildContext:
         self.name_map: dict[str, str] = {}   # ONNX tensor -> MIL var name (before passes)
         self.node: Optional[OnnxNode] = None
         self.symbols: dict = {}              # ONNX dim_param -> MIL symbol
+        self.node_counter = itertools.count(len(graph.nodes) + len(graph.folded))  # unnamed nested nodes
 
     # ---- ONNX-side facts (available in check and emission) -------------------------------
     @property

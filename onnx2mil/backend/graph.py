@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Mapping, Optional
 
 import numpy as np
+import onnx
+from onnx import numpy_helper
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import Function, Program, types
 from coremltools.converters.mil.mil.types.symbolic import is_symbolic
@@ -12,7 +14,8 @@ from coremltools.converters.mil.mil import get_new_symbol
 
 from ..errors import Refusal, UnsupportedOperatorError
 from .context import BuildContext
-from .registry import find_builder
+from .loader import constant_value
+from .registry import OnnxNode, canonical_domain, find_builder
 
 _NP_TO_MIL = {
     np.dtype(np.float32): types.fp32, np.dtype(np.float64): types.fp32, np.dtype(np.float16): types.fp16,
@@ -24,6 +27,55 @@ _NP_TO_MIL = {
 
 def mil_type(dtype) -> Optional[type]:
     return _NP_TO_MIL.get(np.dtype(dtype)) if dtype is not None else None
+
+
+def node_refusal(ctx: BuildContext, node) -> Optional[str]:
+    builder = find_builder(node.op_type, node.domain)
+    if builder is None:
+        where = f" in domain '{node.domain}'" if node.domain else ""
+        return f"no builder registered for {node.op_type}{where}"
+    outer, ctx.node = ctx.node, node
+    try:
+        return builder.refusal(node, ctx)
+    finally:
+        ctx.node = outer
+
+
+def subgraph_nodes(ctx: BuildContext, graph: onnx.GraphProto) -> list[OnnxNode]:
+    """A nested graph's nodes; its initializers and Constant nodes become build-time constants."""
+    for t in graph.initializer:
+        ctx.graph.constants[t.name] = numpy_helper.to_array(t)
+    nodes = []
+    for p in graph.node:
+        node = OnnxNode(p, ctx.graph.opsets.get(canonical_domain(p.domain), 1), next(ctx.node_counter))
+        if node.op_type == "Constant" and not node.domain:
+            ctx.graph.constants[p.output[0]] = constant_value(node)
+        else:
+            nodes.append(node)
+    return nodes
+
+
+def subgraph_refusals(ctx: BuildContext, graph: onnx.GraphProto) -> list[str]:
+    """Reasons, one per nested node that cannot be built, each naming the node."""
+    out = []
+    for node in subgraph_nodes(ctx, graph):
+        reason = node_refusal(ctx, node)
+        if reason:
+            out.append(f"{graph.name or 'subgraph'} node '{node.name}' ({node.op_type}): {reason}")
+    return out
+
+
+def emit_subgraph(ctx: BuildContext, graph: onnx.GraphProto, bindings: Mapping[str, object]) -> list:
+    """Emit a nested graph into the current MIL block; ``bindings`` give its formal inputs.
+    Outer-scope tensors resolve through ``ctx`` as usual. Returns the graph's output vars."""
+    for name, var in bindings.items():
+        ctx.bind(name, var)
+    outer = ctx.node
+    for node in subgraph_nodes(ctx, graph):
+        ctx.node = node
+        find_builder(node.op_type, node.domain)(node, ctx)
+    ctx.node = outer
+    return [ctx.var(o.name) for o in graph.output]
 
 
 def collect_refusals(ctx: BuildContext) -> list[Refusal]:
@@ -38,16 +90,9 @@ def collect_refusals(ctx: BuildContext) -> list[Refusal]:
             refusals.append(Refusal(f"<input {name}>", "graph input", "", g.opset,
                                     "input has unknown rank; give its shape via inputs="))
     for node in g.nodes:
-        builder = find_builder(node.op_type, node.domain)
-        if builder is None:
-            where = f" in domain '{node.domain}'" if node.domain else ""
-            reason = f"no builder registered for {node.op_type}{where}"
-        else:
-            ctx.node = node
-            reason = builder.refusal(node, ctx)
+        reason = node_refusal(ctx, node)
         if reason:
             refusals.append(Refusal(node.name, node.op_type, node.domain, node.opset, reason))
-    ctx.node = None
     return refusals
 
 

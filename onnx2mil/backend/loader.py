@@ -87,6 +87,23 @@ def _tensor_info(vi: onnx.ValueInfoProto) -> TensorInfo:
     return TensorInfo(tuple(dims), dtype)
 
 
+def subgraphs(graph: onnx.GraphProto):
+    """Graphs nested in node attributes (If branches, Loop/Scan bodies), recursively."""
+    for node in graph.node:
+        for attr in node.attribute:
+            nested = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+            for g in nested:
+                yield g
+                yield from subgraphs(g)
+
+
+def _value_infos(graph: onnx.GraphProto):
+    for g in (graph, *subgraphs(graph)):
+        yield from g.input
+        yield from g.value_info
+        yield from g.output
+
+
 def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=True, data_prop=True)
@@ -157,8 +174,7 @@ def load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool = True) 
     inputs = [i.name for i in graph.input if i.name not in constants]
 
     inferred = _infer(proto)
-    info = {vi.name: _tensor_info(vi) for vi in
-            list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output)}
+    info = {vi.name: _tensor_info(vi) for vi in _value_infos(inferred.graph)}
 
     order = _topological(graph, set(inputs) | set(constants))
     nodes, folded = [], []
@@ -166,7 +182,7 @@ def load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool = True) 
         node = OnnxNode(p, opsets.get(canonical_domain(p.domain), 1), index)
         values = None
         if node.op_type == "Constant" and not node.domain:
-            values = _fold(node, p, constants, opsets)
+            values = [constant_value(node)]
         elif node.op_type in ("Shape", "Size") and not node.domain and info.get(p.input[0], TensorInfo(None, None)).is_static:
             values = _fold_shape(node, info[p.input[0]].shape)
         else:
@@ -182,6 +198,17 @@ def load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool = True) 
     if folded:
         info = _reinfer(proto, constants, info)
     return LoadedGraph(proto, opsets, nodes, constants, info, inputs, [o.name for o in graph.output], folded)
+
+
+def constant_value(node: OnnxNode) -> np.ndarray:
+    """The value of an ONNX Constant node, whichever attribute carries it."""
+    for attr, dtype in (("value", None), ("value_float", np.float32), ("value_floats", np.float32),
+                        ("value_int", np.int64), ("value_ints", np.int64)):
+        if any(a.name == attr for a in node.proto.attribute):
+            value = node.attrs[attr]
+            return numpy_helper.to_array(value) if dtype is None else np.asarray(value, dtype=dtype)
+    raise InvalidModelError(f"Constant node '{node.name}' has no supported value attribute "
+                            f"({', '.join(a.name for a in node.proto.attribute)})")
 
 
 def _fold_shape(node: OnnxNode, shape: tuple) -> list:
@@ -214,7 +241,7 @@ def _reinfer(proto: onnx.ModelProto, constants: dict, info: dict) -> dict:
                 k, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape))
     inferred = _infer(m)
     out = dict(info)
-    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+    for vi in _value_infos(inferred.graph):
         ti = _tensor_info(vi)
         if vi.name not in constants and (ti.shape is not None or vi.name not in out):
             out[vi.name] = ti
