@@ -31,7 +31,7 @@ def _const_target(x, shape: np.ndarray, allowzero: bool, tmp):
     """ONNX target shape -> MIL shape (list of ints, or a runtime int32 vector)."""
     target = [int(v) for v in shape]
     if allowzero:
-        return target
+        return np.array(target, dtype=np.int32)
     unresolved = []
     for i, v in enumerate(target):
         if v == 0:
@@ -40,10 +40,8 @@ def _const_target(x, shape: np.ndarray, allowzero: bool, tmp):
                 target[i] = int(d)
             else:
                 unresolved.append(i)
-    if not unresolved:
-        return target
-    if len(target) == x.rank:
-        return target  # MIL 0 = copy the input dim when the ranks agree
+    if not unresolved or len(target) == x.rank:  # MIL 0 = copy the input dim when the ranks agree
+        return np.array(target, dtype=np.int32)
     parts = []
     for i, v in enumerate(target):
         if i in unresolved:

@@ -22,7 +22,8 @@ CASES = [
     reshape("zero_copies_dim", (2, 3, 4), [0, -1]),
     reshape("zero_rank_change", (2, 3, 4), [0, 3, 2, 2]),
     reshape("allowzero_no_zero", (2, 3, 4), [4, 6], opset=14, allowzero=1),
-    reshape("to_scalar_like", (1, 1), [1]),
+    reshape("to_1d", (1, 1), [1]),
+    reshape("to_scalar", (1, 1), []),
     reshape("from_1d", (24,), [2, 3, 4], opset=5),
 ] + [
     flatten(f"axis{a}".replace("-", "m"), (2, 3, 4, 5), a, opset=13 if a >= 0 else 11)
