@@ -1,0 +1,271 @@
+"""``ValidationReport``: per-layer comparison of CoreML (MIL) against onnxruntime, as JSON, as a
+self-contained HTML page (table plus an inline-SVG error plot) and as a rich table."""
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+# Statuses a layer can have. Only "fail" is a failure; the others say why nothing was compared.
+PASS, FAIL = "pass", "fail"
+FUSED = "fused"        # the passes fused the tensor away: no MIL var holds it
+FOLDED = "folded"      # folded to a constant at build time
+MISSING = "missing"    # expected in the run but absent (no ORT type, or var not captured)
+COMPARED = (PASS, FAIL)
+
+
+@dataclass
+class LayerResult:
+    """One ONNX tensor (a node output) compared between the reference and CoreML."""
+
+    index: int
+    node: str
+    op_type: str
+    tensor: str
+    shape: Optional[list]
+    status: str
+    mil_var: Optional[str] = None
+    dtype: Optional[str] = None
+    max_abs_err: Optional[float] = None
+    max_abs_ref: Optional[float] = None
+    rel_to_max: Optional[float] = None    # max abs error / max |reference| (MNN's check)
+    cosine: Optional[float] = None
+    snr_db: Optional[float] = None        # None when the error is exactly zero (infinite SNR)
+    reason: str = ""
+
+    @property
+    def metrics(self) -> dict:
+        return {"max_abs_err": self.max_abs_err, "max_abs_ref": self.max_abs_ref,
+                "rel_to_max": self.rel_to_max, "cosine": self.cosine, "snr_db": self.snr_db}
+
+    @property
+    def passed(self) -> bool:
+        return self.status != FAIL
+
+
+@dataclass
+class Divergence:
+    """The earliest failing node whose inputs all pass (looking through fused tensors)."""
+
+    node: str
+    op_type: str
+    tensor: str
+    layer: LayerResult
+    # Nodes whose outputs were fused away between this node and its compared inputs: the
+    # fault may lie in any of them, since their values could not be observed.
+    looked_through: list = field(default_factory=list)
+
+    @property
+    def metrics(self) -> dict:
+        return self.layer.metrics
+
+    def to_dict(self) -> dict:
+        return {"node": self.node, "op_type": self.op_type, "tensor": self.tensor,
+                "metrics": self.metrics, "looked_through": list(self.looked_through)}
+
+
+@dataclass
+class ValidationReport:
+    model: str
+    runtime: str
+    method: str                 # "capture" | "outputs" | "truncation"
+    precision: str              # "fp16" | "fp32"
+    tolerances: dict
+    layers: list
+    first_divergence: Optional[Divergence] = None
+    compute_units: Optional[str] = None
+    notes: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(layer.status == FAIL for layer in self.layers)
+
+    @property
+    def counts(self) -> dict:
+        out: dict = {}
+        for layer in self.layers:
+            out[layer.status] = out.get(layer.status, 0) + 1
+        return out
+
+    def layer(self, tensor: str) -> LayerResult:
+        for layer in self.layers:
+            if layer.tensor == tensor:
+                return layer
+        raise KeyError(f"no layer for tensor '{tensor}'")
+
+    # ---- JSON --------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok, "model": self.model, "runtime": self.runtime, "method": self.method,
+            "compute_units": self.compute_units, "precision": self.precision,
+            "tolerances": self.tolerances, "counts": self.counts, "notes": list(self.notes),
+            "first_divergence": self.first_divergence.to_dict() if self.first_divergence else None,
+            "layers": [asdict(layer) for layer in self.layers],
+        }
+
+    def to_json(self, path: Union[None, str, Path] = None, indent: int = 2) -> str:
+        text = json.dumps(_finite(self.to_dict()), indent=indent)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    # ---- terminal ------------------------------------------------------------------------------
+    def rich_table(self, only_compared: bool = False):
+        from rich.table import Table
+
+        title = (f"{self.model}: {self.runtime} ({self.precision}, method {self.method}) vs onnxruntime"
+                 f" — {'OK' if self.ok else 'DIVERGES'}")
+        table = Table(title=title, show_lines=False)
+        for col, justify in (("#", "right"), ("node", "left"), ("op", "left"), ("tensor", "left"),
+                             ("shape", "left"), ("max abs err", "right"), ("err / max|ref|", "right"),
+                             ("cosine", "right"), ("SNR dB", "right"), ("status", "left")):
+            table.add_column(col, justify=justify)
+        first = self.first_divergence.tensor if self.first_divergence else None
+        for layer in self.layers:
+            if only_compared and layer.status not in COMPARED:
+                continue
+            style = {PASS: "green", FAIL: "bold red"}.get(layer.status, "dim")
+            status = layer.status + (" ◀ first" if layer.tensor == first else "")
+            table.add_row(str(layer.index), layer.node, layer.op_type, layer.tensor, _shape(layer.shape),
+                          _num(layer.max_abs_err), _num(layer.rel_to_max), _num(layer.cosine, 6),
+                          _snr(layer), f"[{style}]{status}[/{style}]")
+        return table
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+        if self.ok:
+            return f"OK: every compared tensor within tolerance ({counts})"
+        d = self.first_divergence
+        where = f"node '{d.node}' ({d.op_type}), tensor '{d.tensor}'" if d else "unknown node"
+        return f"DIVERGES: first divergence at {where} ({counts})"
+
+    def print(self, console=None, only_compared: bool = False) -> None:
+        from rich.console import Console
+
+        console = console or Console()
+        console.print(self.rich_table(only_compared=only_compared))
+        console.print(self.summary())
+
+    # ---- HTML --------------------------------------------------------------------------------
+    def to_html(self, path: Union[str, Path]) -> Path:
+        """A self-contained page: summary, per-layer error plot (inline SVG), table. No assets."""
+        path = Path(path)
+        path.write_text(self.html())
+        return path
+
+    def html(self) -> str:
+        esc = html.escape
+        first = self.first_divergence.tensor if self.first_divergence else None
+        rows = []
+        for layer in self.layers:
+            cls = layer.status + (" first" if layer.tensor == first else "")
+            cells = [str(layer.index), layer.node, layer.op_type, layer.tensor, _shape(layer.shape),
+                     layer.mil_var or "", _num(layer.max_abs_err), _num(layer.rel_to_max),
+                     _num(layer.cosine, 6), _snr(layer), layer.status, layer.reason]
+            rows.append(f'<tr class="{esc(cls)}">' + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+        heads = ["#", "node", "op", "tensor", "shape", "MIL var", "max abs err", "err / max|ref|",
+                 "cosine", "SNR dB", "status", "reason"]
+        tol = ", ".join(f"{k} {v}" for k, v in self.tolerances.items())
+        notes = "".join(f"<li>{esc(n)}</li>" for n in self.notes)
+        return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>onnx2mil validation: {esc(self.model)}</title>
+<style>
+body {{ font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 1.5em; color: #222; }}
+h1 {{ font-size: 1.3em; }} .ok {{ color: #1a7f37; }} .bad {{ color: #c62828; }}
+table {{ border-collapse: collapse; font-size: 12px; }}
+th, td {{ border: 1px solid #ddd; padding: 2px 6px; text-align: left; white-space: nowrap; }}
+th {{ background: #f3f3f3; position: sticky; top: 0; }}
+tr.fail td {{ background: #fde0e0; }} tr.first td {{ background: #f8b4b4; font-weight: bold; }}
+tr.fused td, tr.folded td, tr.missing td {{ color: #888; }}
+svg {{ border: 1px solid #ddd; background: #fff; }}
+</style></head><body>
+<h1>onnx2mil validation: {esc(self.model)}</h1>
+<p class="{'ok' if self.ok else 'bad'}" id="summary">{esc(self.summary())}</p>
+<p>runtime <b>{esc(self.runtime)}</b>{esc(f' ({self.compute_units})' if self.compute_units else '')},
+precision <b>{esc(self.precision)}</b>, method <b>{esc(self.method)}</b>; tolerances: {esc(tol)}</p>
+<ul>{notes}</ul>
+{self.svg_plot()}
+<table id="layers"><thead><tr>{''.join(f'<th>{esc(h)}</th>' for h in heads)}</tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody></table>
+</body></html>
+"""
+
+    def svg_plot(self, width: int = 900, height: int = 260) -> str:
+        """Error / max|ref| per compared layer on a log scale, with the tolerance as a line."""
+        points = [(layer.index, layer.rel_to_max, layer.status, layer.tensor) for layer in self.layers
+                  if layer.status in COMPARED and layer.rel_to_max is not None]
+        margin_l, margin_b, margin_t, margin_r = 60, 30, 20, 20
+        plot_w, plot_h = width - margin_l - margin_r, height - margin_t - margin_b
+        floor = 1e-8
+        tol = self.tolerances.get("rel_to_max")
+        values = [max(p[1], floor) for p in points] + ([tol] if tol else [])
+        lo = math.floor(math.log10(min(values))) if values else -8
+        hi = math.ceil(math.log10(max(values))) if values else 0
+        hi = max(hi, lo + 1)
+        n = max((layer.index for layer in self.layers), default=0)
+
+        def x_of(i):
+            return margin_l + (plot_w * i / n if n else plot_w / 2)
+
+        def y_of(v):
+            return margin_t + plot_h * (hi - math.log10(max(v, floor))) / (hi - lo)
+
+        parts = [f'<svg id="error-plot" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+                 f'viewBox="0 0 {width} {height}" role="img" aria-label="error per layer">']
+        for e in range(lo, hi + 1):
+            y = y_of(10.0 ** e)
+            parts.append(f'<line x1="{margin_l}" y1="{y:.1f}" x2="{width - margin_r}" y2="{y:.1f}" '
+                         f'stroke="#eee"/><text x="{margin_l - 6}" y="{y + 4:.1f}" font-size="10" '
+                         f'text-anchor="end">1e{e}</text>')
+        if tol:
+            y = y_of(tol)
+            parts.append(f'<line x1="{margin_l}" y1="{y:.1f}" x2="{width - margin_r}" y2="{y:.1f}" '
+                         f'stroke="#c62828" stroke-dasharray="4 3"/><text x="{width - margin_r}" '
+                         f'y="{y - 4:.1f}" font-size="10" text-anchor="end" fill="#c62828">tolerance</text>')
+        if points:
+            path = " ".join(f"{'M' if k == 0 else 'L'}{x_of(i):.1f},{y_of(v):.1f}"
+                            for k, (i, v, _, _) in enumerate(points))
+            parts.append(f'<path d="{path}" fill="none" stroke="#1565c0" stroke-width="1"/>')
+        for i, v, status, tensor in points:
+            color = "#c62828" if status == FAIL else "#1565c0"
+            parts.append(f'<circle cx="{x_of(i):.1f}" cy="{y_of(v):.1f}" r="2.5" fill="{color}">'
+                         f'<title>{html.escape(tensor)}: {v:.3g}</title></circle>')
+        parts.append(f'<text x="{margin_l + plot_w / 2}" y="{height - 6}" font-size="11" text-anchor="middle">'
+                     f'layer (topological order)</text>')
+        parts.append(f'<text x="12" y="{margin_t + plot_h / 2}" font-size="11" text-anchor="middle" '
+                     f'transform="rotate(-90 12 {margin_t + plot_h / 2})">max abs err / max |ref|</text>')
+        parts.append("</svg>")
+        return "\n".join(parts)
+
+
+def _finite(obj):
+    """JSON has no Infinity/NaN: infinite or NaN floats become null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _num(v: Optional[float], digits: int = 3) -> str:
+    if v is None:
+        return ""
+    return f"{v:.{digits}g}" if abs(v) < 1e4 else f"{v:.3e}"
+
+
+def _snr(layer: LayerResult) -> str:
+    if layer.status not in COMPARED:
+        return ""
+    return "exact" if layer.snr_db is None else f"{layer.snr_db:.1f}"
+
+
+def _shape(shape) -> str:
+    return "" if shape is None else "×".join(str(d) for d in shape) or "scalar"
