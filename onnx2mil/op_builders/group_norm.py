@@ -1,0 +1,68 @@
+"""ONNX GroupNormalization -> reshape (N, G, -1) -> MIL ``layer_norm`` over the last axis -> reshape
+back, then scale and bias. Opset 18 takes per-group scale/bias (shape G, applied on the grouped
+view); opset 21 per-channel (shape C, applied after reshaping back) and stash_type.
+"""
+from __future__ import annotations
+
+import numpy as np
+from coremltools.converters.mil import Builder as mb
+
+from ..backend.registry import op_builder
+from .batch_norm import const_like, input_refusal, operand_like
+from .layer_norm import stash_in_fp32
+
+
+def grouped_shape(ctx, x, groups: int, out: str):
+    """(N, G, -1) for reshape: a constant when N or the group size is static, else from mb.shape."""
+    n, c, spatial = x.shape[0], x.shape[1], x.shape[2:]
+    if isinstance(n, int):
+        return np.array([n, groups, -1], dtype=np.int32)
+    if isinstance(c, int) and all(isinstance(d, int) for d in spatial):
+        return np.array([-1, groups, c // groups * int(np.prod(spatial, dtype=np.int64))], dtype=np.int32)
+    batch = mb.slice_by_size(x=mb.shape(x=x, name=ctx.scratch(f"{out}_shape")), begin=[0], size=[1],
+                             name=ctx.scratch(f"{out}_batch"))
+    return mb.concat(values=[batch, np.array([groups, -1], dtype=np.int32)], axis=0,
+                     name=ctx.scratch(f"{out}_grouped_shape"))
+
+
+def original_shape(ctx, x, out: str):
+    if all(isinstance(d, int) for d in x.shape):
+        return np.array(x.shape, dtype=np.int32)
+    return mb.shape(x=x, name=ctx.scratch(f"{out}_input_shape"))
+
+
+@op_builder("GroupNormalization", min_opset=18)
+def group_norm(node, ctx):
+    x = ctx.input(node, 0)
+    out = node.outputs[0]
+    groups = int(node.attr("num_groups"))
+    eps = float(node.attr("epsilon"))
+    x, stashed = stash_in_fp32(ctx, node, x, out) if node.opset >= 21 else (x, False)
+    grouped = mb.reshape(x=x, shape=grouped_shape(ctx, x, groups, out), name=ctx.scratch(f"{out}_grouped"))
+    y = mb.layer_norm(x=grouped, axes=[2], epsilon=const_like(eps, x), name=ctx.scratch(f"{out}_normalized"))
+    last = ctx.scratch(f"{out}_fp32") if stashed else ctx.mil_name(out)
+    if node.opset < 21:  # per-group scale and bias, broadcast as (G, 1) over (N, G, -1)
+        y = mb.mul(x=y, y=operand_like(ctx, node, 1, grouped, out), name=ctx.scratch(f"{out}_scaled"))
+        y = mb.add(x=y, y=operand_like(ctx, node, 2, grouped, out), name=ctx.scratch(f"{out}_shifted"))
+        y = mb.reshape(x=y, shape=original_shape(ctx, x, out), name=last)
+    else:
+        y = mb.reshape(x=y, shape=original_shape(ctx, x, out), name=ctx.scratch(f"{out}_ungrouped"))
+        y = mb.mul(x=y, y=operand_like(ctx, node, 1, x, out), name=ctx.scratch(f"{out}_scaled"))
+        y = mb.add(x=y, y=operand_like(ctx, node, 2, x, out), name=last)
+    if stashed:
+        y = mb.cast(x=y, dtype="fp16", name=ctx.mil_name(out))
+    ctx.set_output(node, y)
+
+
+@group_norm.check
+def _(node, ctx):
+    refusal = input_refusal(ctx, node.inputs[0], min_rank=3)
+    if refusal:
+        return refusal
+    shape = ctx.shape(node.inputs[0])
+    groups = node.attr("num_groups")
+    if isinstance(shape[1], int) and (groups is None or groups <= 0 or shape[1] % groups):
+        return f"num_groups {groups} must divide the {shape[1]} channels"
+    if not isinstance(shape[1], int):
+        return "the channel dim must be static"
+    return None

@@ -1,0 +1,87 @@
+"""ONNX LayerNormalization (opset 17+) -> MIL ``layer_norm`` over axes [axis, rank) with constant
+scale/bias; a scale/bias computed in the graph, or the Mean / InvStdDev outputs, expand to
+reduce_mean / rsqrt. stash_type=1 on an fp16 input computes in fp32 between two casts.
+"""
+from __future__ import annotations
+
+import numpy as np
+from coremltools.converters.mil import Builder as mb
+from coremltools.converters.mil.mil import types
+
+from ..backend.registry import op_builder
+from .batch_norm import const_like, input_refusal
+from .instance_norm import normalize
+
+
+def trailing_operand(ctx, node, i: int, x, out: str):
+    """Input ``i`` (broadcast against the trailing dims of ``x``) as a constant or var in x's dtype."""
+    value = ctx.const(node.inputs[i])
+    if value is not None:
+        return const_like(value, x)
+    var = ctx.var(node.inputs[i])
+    if var.dtype != x.dtype:
+        var = mb.cast(x=var, dtype=types.builtin_to_string(x.dtype), name=ctx.scratch(f"{out}_cast_{i}"))
+    return var
+
+
+def stash_in_fp32(ctx, node, x, out: str):
+    """stash_type=1 asks for fp32 statistics: an fp16 input is cast up (the caller casts back)."""
+    if node.attr("stash_type", 1) == 1 and x.dtype == types.fp16:
+        return mb.cast(x=x, dtype="fp32", name=ctx.scratch(f"{out}_stash_fp32")), True
+    return x, False
+
+
+def affine(ctx, node, y, x, out: str, name: str):
+    """``y * scale + bias`` (bias optional) with ONNX's trailing-dims broadcasting."""
+    has_bias = node.has_input(2)
+    y = mb.mul(x=y, y=trailing_operand(ctx, node, 1, x, out), name=ctx.scratch(f"{out}_scaled") if has_bias else name)
+    if has_bias:
+        y = mb.add(x=y, y=trailing_operand(ctx, node, 2, x, out), name=name)
+    return y
+
+
+def _fits(value, shape) -> bool:
+    """Whether a constant broadcasts to exactly ``shape`` (MIL's gamma/beta shape)."""
+    if value is None or value.ndim > len(shape):
+        return False
+    return all(a in (1, b) for a, b in zip(value.shape[::-1], tuple(shape)[::-1]))
+
+
+@op_builder("LayerNormalization", min_opset=17)
+def layer_norm(node, ctx):
+    x = ctx.input(node, 0)
+    out = node.outputs[0]
+    axis = node.attr("axis") % x.rank
+    axes = list(range(axis, x.rank))
+    eps = float(node.attr("epsilon"))
+    stats = node.outputs[1:] + [""] * (3 - len(node.outputs))
+    x, stashed = stash_in_fp32(ctx, node, x, out)
+    y_name = ctx.scratch(f"{out}_fp32") if stashed else ctx.mil_name(out)
+    normalized_shape = x.shape[axis:]
+    scale = ctx.const(node.inputs[1])
+    bias = ctx.const(node.inputs[2]) if node.has_input(2) else None
+    static = all(isinstance(d, int) for d in normalized_shape)
+    if not any(stats) and static and _fits(scale, normalized_shape) and (
+            not node.has_input(2) or _fits(bias, normalized_shape)):
+        y = mb.layer_norm(
+            x=x, axes=axes, gamma=const_like(np.broadcast_to(scale, normalized_shape), x),
+            beta=None if bias is None else const_like(np.broadcast_to(bias, normalized_shape), x),
+            epsilon=const_like(eps, x), name=y_name)
+    else:
+        y, mean, inv_std = normalize(
+            ctx, x, axes, eps, out,
+            mean_name=ctx.mil_name(stats[0]) if stats[0] else None,
+            inv_std_name=ctx.mil_name(stats[1]) if stats[1] else None)
+        y = affine(ctx, node, y, x, out, y_name)
+    if stashed:
+        y = mb.cast(x=y, dtype="fp16", name=ctx.mil_name(out))
+    ctx.set_output(node, y, *([mean, inv_std] if any(stats) else []))
+
+
+@layer_norm.check
+def _(node, ctx):
+    refusal = input_refusal(ctx, node.inputs[0])
+    rank = ctx.rank(node.inputs[0])
+    if refusal is None and not -rank <= node.attr("axis") < rank:
+        return f"axis {node.attr('axis')} is out of range for rank {rank}"
+    return refusal

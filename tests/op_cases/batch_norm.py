@@ -1,0 +1,29 @@
+"""BatchNormalization (inference) across ranks 2-5, opsets 9/14/15, constant and graph-computed stats."""
+import numpy as np
+
+from harness import OpCase, rand
+
+
+def stats(c, seed=1):
+    return {"scale": rand(c, seed=seed), "B": rand(c, seed=seed + 1),
+            "mean": rand(c, seed=seed + 2), "var": rand(c, seed=seed + 3, low=0.1, high=2.0)}
+
+
+def batch_norm(id, shape, opset=15, dynamic=(), x_dtype=np.float32, **attrs):
+    weights = stats(shape[1])
+    inputs = {"X": rand(*shape).astype(x_dtype)}
+    for name in dynamic:
+        inputs[name] = weights.pop(name)
+    return OpCase(f"batchnorm_{id}", "BatchNormalization", inputs, attrs, weights,
+                  input_order=["X", "scale", "B", "mean", "var"], opset=opset)
+
+
+CASES = [
+    batch_norm("2d_opset9", (2, 3, 5, 4), opset=9),
+    batch_norm("1d_opset14", (2, 4, 7), opset=14, epsilon=1e-3),
+    batch_norm("3d", (1, 3, 2, 3, 4)),
+    batch_norm("rank2", (5, 6)),
+    batch_norm("dynamic_stats", (2, 3, 4, 4), dynamic=("mean", "var")),
+    batch_norm("dynamic_all_rank2", (4, 3), dynamic=("scale", "B", "mean", "var"), opset=13),
+    batch_norm("fp16_input_fp32_stats", (1, 3, 4, 4), x_dtype=np.float16),
+]

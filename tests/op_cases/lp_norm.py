@@ -1,0 +1,26 @@
+"""LpNormalization (p=1/2, axes) and LRN. onnxruntime runs LRN on 4-D inputs with odd sizes only,
+so the even-size and rank-3/5 forms have no reference here."""
+import numpy as np
+
+from harness import OpCase, rand
+
+
+def lp_norm(id, shape, opset=17, **attrs):
+    x = rand(*shape)
+    x[0, 0] = 0.0  # an all-zero slice along the last axis for the default axis
+    return OpCase(f"lpnormalization_{id}", "LpNormalization", {"X": x}, attrs, opset=opset)
+
+
+def lrn(id, shape, size, opset=13, **attrs):
+    return OpCase(f"lrn_{id}", "LRN", {"X": rand(*shape, low=-2, high=2)}, dict(size=size, **attrs), opset=opset)
+
+
+CASES = [
+    lp_norm("default", (2, 3, 5)),
+    lp_norm("p1_axis1", (2, 4, 3), p=1, axis=1),
+    lp_norm("p2_axis0", (3, 4), axis=0, opset=11),
+    lp_norm("p1_negative_axis", (2, 3, 4, 5), p=1, axis=-3),
+    lrn("size3", (1, 6, 4, 4), 3),
+    lrn("size5_attrs", (2, 8, 3, 5), 5, alpha=1e-2, beta=0.5, bias=2.0, opset=11),
+    lrn("size1", (1, 4, 3, 3), 1, alpha=0.5),
+]
