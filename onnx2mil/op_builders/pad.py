@@ -1,0 +1,179 @@
+"""ONNX Pad (``pads``/``value`` attributes before opset 11; pads, constant_value, axes inputs
+after) -> MIL ``pad``: constant, reflect, edge (MIL ``replicate``); wrap as a concat of slices.
+
+CoreML rejects reflect/replicate padding outside the last two dims ("Padding for more than two
+dimensions only supports constant mode", coremltools#2576): such an axis is transposed to the
+end, padded alone and transposed back. Negative (cropping) pads become a slice.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from coremltools.converters.mil import Builder as mb
+
+from ..backend.registry import op_builder
+
+_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate", "wrap": "wrap"}
+
+
+def onnx_pads(node, ctx, rank: int) -> Optional[list[tuple[int, int]]]:
+    """(begin, end) per axis of the input, or None if the pads are a runtime tensor."""
+    if node.opset < 11:
+        flat = list(node.attr("pads"))
+        axes = list(range(rank))
+    else:
+        value = ctx.const(node.inputs[1])
+        if value is None:
+            return None
+        flat = [int(v) for v in value.reshape(-1)]
+        axes_value = ctx.const(node.inputs[3]) if node.opset >= 18 and node.has_input(3) else None
+        axes = list(range(rank)) if axes_value is None else [int(a) % rank for a in axes_value.reshape(-1)]
+    n = len(axes)
+    pairs = [(0, 0)] * rank
+    for k, a in enumerate(axes):
+        pairs[a] = (flat[k], flat[k + n])
+    return pairs
+
+
+def _constant_value(node, ctx) -> float:
+    if node.opset < 11:
+        return float(node.attr("value", 0.0))
+    if node.has_input(2):
+        return float(ctx.const(node.inputs[2]).reshape(-1)[0])
+    return 0.0
+
+
+def _pad_trailing(x, pairs, mode, value, name):
+    """One MIL pad over the trailing axes that need it (leading all-zero pairs dropped)."""
+    first = next(i for i, p in enumerate(pairs) if p != (0, 0))
+    flat = np.array([v for p in pairs[first:] for v in p], dtype=np.int32)
+    extra = dict(constant_val=np.float32(value)) if mode == "constant" else {}
+    return mb.pad(x=x, pad=flat, mode=mode, name=name, **extra)
+
+
+def _pad_one_axis(x, axis, pair, mode, tmp, name):
+    """Pad a single leading axis as the last one: transpose, pad, transpose back."""
+    perm = [i for i in range(x.rank) if i != axis] + [axis]
+    inverse = list(np.argsort(perm))
+    moved = mb.transpose(x=x, perm=perm, name=tmp(f"axis{axis}_last"))
+    padded = mb.pad(x=moved, pad=np.array(pair, np.int32), mode=mode, name=tmp(f"axis{axis}_pad"))
+    return mb.transpose(x=padded, perm=inverse, name=name)
+
+
+def _wrap(x, pairs, tmp, name):
+    """Circular padding: [x[d-b:], x, x[:e]] along each padded axis."""
+    padded_axes = [a for a, p in enumerate(pairs) if p != (0, 0)]
+    for n, a in enumerate(padded_axes):
+        b, e = pairs[a]
+        d = x.shape[a]
+        pieces = []
+        if b:
+            pieces.append(_take(x, a, d - b, d, tmp(f"wrap{a}_head")))
+        pieces.append(x)
+        if e:
+            pieces.append(_take(x, a, 0, e, tmp(f"wrap{a}_tail")))
+        x = mb.concat(values=pieces, axis=a, name=name if n == len(padded_axes) - 1 else tmp(f"wrap{a}"))
+    return x
+
+
+def _take(x, axis, begin, end, name):
+    b, e = [0] * x.rank, [0] * x.rank
+    b[axis], e[axis] = begin, end
+    mask = [i != axis for i in range(x.rank)]
+    return mb.slice_by_index(x=x, begin=b, end=e, begin_mask=mask, end_mask=mask, name=name)
+
+
+def _runtime_pads(node, ctx, x, tmp):
+    """Runtime ONNX [b0.., e0..] -> MIL [b0, e0, b1, e1, ...]."""
+    pads = ctx.input(node, 1)
+    pairs = mb.reshape(x=pads, shape=[2, x.rank], name=tmp("pads_2xn"))
+    pairs = mb.transpose(x=pairs, perm=[1, 0], name=tmp("pads_nx2"))
+    return mb.reshape(x=pairs, shape=[2 * x.rank], name=tmp("pads"))
+
+
+@op_builder("Pad", min_opset=2)
+def pad(node, ctx):
+    x = ctx.input(node, 0)
+    out = node.outputs[0]
+    tmp = lambda what: ctx.scratch(f"{out}_{what}")  # noqa: E731
+    mode = _MODES[node.attr("mode", "constant")]
+    value = _constant_value(node, ctx)
+    pairs = onnx_pads(node, ctx, x.rank)
+    if pairs is None:
+        y = mb.pad(x=x, pad=_runtime_pads(node, ctx, x, tmp), mode="constant", constant_val=np.float32(value),
+                   name=ctx.mil_name(out))
+        ctx.set_output(node, y)
+        return
+    grow = [(max(b, 0), max(e, 0)) for b, e in pairs]
+    crop = any(b < 0 or e < 0 for b, e in pairs)
+    steps = []  # (kind, arg): the pads and the final crop, each named in turn
+    if any(p != (0, 0) for p in grow):
+        if mode == "wrap":
+            steps.append(("wrap", grow))
+        elif mode == "constant":
+            steps.append(("pad", grow))
+        else:
+            lead = [(a, p) for a, p in enumerate(grow[:-2]) if p != (0, 0)]
+            steps += [("axis", (a, p)) for a, p in lead]
+            last_two = [(0, 0)] * (x.rank - 2) + grow[-2:]
+            if any(p != (0, 0) for p in last_two):
+                steps.append(("pad", last_two))
+    if crop:
+        steps.append(("crop", pairs))
+    if not steps:
+        ctx.set_output(node, mb.identity(x=x, name=ctx.mil_name(out)))
+        return
+    for n, (kind, arg) in enumerate(steps):
+        name = ctx.mil_name(out) if n == len(steps) - 1 else tmp(kind)
+        if kind == "pad":
+            x = _pad_trailing(x, arg, mode, value, name)
+        elif kind == "axis":
+            x = _pad_one_axis(x, arg[0], arg[1], mode, tmp, name)
+        elif kind == "wrap":
+            x = _wrap(x, arg, tmp, name)
+        else:
+            begin = [-min(b, 0) for b, _ in arg]
+            end = [min(e, 0) for _, e in arg]  # negative: counted from the end
+            x = mb.slice_by_index(x=x, begin=begin, end=end, begin_mask=[b >= 0 for b, _ in arg],
+                                  end_mask=[e >= 0 for _, e in arg], name=name)
+    ctx.set_output(node, x)
+
+
+@pad.check
+def _(node, ctx):
+    shape = ctx.shape(node.inputs[0])
+    if shape is None:
+        return "input rank is unknown"
+    dtype = ctx.dtype(node.inputs[0])
+    if dtype is not None and not np.issubdtype(dtype, np.floating):
+        return f"data dtype {dtype}: MIL pad takes fp16/fp32 only"
+    mode = node.attr("mode", "constant")
+    if mode not in _MODES:
+        return f"mode '{mode}' has no MIL equivalent"
+    if node.opset >= 11:
+        if node.has_input(2) and not ctx.is_const(node.inputs[2]):
+            return "constant_value must be a constant (initializer)"
+        if node.opset >= 18 and node.has_input(3) and not ctx.is_const(node.inputs[3]):
+            return "axes must be a constant (initializer)"
+    pairs = onnx_pads(node, ctx, len(shape))
+    if pairs is None:
+        if mode != "constant":
+            return f"runtime pads with mode '{mode}' (only constant mode takes runtime pads)"
+        if node.opset >= 18 and node.has_input(3):
+            return "runtime pads with an axes input"
+        return None
+    for a, (b, e) in enumerate(pairs):
+        d = shape[a]
+        if (b < 0 or e < 0) and mode != "constant":
+            return f"negative (cropping) pads with mode '{mode}'"
+        if (b, e) == (0, 0) or mode == "constant":
+            continue
+        if not isinstance(d, int):
+            return f"mode '{mode}' on symbolic axis {a}: the pad size limit cannot be checked"
+        limit = {"reflect": d - 1, "edge": d, "wrap": d}[mode]
+        if max(b, e) > limit:
+            return f"mode '{mode}' pads axis {a} of size {d} by {max(b, e)} (at most {limit})"
+    if any(isinstance(d, int) and d + b + e <= 0 for d, (b, e) in zip(shape, pairs)):
+        return "pads crop an axis to nothing (CoreML has no zero-size tensors)"
+    return None

@@ -1,0 +1,52 @@
+"""Pad: attribute form (< 11), pads/constant_value inputs, axes input (>= 18), every mode
+(wrap from 19), leading-axis reflect/edge, cropping pads, runtime pads."""
+import numpy as np
+
+from harness import OpCase, rand
+
+
+def pad(id, x_shape, pads, mode="constant", value=None, axes=None, opset=13, runtime=False):
+    x = {"X": rand(*x_shape)}
+    if opset < 11:
+        attrs = {"pads": pads, "mode": mode}
+        if value is not None:
+            attrs["value"] = value
+        return OpCase(f"pad_{id}", "Pad", x, attrs, opset=opset)
+    weights = {"P": np.array(pads, np.int64)}
+    order = ["X", "P"]
+    if value is not None or axes is not None:
+        if value is not None:
+            weights["V"] = np.array(value, np.float32)
+        order.append("V" if value is not None else "")
+    if axes is not None:
+        weights["A"] = np.array(axes, np.int64)
+        order.append("A")
+    case = OpCase(f"pad_{id}", "Pad", x, {"mode": mode}, weights, input_order=order, opset=opset)
+    if runtime:
+        case.inputs["P"] = case.weights.pop("P")
+    return case
+
+
+CASES = [
+    pad("attr_constant", (1, 2, 3, 4), [0, 0, 1, 2, 0, 0, 2, 1], value=1.5, opset=2),
+    pad("attr_reflect", (1, 2, 4, 5), [0, 0, 1, 2, 0, 0, 2, 3], mode="reflect", opset=10),
+    pad("constant_default_value", (2, 3, 4), [0, 1, 2, 0, 1, 0], opset=11),
+    pad("constant_value", (2, 3, 4), [1, 0, 0, 2, 0, 3], value=-2.0),
+    pad("constant_leading_axes", (2, 3, 4, 5), [1, 2, 0, 0, 1, 0, 0, 0]),
+    pad("reflect", (1, 3, 5, 6), [0, 0, 2, 1, 0, 0, 1, 4], mode="reflect"),
+    pad("edge", (1, 3, 5, 6), [0, 0, 2, 6, 0, 0, 5, 1], mode="edge"),
+    pad("reflect_1d", (2, 3, 7), [0, 0, 3, 0, 0, 2], mode="reflect"),
+    pad("reflect_leading_axis", (2, 4, 5, 6), [0, 2, 1, 1, 0, 1, 3, 0], mode="reflect"),
+    pad("edge_leading_axes", (3, 4, 5), [2, 1, 0, 1, 3, 1], mode="edge", opset=18),
+    pad("wrap", (2, 4, 5), [0, 1, 2, 0, 3, 5], mode="wrap", opset=19),
+    pad("axes", (2, 3, 4, 5), [1, 2, 3, 0], axes=[1, -1], opset=18),
+    pad("axes_reflect", (2, 3, 4, 5), [1, 2, 2, 0], mode="reflect", axes=[3, 2], opset=18),
+    pad("axes_with_value", (2, 3, 4), [2, 1], value=3.0, axes=[0], opset=21),
+    pad("crop", (3, 6, 5), [0, -1, 2, -1, -2, 0]),
+    pad("crop_attr", (3, 6, 5), [-1, 0, 1, 0, 0, -3], opset=9),
+]
+
+# Runtime pads: the MIL output shape is symbolic, so only values can be compared.
+DYNAMIC_CASES = [
+    pad("runtime_pads", (2, 3, 4), [0, 1, 2, 1, 0, 3], value=0.5, runtime=True),
+]
