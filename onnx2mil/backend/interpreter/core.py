@@ -87,7 +87,7 @@ def to_array(value, spec: Optional[_VarSpec] = None) -> np.ndarray:
 
 def _kernel_arg(value):
     """A const or default value in kernel form: arrays for tensors, Python scalars for scalars."""
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, range)):
         return np.asarray(value)
     if isinstance(value, np.generic):
         return value.item()
@@ -112,6 +112,7 @@ class _BlockPlan:
     steps: list
     inputs: list              # [_VarSpec] of the block's inputs
     outputs: list             # var names of the block's outputs
+    frees: list = field(default_factory=list)  # per step: vars no later step reads (top level only)
 
 
 @dataclass
@@ -216,6 +217,33 @@ def _call(step: _Step, env: dict) -> list:
     return [to_kernel_form(r, spec, step.desc) for r, spec in zip(result, step.outputs)]
 
 
+def _reads(op) -> set:
+    """Names of the vars an op reads, including those read inside its nested blocks."""
+    names = set()
+    for var in op.inputs.values():
+        names.update(v.name for v in (var if isinstance(var, (list, tuple)) else (var,)))
+    for block in op.blocks:
+        for inner in _walk(block):
+            names |= _reads(inner)
+        names.update(v.name for v in block.outputs)
+    return names
+
+
+def _liveness(bp: _BlockPlan, keep: set) -> None:
+    """Fill ``bp.frees``: after step i, drop the vars nothing later reads (except ``keep``)."""
+    last = {spec.name: -1 for spec in bp.inputs}
+    for i, step in enumerate(bp.steps):
+        for spec in step.outputs:
+            last[spec.name] = i
+        for name in _reads(step.op):
+            if name in last:
+                last[name] = i
+    bp.frees = [[] for _ in bp.steps]
+    for name, i in last.items():
+        if name not in keep and i >= 0:
+            bp.frees[i].append(name)
+
+
 def _plan_for(prog: Program, function: str) -> tuple[_ProgramPlan, Any]:
     if function not in prog.functions:
         raise InterpreterError(f"program has no function '{function}' (has {sorted(prog.functions)})")
@@ -224,16 +252,20 @@ def _plan_for(prog: Program, function: str) -> tuple[_ProgramPlan, Any]:
     if function not in per_prog:
         check_supported(func)
         plan = _ProgramPlan()
-        _Planner(plan).block(func)
+        top = _Planner(plan).block(func)
+        _liveness(top, {v.name for v in func.outputs})
         per_prog[function] = plan
     return per_prog[function], func
 
 
-def _execute(bp: _BlockPlan, env: dict) -> None:
-    for step in bp.steps:
+def _execute(bp: _BlockPlan, env: dict, free: bool = False) -> None:
+    for i, step in enumerate(bp.steps):
         values = _call(step, env)
         for spec, value in zip(step.outputs, values):
             env[spec.name] = value
+        if free:
+            for name in bp.frees[i]:
+                del env[name]
 
 
 def run_block(block: Block, inputs: Sequence = ()) -> list:
@@ -303,7 +335,7 @@ def run_program(prog: Program, inputs: dict, *, capture: bool = False, function:
     env.update(_check_inputs(func, inputs))
     token = _ACTIVE.set((plan, env))
     try:
-        _execute(plan.blocks[id(func)], env)
+        _execute(plan.blocks[id(func)], env, free=not capture)
     finally:
         _ACTIVE.reset(token)
     if capture:

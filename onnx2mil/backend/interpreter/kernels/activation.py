@@ -1,0 +1,142 @@
+"""Activations (defs/iOS15/activation.py and the iOS17 versions, whose alpha/beta may have
+another dtype than x): computed in fp32 for fp16 inputs; per-channel parameters (prelu,
+softplus_parametric) broadcast along axis 1."""
+from __future__ import annotations
+
+import numpy as np
+
+from .registry import kernel
+
+_ERFC_COEFFS = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
+                -1.13520398, 1.48851587, -0.82215223, 0.17087277)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """Vectorised erf from the Chebyshev fit of erfc (Numerical Recipes, fractional error < 1.2e-7)."""
+    z = np.abs(x).astype(np.float64)
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = np.zeros_like(t)
+    for c in reversed(_ERFC_COEFFS[1:]):
+        poly = (poly + c) * t
+    erfc = t * np.exp(-z * z + _ERFC_COEFFS[0] + poly)
+    return np.where(x >= 0, 1.0 - erfc, erfc - 1.0).astype(x.dtype)
+
+
+def wide(x) -> np.ndarray:
+    """fp16 -> fp32; other dtypes unchanged."""
+    x = np.asarray(x)
+    return x.astype(np.float32) if x.dtype == np.float16 else x
+
+
+def per_channel(param, rank: int) -> np.ndarray:
+    """A [C] parameter shaped to broadcast along axis 1 of a rank-``rank`` tensor."""
+    param = np.asarray(param, dtype=np.float32)
+    return param.reshape((1, -1) + (1,) * (rank - 2)) if param.ndim == 1 else param
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+@kernel("relu")
+def relu(op, x):
+    return np.maximum(x, 0)
+
+
+@kernel("relu6")
+def relu6(op, x):
+    return np.clip(x, 0, 6)
+
+
+@kernel("sigmoid")
+def sigmoid_op(op, x):
+    return sigmoid(wide(x))
+
+
+@kernel("sigmoid_hard")
+def sigmoid_hard(op, x, alpha, beta):
+    return np.clip(np.float32(alpha) * wide(x) + np.float32(beta), 0.0, 1.0)
+
+
+@kernel("silu")
+def silu(op, x):
+    x = wide(x)
+    return x * sigmoid(x)
+
+
+@kernel("softplus")
+def softplus(op, x):
+    x = wide(x)
+    return np.logaddexp(0, x)
+
+
+@kernel("softplus_parametric")
+def softplus_parametric(op, x, alpha, beta):
+    x = wide(x)
+    return per_channel(alpha, x.ndim) * np.logaddexp(0, per_channel(beta, x.ndim) * x)
+
+
+@kernel("softsign")
+def softsign(op, x):
+    x = wide(x)
+    return x / (1 + np.abs(x))
+
+
+@kernel("softmax")
+def softmax(op, x, axis=-1):
+    x = wide(x)
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+@kernel("gelu")
+def gelu(op, x, mode="EXACT"):
+    x = wide(x)
+    if mode == "EXACT":
+        return 0.5 * x * (1 + erf(x / np.sqrt(np.float32(2))))
+    if mode == "TANH_APPROXIMATION":
+        return 0.5 * x * (1 + np.tanh(np.float32(np.sqrt(2 / np.pi)) * (x + np.float32(0.044715) * x ** 3)))
+    if mode == "SIGMOID_APPROXIMATION":
+        return x * sigmoid(np.float32(1.702) * x)
+    raise ValueError(f"gelu: unknown mode '{mode}'")
+
+
+@kernel("elu")
+def elu(op, x, alpha):
+    x = wide(x)
+    return np.where(x > 0, x, np.float32(alpha) * np.expm1(np.minimum(x, 0)))
+
+
+@kernel("leaky_relu")
+def leaky_relu(op, x, alpha):
+    x = wide(x)
+    return np.where(x >= 0, x, np.float32(alpha) * x)
+
+
+@kernel("linear_activation")
+def linear_activation(op, x, alpha, beta):
+    return np.float32(alpha) * wide(x) + np.float32(beta)
+
+
+@kernel("prelu")
+def prelu(op, x, alpha):
+    x = wide(x)
+    return np.where(x >= 0, x, per_channel(alpha, x.ndim) * x)
+
+
+@kernel("scaled_tanh")
+def scaled_tanh(op, x, alpha, beta):
+    return np.float32(alpha) * np.tanh(np.float32(beta) * wide(x))
+
+
+@kernel("thresholded_relu")
+def thresholded_relu(op, x, alpha):
+    x = wide(x)
+    return np.where(x >= np.float32(alpha), x, 0)
+
+
+@kernel("clamped_relu")
+def clamped_relu(op, x, alpha, beta):
+    x = wide(x)
+    return np.minimum(np.where(x >= 0, x, np.float32(alpha) * x), np.float32(beta))

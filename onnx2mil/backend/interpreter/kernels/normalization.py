@@ -1,0 +1,72 @@
+"""batch_norm, instance_norm, layer_norm, l2_norm, local_response_norm (defs/iOS15/normalization.py),
+computed in fp32 for fp16 inputs (statistics of fp16 tensors accumulate in fp32)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .activation import per_channel, wide
+from .registry import kernel
+
+
+@kernel("batch_norm")
+def batch_norm(op, x, mean, variance, gamma=None, beta=None, epsilon=1e-5):
+    x = wide(x)
+    scale = 1.0 / np.sqrt(per_channel(variance, x.ndim) + np.float32(epsilon))
+    if gamma is not None:
+        scale = scale * per_channel(gamma, x.ndim)
+    y = (x - per_channel(mean, x.ndim)) * scale
+    return y + per_channel(beta, x.ndim) if beta is not None else y
+
+
+def _normalize(x: np.ndarray, axes: tuple, epsilon) -> np.ndarray:
+    mean = np.mean(x, axis=axes, keepdims=True)
+    centred = x - mean
+    var = np.mean(np.square(centred), axis=axes, keepdims=True)
+    return centred / np.sqrt(var + np.float32(epsilon))
+
+
+@kernel("instance_norm")
+def instance_norm(op, x, gamma=None, beta=None, epsilon=1e-5):
+    x = wide(x)
+    y = _normalize(x, tuple(range(2, x.ndim)), epsilon)
+    if gamma is not None:
+        y = y * per_channel(gamma, x.ndim)
+    return y + per_channel(beta, x.ndim) if beta is not None else y
+
+
+@kernel("layer_norm")
+def layer_norm(op, x, axes=None, gamma=None, beta=None, epsilon=1e-5):
+    x = wide(x)
+    rank = x.ndim
+    axes = tuple(sorted({int(a) % rank for a in np.asarray(axes).reshape(-1)})) if axes is not None \
+        else tuple(range(rank))
+    y = _normalize(x, axes, epsilon)
+    normalized_shape = [x.shape[i] if i in axes else 1 for i in range(rank)]
+    if gamma is not None:
+        y = y * np.asarray(gamma, dtype=np.float32).reshape(normalized_shape)
+    if beta is not None:
+        y = y + np.asarray(beta, dtype=np.float32).reshape(normalized_shape)
+    return y
+
+
+@kernel("l2_norm")
+def l2_norm(op, x, epsilon=1e-6):
+    """The last three dims are normalised together; leading dims are batch."""
+    x = wide(x)
+    flat = x.reshape(int(np.prod(x.shape[:-3], dtype=np.int64)), -1)
+    norm = np.sqrt(np.sum(np.square(flat), axis=1, keepdims=True) + np.float32(epsilon))
+    return (flat / norm).reshape(x.shape)
+
+
+@kernel("local_response_norm")
+def local_response_norm(op, x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """x / (k + alpha/size * sum of x^2 over the ``size`` channels around c) ** beta."""
+    x = wide(x)
+    size = int(size)
+    before, after = (size - 1) // 2, size - 1 - (size - 1) // 2
+    sq = np.square(x)
+    widths = [(0, 0), (before, after)] + [(0, 0)] * (x.ndim - 2)
+    csum = np.cumsum(np.pad(sq, widths), axis=1)
+    csum = np.concatenate([np.zeros_like(csum[:, :1]), csum], axis=1)
+    window = csum[:, size:] - csum[:, :-size]
+    return x / np.power(np.float32(k) + np.float32(alpha) / size * window, np.float32(beta))

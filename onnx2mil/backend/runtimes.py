@@ -1,0 +1,106 @@
+"""``predict``: run a converted model on the MIL interpreter (any platform) or on CoreML (macOS).
+
+Inputs and outputs are keyed by ONNX names, through the name map onnx2mil writes into the model's
+metadata; a bare pymil Program has no name map and is keyed by MIL names. ONNX int64/float64
+inputs are converted to the program's 32-bit dtypes (an int64 value outside int32 is an error).
+"""
+from __future__ import annotations
+
+import os
+import weakref
+from collections import OrderedDict
+from pathlib import Path
+from typing import Mapping, Optional, Union
+
+import coremltools as ct
+import numpy as np
+from coremltools.converters.mil.mil import Program
+
+from . import pipeline
+from .interpreter import run_program
+
+RUNTIMES = ("mil", "coreml")
+
+_BY_MODEL: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_BY_PATH: "OrderedDict[tuple, tuple]" = OrderedDict()
+_PATH_CACHE_SIZE = 4
+
+
+def _load(model) -> tuple[Program, Optional[dict]]:
+    """(saved program, name map or None), cached per MLModel object and per package on disk."""
+    if isinstance(model, Program):
+        return model, None
+    if isinstance(model, ct.models.MLModel):
+        if model not in _BY_MODEL:
+            _BY_MODEL[model] = (pipeline.load_saved_program(model), _name_map(model))
+        return _BY_MODEL[model]
+    path = Path(model).resolve()
+    if not path.exists():
+        raise FileNotFoundError(f"no model at {path}")
+    key = (str(path), os.stat(path).st_mtime_ns)
+    if key not in _BY_PATH:
+        mlmodel = pipeline.open_model(path)
+        _BY_PATH[key] = (pipeline.load_saved_program(mlmodel), _name_map(mlmodel))
+        while len(_BY_PATH) > _PATH_CACHE_SIZE:
+            _BY_PATH.popitem(last=False)
+    _BY_PATH.move_to_end(key)
+    return _BY_PATH[key]
+
+
+def _name_map(mlmodel) -> Optional[dict]:
+    if pipeline.META_NAME_MAP not in mlmodel.user_defined_metadata:
+        return None
+    return pipeline.read_name_map(mlmodel)
+
+
+def to_mil_inputs(inputs: Mapping[str, np.ndarray], name_map: Optional[dict]) -> dict:
+    """ONNX-named inputs -> MIL-named (identity without a name map)."""
+    if name_map is None:
+        return {k: np.asarray(v) for k, v in inputs.items()}
+    names = name_map["inputs"]
+    unknown = [k for k in inputs if k not in names]
+    if unknown:
+        raise ValueError(f"inputs {unknown} are not inputs of the model; it takes {list(names)}")
+    return {names[k]: np.asarray(v) for k, v in inputs.items()}
+
+
+def to_onnx_outputs(outputs: Mapping[str, np.ndarray], name_map: Optional[dict]) -> dict:
+    """MIL-named function outputs -> ONNX-named (identity without a name map)."""
+    if name_map is None:
+        return dict(outputs)
+    return {onnx: outputs[mil] for onnx, mil in name_map["outputs"].items()}
+
+
+def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping[str, np.ndarray], *,
+            runtime: str = "mil", compute_units=None, capture: bool = False) -> dict:
+    """Run ``model`` (MLModel, .mlpackage path or pymil Program) on ``inputs`` (ONNX names).
+
+    ``runtime="mil"``: the numpy MIL interpreter on the program as saved (after coremltools'
+    passes); fp16 programs hold fp16 values, so fp16 rounding and overflow show as on device.
+    ``runtime="coreml"``: CoreML itself (macOS only; see ``coreml_runtime``), at ``compute_units``.
+
+    Returns ``{onnx output name: array}``. With ``capture=True`` (interpreter only) returns
+    ``{"outputs": {onnx output name: array}, "tensors": {MIL var name: array}}`` where "tensors"
+    holds every var of the program: the function inputs, consts and every op's outputs (nested
+    blocks included). Map ONNX tensors to MIL vars with the name map's "tensors" entry
+    (``pipeline.read_name_map``); a var inside a loop body holds its last iteration.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
+    if runtime == "coreml":
+        from . import coreml_runtime
+        if capture:
+            raise ValueError("capture=True needs runtime='mil': CoreML exposes only the model's outputs "
+                             "(bisect by truncation with build_coreml(..., outputs=[tensor]) instead)")
+        if isinstance(model, Program):
+            raise ValueError("runtime='coreml' needs an MLModel or a .mlpackage path, not a bare Program")
+        mlmodel = pipeline.open_model(model)
+        name_map = _name_map(mlmodel)
+        outputs = coreml_runtime.predict(model, to_mil_inputs(inputs, name_map), compute_units=compute_units)
+        return to_onnx_outputs(outputs, name_map)
+    prog, name_map = _load(model)
+    values = run_program(prog, to_mil_inputs(inputs, name_map), capture=capture)
+    if not capture:
+        return to_onnx_outputs(values, name_map)
+    function_outputs = {v.name: values[v.name] for v in prog.functions["main"].outputs}
+    return {"outputs": to_onnx_outputs(function_outputs, name_map), "tensors": values}
