@@ -1,0 +1,524 @@
+"""Layer-by-layer validation of a CoreML ML Program against onnxruntime.
+
+The reference runs once with every node output exposed as a graph output. The CoreML side is
+observed by one of three methods, named in the report:
+- ``capture``: the MIL interpreter records every var in one run (runtime "mil" only);
+- ``outputs``: the model is rebuilt with every ONNX tensor as an output (any runtime). On CoreML
+  this changes how the model is partitioned between CPU, GPU and ANE, so it can hide an ANE bug;
+- ``truncation``: the model is rebuilt cut at one tensor at a time (``build_coreml(outputs=[t])``)
+  and the first divergence is bisected over the topological order.
+ONNX tensors map to MIL vars through the name map stored in the model's metadata.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Union
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from ..errors import Onnx2MilError, RuntimeUnavailableError
+from . import pipeline as pipeline_mod
+from .config import Config
+from .loader import read_model
+from .report import COMPARED, FAIL, FOLDED, FUSED, MISSING, PASS, Divergence, LayerResult, ValidationReport
+
+RUNTIMES = ("mil", "coreml")
+METHODS = ("capture", "outputs", "truncation")
+
+
+class ValidationInputError(Onnx2MilError, ValueError):
+    """Inputs, node names or options given to validate/isolate that cannot be used, and why."""
+
+
+# ---- inputs ----------------------------------------------------------------------------------------
+
+def _input_specs(model: onnx.ModelProto) -> dict[str, tuple[tuple, np.dtype]]:
+    """Graph inputs that are not initializers: {name: (dims with str/None for symbolic, dtype)}."""
+    inits = {t.name for t in model.graph.initializer}
+    specs = {}
+    for vi in model.graph.input:
+        if vi.name in inits:
+            continue
+        tt = vi.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
+        specs[vi.name] = (dims, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)))
+    return specs
+
+
+def random_input(shape: tuple, dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
+    """Realistic values per dtype: floats in [-1, 1], signed ints in [0, 8), bools, full-range bytes."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return rng.uniform(-1.0, 1.0, size=shape).astype(dtype)
+    if dtype.kind == "b":
+        return rng.integers(0, 2, size=shape).astype(bool)
+    if dtype.kind in "iu":
+        high = 256 if dtype.itemsize == 1 else 8
+        return rng.integers(0, high, size=shape).astype(dtype)
+    raise ValidationInputError(f"cannot generate inputs of dtype {dtype}; pass inputs= explicitly")
+
+
+def make_inputs(model: onnx.ModelProto, inputs: Union[None, str, Path, Mapping] = None,
+                seed: int = 0) -> dict[str, np.ndarray]:
+    """The model's inputs: given arrays (dict or .npz), shapes to fill (``{name: (1, 80, 20)}``),
+    or generated from the model's static shapes with a seeded generator."""
+    specs = _input_specs(model)
+    given: dict = {}
+    if isinstance(inputs, (str, Path)):
+        path = Path(inputs)
+        if not path.is_file():
+            raise ValidationInputError(f"{path}: no such inputs file (.npz expected)")
+        with np.load(path) as data:
+            given = {k: data[k] for k in data.files}
+    elif inputs is not None:
+        given = dict(inputs)
+    unknown = sorted(set(given) - set(specs))
+    if unknown:
+        raise ValidationInputError(f"inputs {unknown} are not inputs of the model (it takes {list(specs)})")
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, (dims, dtype) in specs.items():
+        value = given.get(name)
+        if isinstance(value, np.ndarray) or (value is not None and np.ndim(value) > 1):
+            arr = np.asarray(value)
+            if arr.dtype != dtype:
+                arr = arr.astype(dtype)
+            _check_shape(name, arr.shape, dims)
+            out[name] = arr
+            continue
+        if value is not None:
+            shape = tuple(int(d) for d in value)
+            _check_shape(name, shape, dims)
+        else:
+            symbolic = [d for d in dims if not isinstance(d, int) or d <= 0]
+            if symbolic:
+                raise ValidationInputError(
+                    f"input '{name}' has symbolic dims {symbolic} (shape {dims}); pass inputs="
+                    f"{{'{name}': array or shape}} (CLI: --inputs x.npz)")
+            shape = dims
+        out[name] = random_input(shape, dtype, rng)
+    return out
+
+
+def _check_shape(name: str, shape: tuple, dims: tuple) -> None:
+    ok = len(shape) == len(dims) and all(not isinstance(d, int) or d <= 0 or d == s for s, d in zip(shape, dims))
+    if not ok:
+        raise ValidationInputError(f"input '{name}' has shape {tuple(shape)}, the model takes {dims}")
+
+
+def with_static_inputs(model: onnx.ModelProto, shapes: Mapping[str, tuple]) -> onnx.ModelProto:
+    """A copy whose graph inputs have the given static dims (validation runs on concrete inputs,
+    and builders that need static dims then see them)."""
+    specs = _input_specs(model)
+    if all(all(isinstance(d, int) and d > 0 for d in specs[k][0]) for k in shapes if k in specs):
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for vi in out.graph.input:
+        if vi.name in shapes:
+            dims = vi.type.tensor_type.shape.dim
+            for d, size in zip(dims, shapes[vi.name]):
+                d.Clear()
+                d.dim_value = int(size)
+    return out
+
+
+def mil_feeds(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """MIL has no 64-bit tensors: int64 -> int32, float64 -> fp32."""
+    out = {}
+    for k, v in feeds.items():
+        v = np.asarray(v)
+        if v.dtype in (np.int64, np.uint64):
+            v = v.astype(np.int32)
+        elif v.dtype == np.float64:
+            v = v.astype(np.float32)
+        out[k] = v
+    return out
+
+
+# ---- reference -----------------------------------------------------------------------------------
+
+@dataclass
+class OnnxNodeInfo:
+    name: str
+    op_type: str
+    inputs: list
+    outputs: list
+
+
+def topological_nodes(model: onnx.ModelProto) -> list[OnnxNodeInfo]:
+    """Top-level nodes in a topological order that keeps the file order where it can (Kahn)."""
+    graph = model.graph
+    produced = {o for n in graph.node for o in n.output if o}
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    pending = list(enumerate(graph.node))
+    order = []
+    while pending:
+        rest = []
+        for index, n in pending:
+            if all(i in available for i in n.input if i and i in produced):
+                order.append(OnnxNodeInfo(n.name or f"{n.op_type}_{index}", n.op_type,
+                                          list(n.input), [o for o in n.output if o]))
+                available.update(o for o in n.output if o)
+            else:
+                rest.append((index, n))
+        if len(rest) == len(pending):
+            raise ValidationInputError("the ONNX graph has a cycle or dangling inputs")
+        pending = rest
+    return order
+
+
+def run_reference(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every node output of ``model`` from ONE onnxruntime session run.
+
+    Each node output is appended as a graph output with its shape-inferred type; a tensor shape
+    inference cannot type is left out (reported as "missing").
+    """
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(model)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, data_prop=True)
+    except Exception as e:  # onnx raises InferenceError, ValidationError or RuntimeError
+        raise ValidationInputError(f"ONNX shape inference failed: {e}") from e
+    typed = {vi.name: vi for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    present = {o.name for o in exposed.graph.output}
+    for node in exposed.graph.node:
+        for name in node.output:
+            if not name or name in present:
+                continue
+            vi = typed.get(name)
+            if vi is None or not vi.type.HasField("tensor_type") or not vi.type.tensor_type.elem_type:
+                continue
+            out = onnx.ValueInfoProto()
+            out.name = name
+            out.type.tensor_type.elem_type = vi.type.tensor_type.elem_type
+            exposed.graph.output.append(out)
+            present.add(name)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(exposed.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, dict(feeds))))
+
+
+# ---- metrics -------------------------------------------------------------------------------------
+
+def compare(reference: np.ndarray, value: np.ndarray, tolerance: Mapping) -> dict:
+    """Metrics of ``value`` against ``reference`` and a status.
+
+    Float tensors pass when max abs error <= ``rel_to_max`` x max |reference| (MNN's check) and
+    the cosine similarity >= ``min_cosine``; integer and bool tensors must match exactly.
+    """
+    ref = np.asarray(reference)
+    got = np.asarray(value)
+    if ref.shape != got.shape:
+        if ref.size != got.size:
+            return {"status": FAIL, "reason": f"shape {got.shape} != reference {ref.shape}"}
+        got = got.reshape(ref.shape)
+    exact = ref.dtype.kind in "biu"
+    r = ref.astype(np.float64)
+    g = got.astype(np.float64)
+    finite = np.isfinite(r) & np.isfinite(g)
+    same_nonfinite = ~finite & ((r == g) | (np.isnan(r) & np.isnan(g)))
+    bad_nonfinite = int(np.count_nonzero(~finite & ~same_nonfinite))
+    r, g = r[finite], g[finite]
+    err = np.abs(r - g)
+    max_abs_err = float(err.max()) if err.size else 0.0
+    max_abs_ref = float(np.abs(r).max()) if r.size else 0.0
+    rel = max_abs_err / max_abs_ref if max_abs_ref > 0 else max_abs_err
+    nr, ng = float(np.linalg.norm(r)), float(np.linalg.norm(g))
+    if nr > 0 and ng > 0:
+        cosine = float(np.dot(r, g) / (nr * ng))
+    else:
+        cosine = 1.0 if nr == ng else 0.0
+    noise = float(np.sum(err ** 2))
+    snr = None if noise == 0 else (float(10.0 * np.log10(float(np.sum(r ** 2)) / noise)) if nr > 0 else float("-inf"))
+    metrics = {"max_abs_err": max_abs_err, "max_abs_ref": max_abs_ref, "rel_to_max": rel,
+               "cosine": cosine, "snr_db": snr}
+    reasons = []
+    if bad_nonfinite:
+        reasons.append(f"{bad_nonfinite} non-finite values where the reference differs")
+    if exact:
+        if max_abs_err != 0:
+            reasons.append(f"{int(np.count_nonzero(err))} of {err.size} values differ (exact match required)")
+    else:
+        if rel > tolerance["rel_to_max"]:
+            reasons.append(f"err/max|ref| {rel:.3g} > {tolerance['rel_to_max']:g}")
+        if cosine < tolerance["min_cosine"]:
+            reasons.append(f"cosine {cosine:.6g} < {tolerance['min_cosine']:g}")
+    return {**metrics, "status": FAIL if reasons else PASS, "reason": "; ".join(reasons)}
+
+
+# ---- first divergence ----------------------------------------------------------------------------
+
+def first_divergence(layers: list[LayerResult], nodes: list[OnnxNodeInfo]) -> Optional[Divergence]:
+    """The earliest failing node (topological order) whose inputs all pass.
+
+    An input without a compared value (fused, folded, missing) is looked through to its nearest
+    compared ancestors; graph inputs and constants count as passing. The nodes looked through are
+    listed on the result: the fault may lie in any of them.
+    """
+    by_tensor = {layer.tensor: layer for layer in layers}
+    producer = {o: n for n in nodes for o in n.outputs}
+    memo: dict[str, tuple[frozenset, frozenset]] = {}
+
+    def compared_ancestors(tensor: str) -> tuple[frozenset, frozenset]:
+        """(compared tensors standing for ``tensor``, nodes looked through to reach them)."""
+        if tensor in memo:
+            return memo[tensor]
+        layer = by_tensor.get(tensor)
+        node = producer.get(tensor)
+        if layer is not None and layer.status in COMPARED:
+            result = (frozenset([tensor]), frozenset())
+        elif node is None or node.op_type == "Constant" or (layer is not None and layer.status == FOLDED):
+            result = (frozenset(), frozenset())
+        else:
+            found, through = set(), {node.name}
+            for i in node.inputs:
+                if i:
+                    f, t = compared_ancestors(i)
+                    found |= f
+                    through |= t
+            result = (frozenset(found), frozenset(through))
+        memo[tensor] = result
+        return result
+
+    for layer in layers:
+        if layer.status != FAIL:
+            continue
+        node = producer[layer.tensor]
+        found, through = set(), set()
+        for i in node.inputs:
+            if i:
+                f, t = compared_ancestors(i)
+                found |= f
+                through |= t
+        if all(by_tensor[t].status == PASS for t in found):
+            order = [n.name for n in nodes if n.name in through]
+            return Divergence(node.name, node.op_type, layer.tensor, layer, order)
+    return None
+
+
+# ---- the CoreML side -----------------------------------------------------------------------------
+
+def check_runtime(runtime: str) -> None:
+    if runtime not in RUNTIMES:
+        raise ValidationInputError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    if runtime == "coreml" and sys.platform != "darwin":
+        raise RuntimeUnavailableError(
+            f"CoreML runs on macOS only (this is {sys.platform}); use runtime='mil' (the interpreter)")
+
+
+def run_coreml_side(mlmodel, feeds: Mapping[str, np.ndarray], *, runtime: str, compute_units=None,
+                    capture: bool = False) -> tuple[dict, dict]:
+    """(outputs keyed by ONNX names, captured vars keyed by MIL var names or {})."""
+    from .runtimes import predict
+
+    result = predict(mlmodel, mil_feeds(feeds), runtime=runtime, compute_units=compute_units, capture=capture)
+    if capture:
+        return dict(result["outputs"]), dict(result["tensors"])
+    return dict(result), {}
+
+
+def stored_config(mlmodel) -> Optional[dict]:
+    meta = mlmodel.user_defined_metadata
+    return json.loads(meta[pipeline_mod.META_CONFIG]) if pipeline_mod.META_CONFIG in meta else None
+
+
+def _node_rows(nodes: list[OnnxNodeInfo], reference: Mapping, name_map: Mapping) -> list[LayerResult]:
+    """One row per node output in topological order, statuses for what cannot be compared."""
+    folded = set(name_map.get("folded", []))
+    tensors = name_map.get("tensors", {})
+    rows = []
+    for node in nodes:
+        if node.op_type == "Constant":  # a value, not a layer
+            continue
+        for tensor in node.outputs:
+            ref = reference.get(tensor)
+            row = LayerResult(index=len(rows), node=node.name, op_type=node.op_type, tensor=tensor,
+                              shape=list(ref.shape) if ref is not None else None, status=MISSING,
+                              dtype=str(ref.dtype) if ref is not None else None)
+            if tensor in folded:
+                row.status, row.reason = FOLDED, "folded to a constant at build time"
+            elif ref is None:
+                row.reason = "onnxruntime gave no value (shape inference could not type it)"
+            elif tensor not in tensors:
+                row.reason = "not in the model's name map (was it built from another ONNX model?)"
+            elif tensors[tensor] is None:
+                row.status, row.reason = FUSED, "fused away by the passes: no MIL var holds it"
+            else:
+                row.mil_var = tensors[tensor]
+                row.status = PASS  # provisional: compared below
+            rows.append(row)
+    return rows
+
+
+def _fill(row: LayerResult, value: Optional[np.ndarray], reference: np.ndarray, tolerance: Mapping) -> None:
+    if value is None:
+        row.status, row.reason = MISSING, f"MIL var '{row.mil_var}' has no value in the run"
+        return
+    result = compare(reference, value, tolerance)
+    row.status, row.reason = result.pop("status"), result.pop("reason")
+    for k, v in result.items():
+        setattr(row, k, v)
+
+
+# ---- validate ------------------------------------------------------------------------------------
+
+def validate(
+    onnx_model,
+    mlmodel=None,
+    *,
+    inputs=None,
+    runtime: str = "mil",
+    compute_units=None,
+    config=None,
+    compute_precision=None,
+    minimum_deployment_target=None,
+    method: Optional[str] = None,
+    source=None,
+    seed: int = 0,
+    progress: Optional[Callable[[str], None]] = None,
+) -> ValidationReport:
+    """Compare every tensor of ``mlmodel`` with onnxruntime running ``onnx_model``.
+
+    ``onnx_model``: the reference (path or ModelProto). ``mlmodel``: MLModel or .mlpackage path;
+    None builds one from ``source`` (default ``onnx_model``) with ``config``, ``compute_precision``
+    and ``minimum_deployment_target``. ``inputs``: dict of arrays or shapes, or an .npz path;
+    missing ones are generated (seeded). ``method``: "capture" (default for runtime "mil"), "outputs" (default for
+    "coreml") or "truncation"; the latter two rebuild from ``source`` with the model's config.
+    Tolerances: ``config``'s, else the model's stored config's, for the model's precision.
+    """
+    from .build import build_coreml, precision_of
+
+    check_runtime(runtime)
+    method = method or ("capture" if runtime == "mil" else "outputs")
+    if method not in METHODS:
+        raise ValidationInputError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    if method == "capture" and runtime != "mil":
+        raise ValidationInputError("method 'capture' needs the MIL interpreter (runtime='mil'); "
+                                   "use 'outputs' or 'truncation' with CoreML")
+    say = progress or (lambda _msg: None)
+    reference_model = read_model(onnx_model)
+    feeds = make_inputs(reference_model, inputs, seed)
+    shapes = {k: v.shape for k, v in feeds.items()}
+    source_model = with_static_inputs(read_model(source) if source is not None else reference_model, shapes)
+
+    if mlmodel is None:
+        say("building the CoreML model")
+        mlmodel = build_coreml(source_model, inputs=shapes, compute_precision=compute_precision, config=config,
+                              minimum_deployment_target=minimum_deployment_target)
+    else:
+        mlmodel = pipeline_mod.open_model(mlmodel)
+    name_map = pipeline_mod.read_name_map(mlmodel)
+    precision = name_map.get("precision", "fp16")
+    if compute_precision is not None:
+        asked = "fp32" if precision_of(compute_precision) == precision_of("fp32") else "fp16"
+        if asked != precision:
+            raise ValidationInputError(f"compute_precision={compute_precision!r} but the given model is {precision}")
+    cfg = Config.load(config if config is not None else stored_config(mlmodel))
+    tolerance = cfg.tolerance(precision)
+
+    say("running onnxruntime (every node output)")
+    reference = run_reference(reference_model, feeds)
+    nodes = topological_nodes(reference_model)
+    rows = _node_rows(nodes, reference, name_map)
+    units = None if compute_units is None else getattr(compute_units, "name", str(compute_units))
+    report = ValidationReport(model=_model_label(onnx_model, reference_model), runtime=runtime, method=method,
+                              precision=precision, tolerances=dict(tolerance), layers=rows, compute_units=units)
+
+    def rebuild(outputs: list[str]):
+        return build_coreml(source_model, inputs=shapes, outputs=outputs, compute_precision=precision,
+                            config=cfg.data, minimum_deployment_target=minimum_deployment_target)
+
+    if method == "capture":
+        say(f"running the MIL program ({runtime}, capturing every var)")
+        outputs, captured = run_coreml_side(mlmodel, feeds, runtime=runtime, compute_units=compute_units,
+                                            capture=True)
+        for row in rows:
+            if row.mil_var is not None and row.status == PASS:
+                _fill(row, captured.get(row.mil_var), reference[row.tensor], tolerance)
+    elif method == "outputs":
+        wanted = [r.tensor for r in rows if r.status in COMPARED or r.status == FUSED]
+        say(f"rebuilding with {len(wanted)} tensors as outputs and running {runtime}")
+        outputs, _ = run_coreml_side(rebuild(wanted), feeds, runtime=runtime, compute_units=compute_units)
+        for row in rows:
+            if row.tensor in wanted:
+                row.status, row.mil_var = PASS, row.mil_var or row.tensor
+                _fill(row, outputs.get(row.tensor), reference[row.tensor], tolerance)
+        report.notes.append("every ONNX tensor was exposed as a model output: on CoreML this changes the "
+                            "CPU/GPU/ANE partitioning and can hide a device bug; confirm with method 'truncation'")
+    else:
+        worst = _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_units, say, report)
+        if worst is not None:
+            node = next(n for n in nodes if worst in n.outputs)
+            report.first_divergence = Divergence(node.name, node.op_type, worst, report.layer(worst))
+        return report
+    report.first_divergence = first_divergence(rows, nodes)
+    return report
+
+
+def _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_units, say,
+            report) -> Optional[str]:
+    """Truncation bisection: build the model cut at one tensor, run it, compare. The candidates
+    narrow to the ancestors of the latest failing tensor that no passing probe already clears
+    (a passing probe clears its ancestors). Returns the first failing tensor, or None."""
+    candidates = [r for r in rows if r.status in (PASS, FUSED)]
+    for r in candidates:  # only probed (or cleared) tensors get a status
+        r.status, r.reason = MISSING, "not probed by the bisection"
+    producer = {o: n for n in nodes for o in n.outputs}
+    consumed = {i for n in nodes for i in n.inputs if i}
+    by_tensor = {r.tensor: r for r in rows}
+    memo: dict[str, frozenset] = {}
+
+    def ancestors(tensor: str) -> frozenset:
+        if tensor not in memo:
+            found = set()
+            for i in producer[tensor].inputs:
+                if i in producer:
+                    found.add(i)
+                    found |= ancestors(i)
+            memo[tensor] = frozenset(found)
+        return memo[tensor]
+
+    def probe(tensors: list[str]) -> None:
+        say(f"probe: model cut at {', '.join(tensors)}")
+        outputs, _ = run_coreml_side(rebuild(tensors), feeds, runtime=runtime, compute_units=compute_units)
+        for t in tensors:
+            row = by_tensor[t]
+            row.mil_var = row.mil_var or t
+            _fill(row, outputs.get(t), reference[t], tolerance)
+
+    ends = [r.tensor for r in candidates if r.tensor not in consumed]
+    probe(ends)
+    probes, worst = 1, next((t for t in ends if by_tensor[t].status == FAIL), None)
+    cleared: set[str] = set()
+    if worst is not None:
+        pool = [r.tensor for r in candidates if r.tensor in ancestors(worst)]
+        while pool:
+            mid = pool[len(pool) // 2]
+            probe([mid])
+            probes += 1
+            if by_tensor[mid].status == FAIL:
+                worst = mid
+                pool = [t for t in pool if t in ancestors(mid)]
+            else:
+                cleared |= ancestors(mid)
+                pool = [t for t in pool if t not in cleared and t != mid]
+    for t in cleared:
+        if by_tensor[t].status == MISSING:
+            by_tensor[t].status, by_tensor[t].reason = PASS, "cleared by a passing probe downstream"
+    report.notes.append(f"truncation bisection: {probes} cut model(s) built and run; a tensor upstream of a "
+                        "passing probe counts as passing (a cut model that matches implies its inputs did)")
+    return worst
+
+
+def _model_label(given, proto: onnx.ModelProto) -> str:
+    if isinstance(given, (str, Path)):
+        return Path(given).name
+    return proto.graph.name or "model"

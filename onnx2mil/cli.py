@@ -1,0 +1,281 @@
+"""The ``onnx2mil`` command: convert, validate, isolate, ops, run.
+
+MODEL is an .onnx path or the name of a bundled reference model (``onnx2mil.models.names()``).
+Exit codes: 0 ok, 1 divergence found, 2 bad input or usage.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+EXIT_OK, EXIT_DIVERGENCE, EXIT_USAGE = 0, 1, 2
+TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18", "macOS12", "macOS13", "macOS14", "macOS15")
+
+
+class UsageError(Exception):
+    """A command-line argument that cannot be used (exit 2)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="onnx2mil", description="ONNX -> CoreML ML Program, validated layer by layer.")
+    p.add_argument("--verbose", action="store_true", help="show coremltools' logs and pass progress")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("convert", help="convert an ONNX model to an .mlpackage")
+    c.add_argument("model", metavar="MODEL", help=".onnx path or bundled model name")
+    c.add_argument("-o", "--output", required=True, help="the .mlpackage to write")
+    _build_options(c)
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.set_defaults(func=_convert)
+
+    v = sub.add_parser("validate", help="compare every layer with onnxruntime")
+    v.add_argument("model", metavar="MODEL", nargs="?", help=".onnx path or bundled model name "
+                   "(default: the bundled default model)")
+    v.add_argument("--mlmodel", help="an .mlpackage built from MODEL (default: build one)")
+    v.add_argument("--inputs", help=".npz of inputs keyed by ONNX input name (default: generated)")
+    v.add_argument("--runtime", choices=("mil", "coreml"), default="mil")
+    v.add_argument("--compute-units", choices=("CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE", "ALL"))
+    v.add_argument("--method", choices=("capture", "outputs", "truncation"),
+                   help="how intermediates are observed (default: capture for mil, outputs for coreml)")
+    _build_options(v)
+    v.add_argument("--html", help="write a self-contained HTML report here")
+    v.add_argument("--json", action="store_true", help="print the report as JSON")
+    v.add_argument("--all-rows", action="store_true", help="table: also the fused and folded tensors")
+    v.set_defaults(func=_validate)
+
+    i = sub.add_parser("isolate", help="one node alone: variant x runtime matrix, bundle on disk")
+    i.add_argument("model", metavar="MODEL", help=".onnx path or bundled model name")
+    i.add_argument("--node", required=True, help="ONNX node name (or a tensor it produces)")
+    i.add_argument("-o", "--output", required=True, help="directory for the bundle")
+    i.add_argument("--inputs", help=".npz of the full model's inputs (default: generated)")
+    i.add_argument("--variants", nargs="+", help="lowering variants (default: all the op has)")
+    i.add_argument("--runtimes", nargs="+", help="mil-fp32, mil-fp16, coreml-<UNITS> (default: all here)")
+    i.add_argument("--config", help="base build config (YAML)")
+    i.add_argument("--json", action="store_true", help="print the matrix as JSON")
+    i.set_defaults(func=_isolate)
+
+    o = sub.add_parser("ops", help="supported ONNX ops with opset ranges")
+    o.add_argument("--json", action="store_true")
+    o.set_defaults(func=_ops)
+
+    r = sub.add_parser("run", help="run an .mlpackage on inputs")
+    r.add_argument("mlpackage", metavar="MLPACKAGE")
+    r.add_argument("--inputs", required=True, help=".npz keyed by ONNX input name")
+    r.add_argument("-o", "--output", required=True, help=".npz to write, keyed by ONNX output name")
+    r.add_argument("--runtime", choices=("mil", "coreml"), default="mil")
+    r.add_argument("--compute-units", choices=("CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE", "ALL"))
+    r.add_argument("--json", action="store_true", help="print output names, shapes and dtypes as JSON")
+    r.set_defaults(func=_run)
+    return p
+
+
+def _build_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=("fp16", "fp32"), help="compute precision (default fp16)")
+    p.add_argument("--target", choices=TARGETS, help="minimum deployment target (default iOS15)")
+    p.add_argument("--config", help="build config YAML (lowerings, tolerances; see configs/)")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@contextlib.contextmanager
+def _progress(args, message: str):
+    """A spinner on stderr for long work; yields a callback that updates its message."""
+    if getattr(args, "json", False) or not sys.stderr.isatty():
+        yield lambda _msg: None
+        return
+    with _stderr().status(message) as status:
+        yield lambda msg: status.update(msg)
+
+
+def resolve_model(spec: Optional[str]):
+    """(ONNX path or ModelProto, bundled name or None) for an .onnx path or bundled model name."""
+    from . import models
+
+    name = spec if spec is not None else models.DEFAULT
+    path = Path(name)
+    if path.suffix == ".onnx" or path.exists():
+        if not path.is_file():
+            raise UsageError(f"{path}: no such ONNX file")
+        return str(path), None
+    if name in models.names():
+        return models.build(name), name
+    raise UsageError(f"'{name}' is neither an .onnx file nor a bundled model ({', '.join(models.names())})")
+
+
+def _inputs_for(args, bundled: Optional[str]):
+    from . import models
+
+    if args.inputs:
+        if not Path(args.inputs).is_file():
+            raise UsageError(f"{args.inputs}: no such inputs file")
+        return args.inputs
+    return models.example_inputs(bundled) if bundled else None
+
+
+def _target(name: Optional[str]):
+    import coremltools as ct
+
+    return getattr(ct.target, name) if name else None
+
+
+def _units(name: Optional[str]):
+    import coremltools as ct
+
+    return getattr(ct.ComputeUnit, name) if name else None
+
+
+def _stdout():
+    """Rich console on stdout; wide when piped so tables are not cut to 80 columns."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=220)
+
+
+def _print_json(data) -> None:
+    from .backend.report import _finite
+
+    print(json.dumps(_finite(data), indent=2))
+
+
+# ---- commands --------------------------------------------------------------------------------------
+
+def _convert(args) -> int:
+    import onnx2mil
+    from .backend.pipeline import read_name_map
+
+    model, _ = resolve_model(args.model)
+    with _progress(args, "converting") as _:
+        mlmodel = onnx2mil.build_coreml(model, compute_precision=args.precision, config=args.config,
+                                        minimum_deployment_target=_target(args.target), verbose=args.verbose)
+        path = onnx2mil.save(mlmodel, args.output)
+    name_map = read_name_map(mlmodel)
+    if args.json:
+        _print_json({"path": str(path), "precision": name_map["precision"], "inputs": name_map["inputs"],
+                     "outputs": name_map["outputs"]})
+    else:
+        print(f"wrote {path} ({name_map['precision']})")
+    return EXIT_OK
+
+
+def _validate(args) -> int:
+    import onnx2mil
+
+    model, bundled = resolve_model(args.model)
+    with _progress(args, "validating") as say:
+        mlmodel = None
+        if args.mlmodel:
+            if not Path(args.mlmodel).exists():
+                raise UsageError(f"{args.mlmodel}: no such .mlpackage")
+            mlmodel = args.mlmodel
+        report = onnx2mil.validate(model, mlmodel, inputs=_inputs_for(args, bundled), runtime=args.runtime,
+                                   compute_units=_units(args.compute_units), config=args.config,
+                                   compute_precision=args.precision, method=args.method, progress=say,
+                                   minimum_deployment_target=_target(args.target))
+    if args.html:
+        report.to_html(args.html)
+    if args.json:
+        print(report.to_json())
+    else:
+        report.print(_stdout(), only_compared=not args.all_rows)
+        if args.html:
+            print(f"HTML report: {args.html}")
+    return EXIT_OK if report.ok else EXIT_DIVERGENCE
+
+
+def _isolate(args) -> int:
+    import onnx2mil
+
+    model, bundled = resolve_model(args.model)
+    with _progress(args, f"isolating {args.node}") as say:
+        result = onnx2mil.isolate(model, args.node, args.output, inputs=_inputs_for(args, bundled),
+                                  variants=args.variants, runtimes=args.runtimes, config=args.config,
+                                  progress=say)
+    if args.json:
+        print(result.to_json())
+    else:
+        result.print(_stdout())
+        print(f"bundle: {result.out_dir}")
+    return EXIT_OK if result.ok else EXIT_DIVERGENCE
+
+
+def _ops(args) -> int:
+    from .backend.registry import registered_ops
+
+    rows = [{"domain": d or "ai.onnx", "op_type": op, "min_opset": b.min_opset, "max_opset": b.max_opset,
+             "module": b.module} for d, op, b in registered_ops()]
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} supported ONNX ops")
+    for col in ("domain", "op", "opsets", "builder"):
+        table.add_column(col)
+    for r in rows:
+        top = r["max_opset"] if r["max_opset"] is not None else "latest"
+        table.add_row(r["domain"], r["op_type"], f"{r['min_opset']}..{top}", r["module"])
+    _stdout().print(table)
+    return EXIT_OK
+
+
+def _run(args) -> int:
+    import numpy as np
+
+    import onnx2mil
+
+    if not Path(args.mlpackage).exists():
+        raise UsageError(f"{args.mlpackage}: no such .mlpackage")
+    if not Path(args.inputs).is_file():
+        raise UsageError(f"{args.inputs}: no such inputs file")
+    with np.load(args.inputs) as data:
+        inputs = {k: data[k] for k in data.files}
+    with _progress(args, "running"):
+        outputs = onnx2mil.predict(args.mlpackage, inputs, runtime=args.runtime,
+                                   compute_units=_units(args.compute_units))
+    np.savez(args.output, **{k: np.asarray(v) for k, v in outputs.items()})
+    summary = {k: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype)} for k, v in outputs.items()}
+    if args.json:
+        _print_json({"path": args.output, "outputs": summary})
+    else:
+        for k, s in summary.items():
+            print(f"{k}: {tuple(s['shape'])} {s['dtype']}")
+        print(f"wrote {args.output}")
+    return EXIT_OK
+
+
+def main(argv: Optional[list] = None) -> int:
+    args = _parser().parse_args(argv)
+    log = logging.getLogger("coremltools")
+    log.setLevel(logging.INFO if args.verbose else logging.ERROR)
+    from .errors import Onnx2MilError
+
+    try:
+        return args.func(args)
+    except (Onnx2MilError, UsageError) as e:
+        print(f"onnx2mil {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, OSError) as e:  # config files, paths and option values read from the user
+        print(f"onnx2mil {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
