@@ -13,7 +13,10 @@ from op_cases.shape import SymbolicOpCase
 
 @dataclass
 class ScalarInputsCase(OpCase):
-    """CoreML has no rank-0 inputs: each 1-element graph input is reshaped to a scalar first."""
+    """CoreML has no rank-0 inputs: 1-element graph inputs (``scalars``, default all) are reshaped
+    to scalars first."""
+
+    scalars: tuple = ()
 
     def model(self) -> onnx.ModelProto:
         model = super().model()
@@ -21,7 +24,7 @@ class ScalarInputsCase(OpCase):
         node = graph.node[0]
         prelude = []
         for j, name in enumerate(node.input):
-            if name in self.inputs:
+            if name in (self.scalars or self.inputs):
                 prelude.append(oh.make_node("Reshape", [name, "scalar_shape"], [f"{name}_scalar"], name=f"{name}_to_scalar"))
                 node.input[j] = f"{name}_scalar"
         graph.initializer.append(numpy_helper.from_array(np.zeros(0, np.int64), "scalar_shape"))
