@@ -158,7 +158,9 @@ def _gathered(node, ctx, x, kind: str):
             last = i == len(slices) - 1
             flat = _flat_index(win, offset, in_spatial, column_major) if with_indices else None
             if acc is None:
-                acc, index = v, flat
+                # MIL select's output shape broadcasts a and b only (not cond): start full-shaped.
+                acc = v
+                index = None if flat is None else np.ascontiguousarray(np.broadcast_to(flat, x.shape[:2] + flat.shape))
                 continue
             if with_indices:
                 better = mb.greater(x=v, y=acc, name=ctx.scratch(f"{out}_better_{i}"))

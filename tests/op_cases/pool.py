@@ -2,11 +2,13 @@
 count_include_pad, Indices) and the global pools."""
 from itertools import product
 
+import numpy as np
+
 from harness import OpCase, rand
 
 
-def pool(op, id, shape, opset=19, n_outputs=1, **attrs):
-    return OpCase(f"{op.lower()}_{id}", op, {"X": rand(*shape, low=-3, high=3)}, attrs,
+def pool(op, id, shape, opset=19, n_outputs=1, dtype=np.float32, **attrs):
+    return OpCase(f"{op.lower()}_{id}", op, {"X": rand(*shape, low=-3, high=3, dtype=dtype)}, attrs,
                   n_outputs=n_outputs, opset=opset)
 
 
@@ -36,6 +38,10 @@ CASES = [
     max_pool("2d_indices_column_major", (1, 2, 5, 6), kernel_shape=[3, 2], n_outputs=2, storage_order=1),
     max_pool("1d_indices_dilations_ceil", (1, 2, 10), kernel_shape=[3], strides=[2], dilations=[2],
              ceil_mode=1, n_outputs=2),
+    max_pool("2d_fp16_dilations_indices", (1, 2, 7, 7), kernel_shape=[2, 2], dilations=[2, 2], pads=[1, 1, 0, 0],
+             n_outputs=2, dtype=np.float16),
+    avg_pool("2d_fp16_ceil", (1, 2, 7, 7), kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1, count_include_pad=1,
+             pads=[1, 1, 1, 1], dtype=np.float16),
     max_pool("3d_indices", (1, 2, 4, 5, 4), kernel_shape=[2, 2, 2], strides=[2, 2, 1], n_outputs=2),
 ] + [
     pool(op, f"2d_{pad.lower()}_s{s}_ceil{c}", (1, 2, 7, 10), kernel_shape=[3, 4], strides=[s, s],
