@@ -1,0 +1,225 @@
+"""One measured task per process, started by ``run.py``: ``python measure.py TASK ARGS_JSON RESULT_JSON``.
+
+The parent reads the process's peak RSS and wall time from ``os.wait4``; this side times the phases
+that matter (import, build, save, forward...) and writes them, or the error, to RESULT_JSON.
+Imports are inside the tasks: the onnx2coreml task runs under another interpreter (its own venv).
+"""
+from __future__ import annotations
+
+import cProfile
+import json
+import pstats
+import sys
+import time
+import traceback
+from pathlib import Path
+
+
+def _clock():
+    return time.perf_counter()
+
+
+def convert(args: dict) -> dict:
+    """onnx2mil.build_coreml(path) + onnx2mil.save; optionally under cProfile."""
+    t0 = _clock()
+    import onnx2mil
+    t_import = _clock() - t0
+    profiler = cProfile.Profile() if args.get("profile") else None
+    if profiler:
+        profiler.enable()
+    t0 = _clock()
+    mlmodel = onnx2mil.build_coreml(args["onnx"], compute_precision=args.get("precision"))
+    t_build = _clock() - t0
+    t0 = _clock()
+    onnx2mil.save(mlmodel, args["out"])
+    t_save = _clock() - t0
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(args["profile"])
+    return {"import_s": t_import, "build_s": t_build, "save_s": t_save}
+
+
+def io_floor(args: dict) -> dict:
+    """The least a converter must do: read the ONNX file (protobuf + external data) and write every
+    weight, cast to the saved precision, into one file."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    t0 = _clock()
+    model = onnx.load(args["onnx"], load_external_data=True)
+    t_read = _clock() - t0
+    dtype = np.float16 if args.get("precision", "fp16") == "fp16" else np.float32
+    t0 = _clock()
+    written = 0
+    with open(args["out"], "wb") as f:
+        for t in model.graph.initializer:
+            a = numpy_helper.to_array(t)
+            if a.dtype == np.float32:
+                a = a.astype(dtype)
+            f.write(a.tobytes())
+            written += a.nbytes
+    t_write = _clock() - t0
+    return {"read_s": t_read, "write_s": t_write, "bytes_written": written}
+
+
+def onnx2coreml_convert(args: dict) -> dict:
+    """The onnx2coreml package (PyPI) on the same ONNX file; ``constants_as_initializers`` first
+    rewrites Constant nodes to initializers (what torch's constant folding leaves)."""
+    import onnx
+    t0 = _clock()
+    import onnx2coreml
+    t_import = _clock() - t0
+    model = onnx.load(args["onnx"], load_external_data=True)
+    if args.get("constants_as_initializers"):
+        kept = []
+        for node in model.graph.node:
+            if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+                tensor = onnx.helper.get_attribute_value(node.attribute[0])
+                tensor.name = node.output[0]
+                model.graph.initializer.append(tensor)
+            else:
+                kept.append(node)
+        del model.graph.node[:]
+        model.graph.node.extend(kept)
+    t0 = _clock()
+    mlmodel = onnx2coreml.convert(model, compute_precision=args.get("precision", "fp16"))
+    t_build = _clock() - t0
+    t0 = _clock()
+    mlmodel.save(args["out"])
+    t_save = _clock() - t0
+    return {"import_s": t_import, "build_s": t_build, "save_s": t_save, "version": onnx2coreml.__version__}
+
+
+def import_onnx_coreml(args: dict) -> dict:
+    """Whether the old onnx-coreml (1.3, 2020) imports at all next to this coremltools."""
+    import onnx_coreml  # noqa: F401
+    return {}
+
+
+def _median_time(fn, repeats: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = _clock()
+        out = fn()
+        times.append(_clock() - t0)
+    times.sort()
+    return times[len(times) // 2], out
+
+
+def forward(args: dict) -> dict:
+    """onnxruntime vs the MIL interpreter (onnx2mil.predict) on the same inputs."""
+    import numpy as np
+    import onnxruntime as ort
+    feeds = dict(np.load(args["inputs"]))
+    repeats = args.get("repeats", 3)
+    t0 = _clock()
+    sess = ort.InferenceSession(args["onnx"], providers=["CPUExecutionProvider"])
+    t_ort_load = _clock() - t0
+    t_ort, ref = _median_time(lambda: sess.run(None, feeds), repeats)
+    result = {"ort_load_s": t_ort_load, "ort_run_s": t_ort}
+    import onnx2mil
+    predict = getattr(onnx2mil, "predict", None)
+    if predict is None:
+        raise RuntimeError("onnx2mil has no predict() yet")
+    t0 = _clock()
+    first = predict(args["mlpackage"], feeds)
+    result["mil_first_s"] = _clock() - t0
+    t_mil, out = _median_time(lambda: predict(args["mlpackage"], feeds), repeats)
+    result["mil_run_s"] = t_mil
+    name = sess.get_outputs()[0].name
+    diff = np.abs(np.asarray(out[name], dtype=np.float64) - ref[0])
+    result["max_abs_diff"] = float(diff.max())
+    result["mean_abs_diff"] = float(diff.mean())
+    del first
+    return result
+
+
+def validate(args: dict) -> dict:
+    """onnx2mil.validate on a built package: every tensor against onnxruntime."""
+    import numpy as np
+    import onnx2mil
+    feeds = dict(np.load(args["inputs"]))
+    t0 = _clock()
+    report = onnx2mil.validate(args["onnx"], args["mlpackage"], inputs=feeds)
+    t_validate = _clock() - t0
+    summary = {"validate_s": t_validate, "ok": bool(report.ok), "counts": report.counts}
+    divergence = report.first_divergence
+    if divergence is not None:
+        summary["first_divergence"] = f"{divergence.node} ({divergence.op_type}) -> {divergence.tensor}"
+    return summary
+
+
+def synthetic_chain(args: dict) -> dict:
+    """Write a chain of ``nodes`` Add/Mul/Relu nodes on a (1, 16) tensor, each Add/Mul with its own
+    (16,) initializer, to ``out``."""
+    import numpy as np
+    import onnx
+    import onnx.helper as oh
+    from onnx import numpy_helper
+    n, width = args["nodes"], 16
+    rng = np.random.default_rng(0)
+    nodes, inits, x = [], [], "x"
+    for i in range(n):
+        op = ("Add", "Mul", "Relu")[i % 3]
+        y = f"/chain/{op}_{i}_output_0"
+        if op == "Relu":
+            nodes.append(oh.make_node(op, [x], [y], name=f"/chain/{op}_{i}"))
+        else:
+            low, high = (-0.1, 0.1) if op == "Add" else (0.9, 1.1)
+            inits.append(numpy_helper.from_array(rng.uniform(low, high, width).astype(np.float32), f"chain.{i}.c"))
+            nodes.append(oh.make_node(op, [x, f"chain.{i}.c"], [y], name=f"/chain/{op}_{i}"))
+        x = y
+    nodes.append(oh.make_node("Identity", [x], ["y"], name="/chain/Identity"))
+    graph = oh.make_graph(nodes, f"chain{n}", [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, width])],
+                          [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, width])], inits)
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)], ir_version=8)
+    onnx.save_model(model, args["out"])
+    return {"nodes": len(nodes)}
+
+
+def import_only(args: dict) -> dict:
+    """The baseline: the interpreter with onnx2mil (coremltools, onnx, onnxruntime) imported."""
+    t0 = _clock()
+    import onnx2mil  # noqa: F401
+    return {"import_s": _clock() - t0}
+
+
+TASKS = {
+    "import_only": import_only,
+    "convert": convert,
+    "io_floor": io_floor,
+    "onnx2coreml": onnx2coreml_convert,
+    "import_onnx_coreml": import_onnx_coreml,
+    "forward": forward,
+    "validate": validate,
+    "synthetic_chain": synthetic_chain,
+}
+
+
+def profile_top(stats_path: str, limit: int = 25) -> list[dict]:
+    """Top entries of a cProfile dump, by cumulative and by own time."""
+    stats = pstats.Stats(stats_path)
+    rows = []
+    for (filename, line, func), (cc, nc, tt, ct, _callers) in stats.stats.items():
+        rows.append({"where": f"{_short(filename)}:{line}({func})", "calls": nc, "tottime": tt, "cumtime": ct})
+    return rows
+
+
+def _short(filename: str) -> str:
+    for marker in ("site-packages/", "onnx2mil/", "lib/python3"):
+        if marker in filename:
+            return filename.split(marker, 1)[1] if marker != "onnx2mil/" else "onnx2mil/" + filename.split(marker, 1)[1]
+    return filename
+
+
+def main() -> None:
+    task, args, result_path = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+    try:
+        result = {"error": None, **TASKS[task](args)}
+    except Exception as e:  # noqa: BLE001 - any failure is the measurement's result, reported by run.py
+        result = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+    Path(result_path).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
