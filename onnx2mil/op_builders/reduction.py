@@ -1,0 +1,92 @@
+"""ONNX Reduce* -> MIL ``reduce_*`` (axes attribute before opset 18 — ReduceSum 13 — and a
+constant axes input after; empty axes reduce all, or with noop_with_empty_axes keep the shape and
+apply only the elementwise part, as onnxruntime and ONNX's reference do). ArgMax/ArgMin ->
+``reduce_argmax``/``reduce_argmin``; select_last_index reverses the axis and maps i -> n-1-i.
+"""
+from __future__ import annotations
+
+import numpy as np
+from coremltools.converters.mil import Builder as mb
+
+from ..backend.registry import op_builder
+from .binary import dtype_refusal, like
+
+_REDUCE = {
+    "ReduceMean": "reduce_mean", "ReduceSum": "reduce_sum", "ReduceMax": "reduce_max",
+    "ReduceMin": "reduce_min", "ReduceProd": "reduce_prod", "ReduceL1": "reduce_l1_norm",
+    "ReduceL2": "reduce_l2_norm", "ReduceLogSum": "reduce_log_sum",
+    "ReduceLogSumExp": "reduce_log_sum_exp", "ReduceSumSquare": "reduce_sum_square",
+}
+_FLOAT_ONLY = ("ReduceMean", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp")
+# Reducing over no axis leaves one element per set: what remains of each reduction.
+_NOOP = {"ReduceL1": "abs", "ReduceL2": "abs", "ReduceSumSquare": "square", "ReduceLogSum": "log"}
+
+
+def _axes_from_input(node) -> bool:
+    return node.opset >= (13 if node.op_type == "ReduceSum" else 18)
+
+
+def _axes(node, ctx):
+    """The ONNX axes as a list ([] when absent or empty)."""
+    if _axes_from_input(node):
+        return [int(a) for a in ctx.const(node.inputs[1]).reshape(-1)] if node.has_input(1) else []
+    return list(node.attr("axes") or [])
+
+
+@op_builder(*_REDUCE, min_opset=1)
+def reduce(node, ctx):
+    x = ctx.input(node, 0)
+    name = ctx.mil_name(node.outputs[0])
+    axes = _axes(node, ctx)
+    if not axes and node.attr("noop_with_empty_axes", 0):
+        noop = _NOOP.get(node.op_type)
+        if noop == "log":
+            y = mb.log(x=x, epsilon=like(0.0, x), name=name)
+        else:
+            y = getattr(mb, noop)(x=x, name=name) if noop else mb.identity(x=x, name=name)
+        ctx.set_output(node, y)
+        return
+    ctx.set_output(node, getattr(mb, _REDUCE[node.op_type])(
+        x=x, axes=sorted(a % x.rank for a in axes) if axes else None,
+        keep_dims=bool(node.attr("keepdims", 1)), name=name))
+
+
+@reduce.check
+def _(node, ctx):
+    if _axes_from_input(node) and node.has_input(1) and not ctx.is_const(node.inputs[1]):
+        return "axes must be a constant (MIL reductions take constant axes)"
+    rank = ctx.rank(node.inputs[0])
+    if rank is None or rank == 0:
+        return "input rank must be known and >= 1"
+    return dtype_refusal(ctx, node.inputs[:1], ("float",) if node.op_type in _FLOAT_ONLY else ("float", "int"))
+
+
+@op_builder("ArgMax", "ArgMin", min_opset=1)
+def arg_reduce(node, ctx):
+    x = ctx.input(node, 0)
+    out = node.outputs[0]
+    name = ctx.mil_name(out)
+    axis = node.attr("axis", 0) % x.rank
+    keep = bool(node.attr("keepdims", 1))
+    fn = mb.reduce_argmax if node.op_type == "ArgMax" else mb.reduce_argmin
+    if not node.attr("select_last_index", 0):
+        ctx.set_output(node, fn(x=x, axis=axis, keep_dims=keep, name=name))
+        return
+    flipped = mb.reverse(x=x, axes=[axis], name=ctx.scratch(f"{out}_reversed"))
+    index = fn(x=flipped, axis=axis, keep_dims=keep, name=ctx.scratch(f"{out}_reversed_index"))
+    size = x.shape[axis]
+    if isinstance(size, int):
+        last = np.array(size - 1, dtype=np.int32)
+    else:
+        dim = mb.gather(x=mb.shape(x=x, name=ctx.scratch(f"{out}_shape")), indices=axis,
+                        name=ctx.scratch(f"{out}_size"))
+        last = mb.sub(x=dim, y=np.int32(1), name=ctx.scratch(f"{out}_last"))
+    ctx.set_output(node, mb.sub(x=last, y=index, name=name))
+
+
+@arg_reduce.check
+def _(node, ctx):
+    rank = ctx.rank(node.inputs[0])
+    if rank is None or rank == 0:
+        return "input rank must be known and >= 1"
+    return dtype_refusal(ctx, node.inputs[:1], ("float", "int"))
