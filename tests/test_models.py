@@ -146,6 +146,58 @@ def test_activation1d_subgraph_matches_numpy_reference(length):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+def conv1d(x, w, b=None, pad=0, dilation=1):
+    k = w.shape[2]
+    xp = np.pad(x[0], ((0, 0), (pad, pad)))
+    n_out = xp.shape[1] - dilation * (k - 1)
+    cols = np.stack([xp[:, j * dilation:j * dilation + n_out] for j in range(k)], axis=-1)
+    y = np.einsum("ock,ctk->ot", w, cols)
+    return (y if b is None else y + b[:, None])[None]
+
+
+def conv_transpose1d(x, w, b, stride, pad):
+    k = w.shape[2]
+    full = np.zeros((w.shape[1], (x.shape[2] - 1) * stride + k))
+    for t in range(x.shape[2]):
+        full[:, t * stride:t * stride + k] += np.einsum("c,cok->ok", x[0, :, t], w)
+    return (full[:, pad:full.shape[1] - pad] + b[:, None])[None]
+
+
+def reference_bigvgan(mel, p, cfg):
+    """Qwen2.5-Omni's Token2WavBigVGAN forward in numpy, from the module's description."""
+    taps = reference_lowpass()
+
+    def act(x, prefix):
+        return reference_activation1d(x, p[f"{prefix}.act.alpha"], p[f"{prefix}.act.beta"], taps)
+
+    db = 20 * np.log10(np.maximum(np.exp(mel.astype(np.float64)), np.exp(-115 / 20 * np.log(10)))) - 20
+    x = np.clip(2 * (db + 115) / 115 - 1, -1, 1)
+    x = conv1d(x, p["conv_pre.weight"], p["conv_pre.bias"], pad=3)
+    n = len(cfg.resblock_kernel_sizes)
+    for i, (rate, k) in enumerate(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes)):
+        x = conv_transpose1d(x, p[f"ups.{i}.0.weight"], p[f"ups.{i}.0.bias"], rate, (k - rate) // 2)
+        total = 0
+        for j, (kr, dilations) in enumerate(zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes)):
+            r, y = f"resblocks.{i * n + j}", x
+            for m, d in enumerate(dilations):
+                h = act(y, f"{r}.activations.{2 * m}")
+                h = conv1d(h, p[f"{r}.convs1.{m}.weight"], p[f"{r}.convs1.{m}.bias"], (kr * d - d) // 2, d)
+                h = act(h, f"{r}.activations.{2 * m + 1}")
+                y = y + conv1d(h, p[f"{r}.convs2.{m}.weight"], p[f"{r}.convs2.{m}.bias"], (kr - 1) // 2)
+            total = total + y
+        x = total / n
+    x = conv1d(act(x, "activation_post"), p["conv_post.weight"], pad=3)
+    return np.clip(x, -1, 1)
+
+
+def test_bigvgan_tiny_matches_numpy_reference_of_the_torch_module():
+    model = models.build("bigvgan-tiny")
+    inputs = models.example_inputs("bigvgan-tiny")
+    got = run_ort(model, inputs)["waveform"]
+    want = reference_bigvgan(inputs["mel"], initializers(model), models.config("bigvgan-tiny"))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 def test_snake_beta_is_exported_as_primitive_ops():
     model = bigvgan.activation1d_model(channels=2, length=8)
     ops = {n.op_type for n in model.graph.node if n.name.startswith("/activation/act/")}
