@@ -60,21 +60,29 @@ def operand_like(ctx, node, i: int, x, out: str):
 @op_builder("BatchNormalization", min_opset=9)
 def batch_norm(node, ctx):
     x = ctx.input(node, 0)
+    out = node.outputs[0]
+    if x.dtype == types.fp16 and any(ctx.dtype(node.inputs[i]) != np.float16 for i in range(1, 5)):
+        # fp32 statistics (opset 15's T1/T2) on an fp16 input: normalize in fp32, round once.
+        x = mb.cast(x=x, dtype="fp32", name=ctx.scratch(f"{out}_fp32_input"))
+        y = _normalize(node, ctx, x, ctx.scratch(f"{out}_fp32"))
+        ctx.set_output(node, mb.cast(x=y, dtype="fp16", name=ctx.mil_name(out)))
+        return
+    ctx.set_output(node, _normalize(node, ctx, x, ctx.mil_name(out)))
+
+
+def _normalize(node, ctx, x, name: str):
     eps = float(node.attr("epsilon"))
     out = node.outputs[0]
     consts = [ctx.const(node.inputs[i]) for i in range(1, 5)]
     if all(c is not None for c in consts):
         scale, bias, mean, var = (c.astype(np.float64) for c in consts)
         if 3 <= x.rank <= 5:
-            y = mb.batch_norm(x=x, mean=const_like(mean, x), variance=const_like(var, x),
-                              gamma=const_like(scale, x), beta=const_like(bias, x),
-                              epsilon=const_like(eps, x), name=ctx.mil_name(out))
-        else:
-            a = scale / np.sqrt(var + eps)
-            y = mb.mul(x=x, y=per_channel(const_like(a, x), x.rank), name=ctx.scratch(f"{out}_scale"))
-            y = mb.add(x=y, y=per_channel(const_like(bias - mean * a, x), x.rank), name=ctx.mil_name(out))
-        ctx.set_output(node, y)
-        return
+            return mb.batch_norm(x=x, mean=const_like(mean, x), variance=const_like(var, x),
+                                 gamma=const_like(scale, x), beta=const_like(bias, x),
+                                 epsilon=const_like(eps, x), name=name)
+        a = scale / np.sqrt(var + eps)
+        y = mb.mul(x=x, y=per_channel(const_like(a, x), x.rank), name=ctx.scratch(f"{out}_scale"))
+        return mb.add(x=y, y=per_channel(const_like(bias - mean * a, x), x.rank), name=name)
     scale, bias, mean, var = (operand_like(ctx, node, i, x, out) for i in range(1, 5))
     if not isinstance(var, np.ndarray):
         inv_std = mb.rsqrt(x=var, epsilon=const_like(eps, x), name=ctx.scratch(f"{out}_inv_std"))
@@ -83,7 +91,7 @@ def batch_norm(node, ctx):
     y = mb.sub(x=x, y=mean, name=ctx.scratch(f"{out}_centered"))
     y = mb.mul(x=y, y=inv_std, name=ctx.scratch(f"{out}_normalized"))
     y = mb.mul(x=y, y=scale, name=ctx.scratch(f"{out}_scaled"))
-    ctx.set_output(node, mb.add(x=y, y=bias, name=ctx.mil_name(out)))
+    return mb.add(x=y, y=bias, name=name)
 
 
 @batch_norm.check
