@@ -44,11 +44,16 @@ def _constant_value(node, ctx) -> float:
     return 0.0
 
 
+def _scalar(value: float, x):
+    """The pad value in x's dtype (MIL pad takes fp16 or fp32)."""
+    return np.float16(value) if x.dtype.__name__ == "fp16" else np.float32(value)
+
+
 def _pad_trailing(x, pairs, mode, value, name):
     """One MIL pad over the trailing axes that need it (leading all-zero pairs dropped)."""
     first = next(i for i, p in enumerate(pairs) if p != (0, 0))
     flat = np.array([v for p in pairs[first:] for v in p], dtype=np.int32)
-    extra = dict(constant_val=np.float32(value)) if mode == "constant" else {}
+    extra = dict(constant_val=_scalar(value, x)) if mode == "constant" else {}
     return mb.pad(x=x, pad=flat, mode=mode, name=name, **extra)
 
 
@@ -101,7 +106,7 @@ def pad(node, ctx):
     value = _constant_value(node, ctx)
     pairs = onnx_pads(node, ctx, x.rank)
     if pairs is None:
-        y = mb.pad(x=x, pad=_runtime_pads(node, ctx, x, tmp), mode="constant", constant_val=np.float32(value),
+        y = mb.pad(x=x, pad=_runtime_pads(node, ctx, x, tmp), mode="constant", constant_val=_scalar(value, x),
                    name=ctx.mil_name(out))
         ctx.set_output(node, y)
         return
