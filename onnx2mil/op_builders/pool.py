@@ -16,7 +16,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder
-from .batch_norm import const_like
+from .batch_norm import const_like, input_refusal
 
 _FLOATS = (np.float16, np.float32, np.float64)
 
@@ -303,11 +303,9 @@ def global_pool(node, ctx):
 
 @global_pool.check
 def _(node, ctx):
-    rank = ctx.rank(node.inputs[0])
-    if rank is None or rank < 3:
-        return "input rank must be known and at least 3 (N, C, D1, ...)"
-    if ctx.dtype(node.inputs[0]) not in _FLOATS:
-        return f"input dtype {ctx.dtype(node.inputs[0])} (MIL reduces fp16/fp32 only)"
+    refusal = input_refusal(ctx, node.inputs[0], min_rank=3, what="reduces")
+    if refusal:
+        return refusal
     if node.op_type == "GlobalLpPool" and node.attr("p") <= 0:
         return f"p={node.attr('p')} must be positive"
     return None
