@@ -42,3 +42,6 @@ CASES = [
     case("neither", "IsInf", _SPECIALS.reshape(2, 3), opset=20, detect_positive=0, detect_negative=0),
     case("wide", "Asinh", rand(10, low=-50.0, high=50.0), opset=9),
 ]
+
+# log(0) = -inf: the fp16 test's error bound (relative to max |reference|) is undefined at infinities.
+next(c for c in CASES if c.id == "log_zero").fp16 = False
