@@ -1,0 +1,160 @@
+"""ONNX Attention (opset 23+: MHA/GQA/MQA, 3-D or 4-D Q/K/V, bool or float attn_mask, is_causal,
+scale, softcap, past/present key-value cache, qk_matmul_output) -> MIL matmul / softmax / matmul.
+
+Masked scores become fp32's lowest value, as in onnxruntime (the fp16 pass turns it into -inf, which
+coremltools keeps for attention masks); rows a boolean mask disallows entirely would be NaN after
+the softmax and are zeroed instead, as the ONNX errata asks.
+"""
+from __future__ import annotations
+
+import numpy as np
+from coremltools.converters.mil import Builder as mb
+from coremltools.converters.mil.mil import types
+
+from ..backend.registry import op_builder
+from .batch_norm import const_like
+
+MASKED = float(np.finfo(np.float32).min)
+
+
+def _static(d) -> bool:
+    return isinstance(d, int)
+
+
+def split_heads(ctx, x, heads: int, out: str, what: str):
+    """(B, S, heads * D) -> (B, heads, S, D); B or S must be static (reshape takes one -1)."""
+    b, s, hidden = x.shape
+    shape = [b if _static(b) else -1, s if _static(s) else -1, heads, hidden // heads]
+    x = mb.reshape(x=x, shape=np.array(shape, dtype=np.int32), name=ctx.scratch(f"{out}_{what}_heads"))
+    return mb.transpose(x=x, perm=[0, 2, 1, 3], name=ctx.scratch(f"{out}_{what}_bhsd"))
+
+
+def repeat_heads(ctx, x, groups: int, out: str, what: str):
+    """(B, Hkv, L, D) -> (B, Hkv * groups, L, D), each kv head repeated for its group of q heads."""
+    b, h, length, d = x.shape
+    x = mb.expand_dims(x=x, axes=[2], name=ctx.scratch(f"{out}_{what}_expand"))
+    x = mb.tile(x=x, reps=[1, 1, groups, 1, 1], name=ctx.scratch(f"{out}_{what}_tile"))
+    shape = [b if _static(b) else -1, h * groups, length if _static(length) else -1, d]
+    return mb.reshape(x=x, shape=np.array(shape, dtype=np.int32), name=ctx.scratch(f"{out}_{what}_groups"))
+
+
+def causal_allowed(q_len: int, total: int, past: int) -> np.ndarray:
+    """Query i attends key j iff j <= i + past (bottom-right alignment with the cache)."""
+    return np.arange(total)[None, :] <= np.arange(q_len)[:, None] + past
+
+
+@op_builder("Attention", min_opset=23)
+def attention(node, ctx):
+    q, k, v = (ctx.input(node, i) for i in range(3))
+    out = node.outputs[0]
+    outputs = node.outputs + [""] * (4 - len(node.outputs))
+    three_d = q.rank == 3
+    if three_d:
+        q = split_heads(ctx, q, node.attr("q_num_heads"), out, "q")
+        k = split_heads(ctx, k, node.attr("kv_num_heads"), out, "k")
+        v = split_heads(ctx, v, node.attr("kv_num_heads"), out, "v")
+    past = 0
+    if node.has_input(4):
+        past_key, past_value = ctx.input(node, 4), ctx.input(node, 5)
+        past = past_key.shape[2]
+        k = mb.concat(values=[past_key, k], axis=2,
+                      name=ctx.mil_name(outputs[1]) if outputs[1] else ctx.scratch(f"{out}_present_key"))
+        v = mb.concat(values=[past_value, v], axis=2,
+                      name=ctx.mil_name(outputs[2]) if outputs[2] else ctx.scratch(f"{out}_present_value"))
+    present = (k, v)
+    if q.shape[1] != k.shape[1]:
+        groups = q.shape[1] // k.shape[1]
+        k, v = repeat_heads(ctx, k, groups, out, "k"), repeat_heads(ctx, v, groups, out, "v")
+
+    scale = node.attr("scale")
+    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else float(scale)
+    scores = mb.matmul(x=q, y=k, transpose_y=True, name=ctx.scratch(f"{out}_qk"))
+    scores = mb.mul(x=scores, y=const_like(scale, q), name=ctx.scratch(f"{out}_qk_scaled"))
+    stages = [scores]
+    softcap = float(node.attr("softcap") or 0.0)
+    if softcap > 0:
+        capped = mb.tanh(x=mb.mul(x=scores, y=const_like(1.0 / softcap, q), name=ctx.scratch(f"{out}_cap_in")),
+                         name=ctx.scratch(f"{out}_cap_tanh"))
+        scores = mb.mul(x=capped, y=const_like(softcap, q), name=ctx.scratch(f"{out}_softcapped"))
+    stages.append(scores)
+
+    mask = ctx.input(node, 3) if node.has_input(3) else None
+    causal = None
+    if node.attr("is_causal"):
+        causal = causal_allowed(q.shape[2], k.shape[2], past)
+    allowed = None
+    if mask is not None and mask.dtype == types.bool:
+        allowed = mask if causal is None else mb.logical_and(x=mask, y=causal, name=ctx.scratch(f"{out}_allowed"))
+    elif causal is not None:
+        allowed = causal
+    if mask is not None and mask.dtype != types.bool:
+        if mask.dtype != scores.dtype:
+            mask = mb.cast(x=mask, dtype=types.builtin_to_string(scores.dtype), name=ctx.scratch(f"{out}_mask_cast"))
+        scores = mb.add(x=scores, y=mask, name=ctx.scratch(f"{out}_masked_float"))
+    if allowed is not None:
+        scores = mb.select(cond=allowed, a=scores, b=const_like(MASKED, q), name=ctx.scratch(f"{out}_masked"))
+    stages.append(scores)
+
+    stashed = q.dtype == types.fp16 and node.attr("softmax_precision") == 1
+    if stashed:  # softmax_precision=FLOAT on fp16 inputs
+        scores = mb.cast(x=scores, dtype="fp32", name=ctx.scratch(f"{out}_softmax_fp32_in"))
+    probs = mb.softmax(x=scores, axis=-1, name=ctx.scratch(f"{out}_probs"))
+    if stashed:
+        probs = mb.cast(x=probs, dtype="fp16", name=ctx.scratch(f"{out}_probs_fp16"))
+    if mask is not None and mask.dtype == types.bool:  # fully disallowed rows give zeros, not a mean
+        probs = mb.select(cond=allowed, a=probs, b=const_like(0.0, q), name=ctx.scratch(f"{out}_probs_masked"))
+    stages.append(probs)
+
+    y = mb.matmul(x=probs, y=v, name=ctx.scratch(f"{out}_bhsd") if three_d else ctx.mil_name(out))
+    if three_d:
+        y = mb.transpose(x=y, perm=[0, 2, 1, 3], name=ctx.scratch(f"{out}_bshd"))
+        b, s = y.shape[:2]
+        shape = [b if _static(b) else -1, s if _static(s) else -1, y.shape[2] * y.shape[3]]
+        y = mb.reshape(x=y, shape=np.array(shape, dtype=np.int32), name=ctx.mil_name(out))
+    results = [y, *present]
+    if outputs[3]:
+        stage = stages[node.attr("qk_matmul_output_mode")]
+        results.append(mb.identity(x=stage, name=ctx.mil_name(outputs[3])))
+    ctx.set_output(node, *results)
+
+
+@attention.check
+def _(node, ctx):
+    shapes = [ctx.shape(node.inputs[i]) for i in range(3)]
+    if any(s is None for s in shapes) or len({len(s) for s in shapes}) != 1 or len(shapes[0]) not in (3, 4):
+        return "Q, K and V must all be 3-D or all 4-D with known rank"
+    if any(ctx.dtype(node.inputs[i]) not in (np.float16, np.float32, np.float64) for i in range(3)):
+        return "Q, K and V must be float tensors"
+    if len(node.inputs) > 6 and node.inputs[6]:
+        return "the nonpad_kv_seqlen input is not supported"
+    if node.has_input(4) != node.has_input(5):
+        return "past_key and past_value must be given together"
+    if node.attr("qk_matmul_output_mode") not in (0, 1, 2, 3):
+        return f"qk_matmul_output_mode {node.attr('qk_matmul_output_mode')} is not 0-3"
+    q, k, v = shapes
+    if len(q) == 3:
+        heads = node.attr("q_num_heads"), node.attr("kv_num_heads")
+        if not all(heads):
+            return "3-D Q/K/V need the q_num_heads and kv_num_heads attributes"
+        if not all(_static(s[2]) for s in shapes):
+            return "3-D Q/K/V need a static hidden size to split heads"
+        if not all(_static(s[0]) or _static(s[1]) for s in shapes):
+            return "3-D Q/K/V need a static batch or sequence dim (reshape infers one)"
+        q_heads, kv_heads = heads
+        k_len = k[1]
+    else:
+        q_heads, kv_heads, k_len = q[1], k[1], k[2]
+        if not (_static(q_heads) and _static(kv_heads)):
+            return "the head counts (dim 1 of Q and K) must be static"
+    if q_heads % kv_heads:
+        return f"q heads {q_heads} are not a multiple of kv heads {kv_heads}"
+    past = ctx.shape(node.inputs[4]) if node.has_input(4) else None
+    if q_heads != kv_heads and not (_static(k[0]) or (_static(k_len) and (past is None or _static(past[2])))):
+        return "grouped-query attention needs a static batch or kv sequence length"
+    if node.attr("is_causal"):
+        q_len = q[1] if len(q) == 3 else q[2]
+        if not (_static(q_len) and _static(k_len) and (past is None or _static(past[2]))):
+            return "is_causal needs static query, key and past sequence lengths (the mask is a constant)"
+    if node.has_input(3) and ctx.dtype(node.inputs[3]) not in (np.bool_, np.float16, np.float32, np.float64):
+        return f"attn_mask dtype {ctx.dtype(node.inputs[3])} (bool or float masks only)"
+    return None
