@@ -1,7 +1,7 @@
 """One measured task per process, started by ``run.py``: ``python measure.py TASK ARGS_JSON RESULT_JSON``.
 
-The parent reads the process's peak RSS and wall time from ``os.wait4``; this side times the phases
-that matter (import, build, save, forward...) and writes them, or the error, to RESULT_JSON.
+The parent times the whole process; this side times the phases that matter (import, build, save,
+forward...) and writes them, or the error, with its peak RSS (VmHWM) to RESULT_JSON.
 Imports are inside the tasks: the onnx2coreml task runs under another interpreter (its own venv).
 """
 from __future__ import annotations
@@ -212,12 +212,23 @@ def _short(filename: str) -> str:
     return filename
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set since exec (VmHWM). ``ru_maxrss`` from wait4 is not used:
+    Linux carries the parent's high-water mark at fork into the child's."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def main() -> None:
     task, args, result_path = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
     try:
         result = {"error": None, **TASKS[task](args)}
     except Exception as e:  # noqa: BLE001 - any failure is the measurement's result, reported by run.py
         result = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+    result["peak_rss_mb"] = peak_rss_mb()
     Path(result_path).write_text(json.dumps(result))
 
 

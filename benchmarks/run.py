@@ -1,7 +1,7 @@
 """Benchmarks, one command: ``python benchmarks/run.py`` writes ``benchmarks/results.md``.
 
-Every measurement runs in its own process (``measure.py``); its wall time and peak RSS come from
-``os.wait4``, so import costs and memory of earlier steps never leak into later ones.
+Every measurement runs in its own process (``measure.py``), which reports its own peak RSS (VmHWM);
+the wall time is the whole process's, so memory and imports of earlier steps never leak into later ones.
 Measured: onnx2mil conversion (build_coreml + save) of BigVGAN tiny and Qwen2.5-Omni size against
 the weight-I/O floor and the onnx2coreml package; the MIL interpreter's forward against
 onnxruntime's; validate() against the two forwards it needs; conversion of 1k/10k/50k-node chains;
@@ -57,7 +57,7 @@ class Runner:
 
     def measure(self, label: str, task: str, args: dict, python: str = sys.executable,
                 timeout: Optional[float] = None) -> Measurement:
-        """Run ``measure.py task`` in a fresh process; wall time and peak RSS from wait4."""
+        """Run ``measure.py task`` in a fresh process and collect its result."""
         result_path = self.workdir / f"{label}.json"
         result_path.unlink(missing_ok=True)
         limit = timeout or self.timeout
@@ -68,12 +68,12 @@ class Runner:
                                     stdout=log, stderr=subprocess.STDOUT, cwd=str(self.workdir))
             timed_out = False
             while True:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                pid, status = os.waitpid(proc.pid, os.WNOHANG)
                 if pid:
                     break
                 if time.perf_counter() - t0 > limit:
                     proc.kill()
-                    pid, status, usage = os.wait4(proc.pid, 0)
+                    pid, status = os.waitpid(proc.pid, 0)
                     timed_out = True
                     break
                 time.sleep(0.02)
@@ -84,7 +84,9 @@ class Runner:
         else:
             tail = (self.workdir / f"{label}.log").read_text()[-400:]
             result = {"error": f"process exited with {proc.returncode} without a result: ...{tail}"}
-        m = Measurement(label, wall, usage.ru_maxrss / 1024.0, result, timed_out)
+        # VmHWM reported by the process itself; wait4's ru_maxrss includes this parent's RSS at fork.
+        peak = result.get("peak_rss_mb")
+        m = Measurement(label, wall, peak if peak is not None else float("nan"), result, timed_out)
         status_text = m.error or "ok"
         print(f"[bench] {label}: {wall:.1f} s, peak RSS {m.peak_rss_mb:.0f} MB, {status_text.splitlines()[0][:200]}",
               flush=True)
@@ -150,7 +152,7 @@ def fmt_s(x) -> str:
 
 
 def fmt_mb(x) -> str:
-    return "—" if x is None else f"{x:,.0f}"
+    return "—" if x is None or x != x else f"{x:,.0f}"
 
 
 def dir_size_mb(path: Path) -> Optional[float]:
@@ -346,7 +348,7 @@ def report(started, env_machine, env_versions, o2c_note, old_note, baseline, inf
          f"at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}. Other work shared the 2 cores "
          "during the run, so absolute times carry that noise; ratios measured back to back are steadier.", "",
          "Every number comes from a separate process: wall time is the whole process (interpreter start and "
-         "imports included), peak RSS is that process's maximum resident set (`os.wait4`). "
+         "imports included), peak RSS is that process's maximum resident set (VmHWM). "
          f"Baseline, a process that only imports onnx2mil: {fmt_s(baseline.wall_s)} s, "
          f"{fmt_mb(baseline.peak_rss_mb)} MB peak RSS.", ""]
 
