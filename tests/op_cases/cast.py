@@ -37,3 +37,9 @@ CASES = [
     OpCase("dropout_training_false_mask", "Dropout", {"X": F}, n_outputs=2, opset=13,
            weights={"r": np.array(0.5, np.float32), "t": np.array(False)}),
 ]
+
+# The Dropout mask of a symbolic-shaped input is filled to the runtime shape.
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+CASES.append(SymbolicOpCase("dropout_mask_symbolic", "Dropout", {"X": F}, n_outputs=2, opset=13,
+                            symbolic={"X": {0: "batch"}}))

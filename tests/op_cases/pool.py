@@ -69,6 +69,10 @@ CASES = [
              pads=[1, 2, 1, 1], strides=[1, 2], count_include_pad=i)
     for i in (0, 1)
 ] + [
+    avg_pool("2d_same_lower_include1", (1, 2, 7, 6), kernel_shape=[3, 4], strides=[2, 1], auto_pad="SAME_LOWER",
+             count_include_pad=1),
+    avg_pool("1d_opset7", (1, 2, 9), kernel_shape=[3], pads=[1, 1], count_include_pad=1, opset=7),
+    max_pool("1d_indices_opset8", (2, 2, 9), kernel_shape=[2], strides=[2], n_outputs=2, opset=8),
     avg_pool("1d_opset11", (2, 3, 10), kernel_shape=[4], strides=[3], pads=[2, 1], opset=11),
     avg_pool("1d_dilations_ceil", (1, 2, 13), kernel_shape=[3], strides=[2], dilations=[2], pads=[1, 1],
              ceil_mode=1, count_include_pad=1),

@@ -62,3 +62,12 @@ CASES += [
         case("int", op, ints(3, 5, low=-2, high=3), 13, axis=1),
     )
 ]
+
+# select_last_index over a symbolic axis: n - 1 comes from the runtime shape.
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+CASES += [
+    SymbolicOpCase(f"{op.lower()}_symbolic_last_index", op, {"X": TIES}, {"axis": -1, "select_last_index": 1},
+                   opset=13, symbolic={"X": {0: "batch", 2: "n"}})
+    for op in ("ArgMax", "ArgMin")
+]

@@ -28,3 +28,14 @@ CASES = [
     case("large_logits_opset13", "LogSoftmax", rand(3, 6, low=-80.0, high=80.0), 13),
     case("ties_opset13", "Hardmax", np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0]], np.float32), 13),
 ]
+
+# Symbolic dims: the opset < 13 reshape targets and Hardmax's one-hot size come from the runtime shape.
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+CASES += [
+    SymbolicOpCase(f"{op.lower()}_symbolic_{id}", op, {"X": X}, {"axis": axis}, opset=opset, symbolic={"X": dims})
+    for op in ("Softmax", "LogSoftmax", "Hardmax")
+    for id, axis, opset, dims in (("leading_opset11", 2, 11, {0: "batch", 1: "n"}),
+                                  ("trailing_opset11", 1, 11, {3: "t"}),
+                                  ("axis_opset13", 2, 13, {2: "n"}))
+]
