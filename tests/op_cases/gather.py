@@ -64,3 +64,22 @@ CASES = [
     scatter(f"{r}", "ScatterND", rand(4, 3), idx(1, 1, 3).reshape(3, 1), rand(3, 3, seed=1), reduction=r)
     for r in ("add", "mul", "max", "min")
 ]
+
+# Symbolic data dims: negative runtime indices wrapped by the runtime dim.
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+
+def symbolic(case, dims):
+    return SymbolicOpCase(case.id + "_symbolic", case.op_type, case.inputs, case.attrs, case.weights,
+                          case.input_order, opset=case.opset, symbolic={next(iter(case.inputs)): dims})
+
+
+DYNAMIC_CASES = [
+    symbolic(gather("runtime_negative", rand(3, 5), idx(-1, 2, -5), runtime=True, axis=-1), {1: "n"}),
+    symbolic(gather("axis1_runtime_negative", rand(3, 4), idx(-1, 0, 3, 1, -4, 2).reshape(3, 2),
+                    op="GatherElements", runtime=True, axis=1), {0: "n", 1: "m"}),
+    symbolic(gather("full_depth", rand(3, 4), idx(0, 1, 2, 3, 1, -1).reshape(3, 2), op="GatherND", runtime=True),
+             {0: "n", 1: "m"}),
+    symbolic(scatter("negative_runtime", "ScatterElements", rand(3, 4), idx(-1, 0, 2, 1).reshape(2, 2),
+                     rand(2, 2, seed=1), axis=1, runtime=True, opset=13), {1: "n"}),
+]

@@ -50,3 +50,18 @@ CASES = [
 DYNAMIC_CASES = [
     pad("runtime_pads", (2, 3, 4), [0, 1, 2, 1, 0, 3], value=0.5, runtime=True),
 ]
+
+# Symbolic input dims: constant padding and cropping.
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+
+def symbolic(case, dims):
+    return SymbolicOpCase(case.id + "_symbolic", case.op_type, case.inputs, case.attrs, case.weights,
+                          case.input_order, opset=case.opset, symbolic={"X": dims})
+
+
+DYNAMIC_CASES += [
+    symbolic(pad("constant_value", (2, 3, 4), [1, 0, 0, 2, 0, 3], value=-2.0), {0: "n", 2: "w"}),
+    symbolic(pad("crop", (3, 6, 5), [0, -1, 2, -1, -2, 0]), {0: "n", 1: "m"}),
+    symbolic(pad("reflect_1d", (2, 3, 7), [0, 0, 3, 0, 0, 2], mode="reflect"), {0: "n"}),
+]

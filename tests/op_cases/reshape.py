@@ -36,3 +36,23 @@ DYNAMIC_CASES = [
     reshape("runtime_target_zero", (2, 3, 4), [0, 12], dynamic=True),
     reshape("runtime_target_zero_minus_one", (2, 3, 4), [2, 0, -1], dynamic=True),
 ]
+
+# Symbolic input dims: 0 copies a symbolic dim, -1 absorbs one; Flatten over symbolic heads/tails.
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+
+def symbolic(case, dims):
+    return SymbolicOpCase(case.id + "_symbolic", case.op_type, case.inputs, case.attrs, case.weights,
+                          opset=case.opset, symbolic={"X": dims})
+
+
+DYNAMIC_CASES += [
+    symbolic(reshape("zero_copies_dim", (2, 3, 4), [0, -1]), {0: "n"}),
+    symbolic(reshape("zero_rank_change", (2, 3, 4), [0, 3, 2, 2]), {0: "n"}),
+    symbolic(reshape("zero_rank_grow", (2, 3, 4), [0, 0, 2, 2]), {0: "n", 1: "m"}),
+    symbolic(reshape("zero_rank_drop", (2, 3, 4), [0, 12]), {0: "n"}),
+    symbolic(reshape("minus_one", (2, 3, 4), [-1, 4]), {0: "n"}),
+    symbolic(flatten("axis2", (2, 3, 4, 5), 2), {0: "n"}),
+    symbolic(flatten("axis1", (2, 3, 4, 5), 1), {3: "w"}),
+    symbolic(flatten("axis2_both", (2, 3, 4, 5), 2), {0: "n", 3: "w"}),
+]

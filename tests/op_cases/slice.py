@@ -52,3 +52,21 @@ DYNAMIC_CASES = [
     slice_("runtime_starts_ends", (4, 5, 6), [1, 0], [3, -1], axes=[0, 2], runtime=True),
     slice_("runtime_starts_ends_steps", (8, 5), [1], [7], axes=[0], steps=[2], runtime=True),
 ]
+
+# Symbolic input dims: bounds as Python-style negatives and masks.
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+
+def symbolic(case, dims):
+    return SymbolicOpCase(case.id + "_symbolic", case.op_type, case.inputs, case.attrs, case.weights,
+                          case.input_order, opset=case.opset, symbolic={"X": dims})
+
+
+DYNAMIC_CASES += [
+    symbolic(slice_("int_max_end", (4, 6), [2], [BIG], axes=[1]), {1: "n"}),
+    symbolic(slice_("clamp_past_end", (4, 6), [1, -100], [100, 3], axes=[0, 1]), {0: "n", 1: "m"}),
+    symbolic(slice_("reverse_full", (4, 6), [-1], [SMALL], axes=[1], steps=[-1]), {1: "n"}),
+    symbolic(slice_("reverse_int_max_start", (4, 6), [BIG], [SMALL], axes=[0], steps=[-1]), {0: "n"}),
+    symbolic(slice_("negative_step_2", (7, 3), [5], [0], axes=[0], steps=[-2]), {0: "n"}),
+    symbolic(slice_("negative_axes_indices", (4, 5, 6), [-4], [-1], axes=[-1]), {2: "n"}),
+]

@@ -35,3 +35,13 @@ CASES = [
     unsqueeze("input_unsorted_negative", rand(3, 4), [-1, 0, 2], opset=21),
     unsqueeze("int64", np.arange(6, dtype=np.int64).reshape(2, 3), [1, -1]),
 ]
+
+# Symbolic input dims with explicit axes.
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+DYNAMIC_CASES = [
+    SymbolicOpCase("squeeze_symbolic", "Squeeze", {"X": rand(1, 3, 1, 4)}, weights={"A": np.array([2], np.int64)},
+                   opset=13, symbolic={"X": {1: "n"}}),
+    SymbolicOpCase("unsqueeze_symbolic", "Unsqueeze", {"X": rand(3, 4)}, weights={"A": np.array([0, -1], np.int64)},
+                   opset=13, symbolic={"X": {0: "n", 1: "m"}}),
+]
