@@ -25,6 +25,8 @@ class OpCase:
     opset: int = 17
     domain: str = ""
     config: Optional[dict] = None          # onnx2mil build config (e.g. a lowering variant)
+    target: object = None                  # minimum_deployment_target (None: onnx2mil's default)
+    fp16: bool = True                      # also compare an fp16 build (float outputs only)
 
     def model(self) -> onnx.ModelProto:
         order = self.input_order or list(self.inputs) + list(self.weights)
