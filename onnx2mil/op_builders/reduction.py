@@ -2,11 +2,13 @@
 constant axes input after; empty axes reduce all, or with noop_with_empty_axes keep the shape and
 apply only the elementwise part, as onnxruntime and ONNX's reference do). ArgMax/ArgMin ->
 ``reduce_argmax``/``reduce_argmin``; select_last_index reverses the axis and maps i -> n-1-i.
+Bool ReduceMax/ReduceMin (opset 20) reduce an int32 cast.
 """
 from __future__ import annotations
 
 import numpy as np
 from coremltools.converters.mil import Builder as mb
+from coremltools.converters.mil.mil import types
 
 from ..backend.registry import op_builder
 from .binary import dtype_refusal, like
@@ -46,9 +48,14 @@ def reduce(node, ctx):
             y = getattr(mb, noop)(x=x, name=name) if noop else mb.identity(x=x, name=name)
         ctx.set_output(node, y)
         return
-    ctx.set_output(node, getattr(mb, _REDUCE[node.op_type])(
+    as_bool = types.is_bool(x.dtype)  # ReduceMax/ReduceMin of bool (opset 20): any/all over int32
+    if as_bool:
+        x = mb.cast(x=x, dtype="int32", name=ctx.scratch(f"{node.outputs[0]}_int32"))
+    y = getattr(mb, _REDUCE[node.op_type])(
         x=x, axes=sorted(a % x.rank for a in axes) if axes else None,
-        keep_dims=bool(node.attr("keepdims", 1)), name=name))
+        keep_dims=bool(node.attr("keepdims", 1)),
+        name=ctx.scratch(f"{node.outputs[0]}_int32_reduced") if as_bool else name)
+    ctx.set_output(node, mb.cast(x=y, dtype="bool", name=name) if as_bool else y)
 
 
 @reduce.check
@@ -58,7 +65,10 @@ def _(node, ctx):
     rank = ctx.rank(node.inputs[0])
     if rank is None or rank == 0:
         return "input rank must be known and >= 1"
-    return dtype_refusal(ctx, node.inputs[:1], ("float",) if node.op_type in _FLOAT_ONLY else ("float", "int"))
+    allowed = ("float",) if node.op_type in _FLOAT_ONLY else ("float", "int")
+    if node.op_type in ("ReduceMax", "ReduceMin"):
+        allowed += ("bool",)
+    return dtype_refusal(ctx, node.inputs[:1], allowed)
 
 
 @op_builder("ArgMax", "ArgMin", min_opset=1)

@@ -3,7 +3,7 @@ without noop_with_empty_axes, int inputs; ArgMax/ArgMin with keepdims and select
 import numpy as np
 
 from harness import OpCase, rand
-from op_cases.binary import ints
+from op_cases.binary import bools, ints
 
 _OPS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
         "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")
@@ -44,6 +44,9 @@ CASES = [
     case("int", "ReduceMax", ints(3, 4), 13, axes=[0], keepdims=0),
     case("int", "ReduceMin", ints(3, 4), 18, weights={"axes": np.array([1], np.int64)}),
     case("int", "ReduceProd", ints(3, 4, low=-3, high=4), 13, axes=[1]),
+    case("bool_any", "ReduceMax", bools(3, 4), 20, weights={"axes": np.array([1], np.int64)}, keepdims=0),
+    case("bool_all", "ReduceMin", bools(3, 4), 20, weights={"axes": np.array([1], np.int64)}),
+    case("bool_all_axes", "ReduceMin", bools(3, 4, seed=2), 20, keepdims=0),
 ]
 
 TIES = np.array([[[1, 5, 5, 0], [2, 2, 2, 2], [7, 1, 7, 1]],
