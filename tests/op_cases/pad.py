@@ -65,3 +65,9 @@ DYNAMIC_CASES += [
     symbolic(pad("crop", (3, 6, 5), [0, -1, 2, -1, -2, 0]), {0: "n", 1: "m"}),
     symbolic(pad("reflect_1d", (2, 3, 7), [0, 0, 3, 0, 0, 2], mode="reflect"), {0: "n"}),
 ]
+
+REFUSED = [
+    (pad("reflect_too_wide", (1, 2, 3, 4), [0, 0, 3, 0, 0, 0, 0, 0], mode="reflect"), "at most"),
+    (pad("runtime_pads_reflect", (2, 3, 4), [0, 1, 2, 1, 0, 3], mode="reflect", runtime=True), "runtime pads"),
+    (pad("wrap_crop", (2, 4, 5), [0, -1, 2, 0, 3, 5], mode="wrap", opset=19), "negative"),
+]

@@ -56,3 +56,9 @@ DYNAMIC_CASES += [
     symbolic(flatten("axis1", (2, 3, 4, 5), 1), {3: "w"}),
     symbolic(flatten("axis2_both", (2, 3, 4, 5), 2), {0: "n", 3: "w"}),
 ]
+
+# Refused with a reason (case, words the reason contains).
+REFUSED = [
+    (reshape("allowzero_zero", (2, 3, 4), [0, 24], opset=14, allowzero=1), "zero-size"),
+    (reshape("runtime_allowzero", (2, 3, 4), [4, 3, 2], opset=14, dynamic=True, allowzero=1), "allowzero=1"),
+]

@@ -80,3 +80,13 @@ DYNAMIC_CASES = [
     resize("symbolic_nearest_asymmetric_x3", (2, 3, 4, 5), [1, 1, 3, 1], symbolic={2: "h"},
            coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
 ]
+
+REFUSED = [
+    (resize("cubic", (1, 1, 4, 4), [1, 1, 2, 2], mode="cubic"), "cubic"),
+    (resize("tf_crop_and_resize", (1, 1, 4, 4), [1, 1, 2, 2], mode="linear",
+            coordinate_transformation_mode="tf_crop_and_resize"), "tf_crop_and_resize"),
+    (resize("antialias_down", (1, 1, 8, 8), [1, 1, 0.5, 0.5], opset=18, mode="linear", antialias=1), "antialias"),
+    (resize("symbolic_linear", (1, 3, 4, 4), [1, 1, 2, 2], mode="linear", symbolic={2: "h"}), "symbolic"),
+    (resize("symbolic_nearest_align_corners", (1, 3, 4, 4), [1, 1, 2, 2], symbolic={2: "h"},
+            coordinate_transformation_mode="align_corners", nearest_mode="ceil"), "depends on the input size"),
+]

@@ -19,7 +19,7 @@ class SymbolicOpCase(OpCase):
                 vi.type.tensor_type.shape.dim[axis].dim_param = param
         del model.graph.value_info[:]
         for o in model.graph.output:
-            o.type.ClearField("tensor_type")
+            o.type.tensor_type.ClearField("shape")
         return onnx.shape_inference.infer_shapes(model)
 
 

@@ -70,3 +70,8 @@ DYNAMIC_CASES += [
     symbolic(slice_("negative_step_2", (7, 3), [5], [0], axes=[0], steps=[-2]), {0: "n"}),
     symbolic(slice_("negative_axes_indices", (4, 5, 6), [-4], [-1], axes=[-1]), {2: "n"}),
 ]
+
+REFUSED = [
+    (slice_("empty", (4, 6), [3], [1], axes=[0]), "empty"),
+    (slice_("runtime_negative_step", (4, 6), [3], [0], axes=[0], steps=[-1], runtime=True), "negative step"),
+]

@@ -27,3 +27,7 @@ CASES = [
 # sorted=0 leaves the order unspecified (onnxruntime returns another order than MIL's sorted one):
 # only shapes can be compared.
 UNORDERED_CASES = [topk("unsorted", distinct(4, 5), 3, sorted=0, opset=21)]
+
+REFUSED = [
+    (OpCase("topk_runtime_k", "TopK", {"X": distinct(3, 4), "K": np.array([2], np.int64)}, n_outputs=2), "constant"),
+]

@@ -19,3 +19,7 @@ CASES = [
     trilu("upper_k_out_of_range", rand(3, 3), 5),
     trilu("int64", np.arange(12, dtype=np.int64).reshape(3, 4), 1, upper=0),
 ]
+
+REFUSED = [
+    (OpCase("trilu_runtime_k", "Trilu", {"X": rand(3, 4), "K": np.array(1, np.int64)}, opset=14), "constant"),
+]
