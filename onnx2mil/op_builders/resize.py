@@ -101,8 +101,9 @@ def _spec(node, ctx) -> Union[ResizeSpec, str]:
         return f"mode '{mode}' (cubic and others are not expressible in MIL)"
     if coord == "tf_crop_and_resize":
         return "coordinate_transformation_mode 'tf_crop_and_resize' (roi cropping) is not supported"
-    if node.opset >= 18 and node.attr("keep_aspect_ratio_policy", "stretch") != "stretch" and node.op_type == "Resize":
-        return f"keep_aspect_ratio_policy '{node.attr('keep_aspect_ratio_policy')}' is not supported"
+    policy = node.attr("keep_aspect_ratio_policy", "stretch") if node.opset >= 18 and node.op_type == "Resize" else "stretch"
+    if policy not in ("stretch", "not_larger", "not_smaller"):
+        return f"keep_aspect_ratio_policy '{policy}'"
     scales, sizes = _scales_sizes(node, ctx)
     if isinstance(scales, str):
         return scales
@@ -112,11 +113,17 @@ def _spec(node, ctx) -> Union[ResizeSpec, str]:
     if sizes is not None:
         if len(sizes) != len(axes):
             return f"{len(sizes)} sizes for {len(axes)} axes"
+        if policy != "stretch":  # one scale for every axis, output sizes rounded half up
+            if any(not isinstance(shape[a], int) for a in axes):
+                return f"keep_aspect_ratio_policy '{policy}' with symbolic dims"
+            ratios = [_F(n) / _F(shape[a]) for a, n in zip(axes, sizes)]
+            scale = min(ratios) if policy == "not_larger" else max(ratios)
+            sizes = [int(np.float64(scale) * shape[a] + 0.5) for a in axes]
         for a, n in zip(axes, sizes):
-            if n != shape[a]:
+            if n != shape[a] or policy != "stretch":
                 if not isinstance(shape[a], int):
                     return f"sizes on symbolic axis {a}: the scale is unknown"
-                full_scales[a] = _F(n) / _F(shape[a])
+                full_scales[a] = scale if policy != "stretch" else _F(n) / _F(shape[a])
                 out_shape[a] = int(n)
     else:
         if len(scales) != len(axes):

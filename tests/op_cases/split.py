@@ -24,3 +24,13 @@ CASES = [
     split("num_outputs_uneven_short", (5, 3), 3, opset=18, num_outputs=3),
     split("single_output", (4, 3), 1, opset=13),
 ]
+
+# A symbolic split dim: equal parts via MIL num_splits; sizes on a symbolic dim.
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+DYNAMIC_CASES = [
+    SymbolicOpCase("split_equal_symbolic", "Split", {"X": rand(2, 6)}, {"axis": 1}, n_outputs=2, opset=13,
+                   symbolic={"X": {1: "n"}}),
+    SymbolicOpCase("split_sizes_symbolic", "Split", {"X": rand(7, 3)}, weights={"S": np.array([3, 4], np.int64)},
+                   n_outputs=2, opset=13, symbolic={"X": {0: "n", 1: "m"}}),
+]
