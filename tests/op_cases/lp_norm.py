@@ -1,7 +1,5 @@
 """LpNormalization (p=1/2, axes) and LRN. onnxruntime runs LRN on 4-D inputs with odd sizes only,
 so the even-size and rank-3/5 forms have no reference here."""
-import numpy as np
-
 from harness import OpCase, rand
 
 
