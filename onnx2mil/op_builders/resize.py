@@ -101,7 +101,9 @@ def _spec(node, ctx) -> Union[ResizeSpec, str]:
         return f"mode '{mode}' (cubic and others are not expressible in MIL)"
     if coord == "tf_crop_and_resize":
         return "coordinate_transformation_mode 'tf_crop_and_resize' (roi cropping) is not supported"
-    policy = node.attr("keep_aspect_ratio_policy", "stretch") if node.opset >= 18 and node.op_type == "Resize" else "stretch"
+    policy = "stretch"
+    if node.opset >= 18 and node.op_type == "Resize":
+        policy = node.attr("keep_aspect_ratio_policy", "stretch")
     if policy not in ("stretch", "not_larger", "not_smaller"):
         return f"keep_aspect_ratio_policy '{policy}'"
     scales, sizes = _scales_sizes(node, ctx)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder

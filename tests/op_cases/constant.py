@@ -25,7 +25,8 @@ class ScalarInputsCase(OpCase):
         prelude = []
         for j, name in enumerate(node.input):
             if name in (self.scalars or self.inputs):
-                prelude.append(oh.make_node("Reshape", [name, "scalar_shape"], [f"{name}_scalar"], name=f"{name}_to_scalar"))
+                prelude.append(oh.make_node("Reshape", [name, "scalar_shape"], [f"{name}_scalar"],
+                                            name=f"{name}_to_scalar"))
                 node.input[j] = f"{name}_scalar"
         graph.initializer.append(numpy_helper.from_array(np.zeros(0, np.int64), "scalar_shape"))
         for n in reversed(prelude):

@@ -32,6 +32,7 @@ CASES = [
 DYNAMIC_CASES = [
     one_hot("runtime_depth", np.array([1, -1, 2], np.int64), 3, np.array([0.0, 1.0], np.float32),
             runtime_depth=True),
-    OpCase("onehot_runtime_depth_1d", "OneHot", {"I": np.array([[0, 2], [-2, 1]], np.int64), "D": np.array([4], np.int64)},
+    OpCase("onehot_runtime_depth_1d", "OneHot",
+           {"I": np.array([[0, 2], [-2, 1]], np.int64), "D": np.array([4], np.int64)},
            {"axis": 1}, {"V": np.array([1.0, -1.0], np.float32)}, input_order=["I", "D", "V"], opset=11),
 ]
