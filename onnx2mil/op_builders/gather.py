@@ -1,7 +1,7 @@
 """ONNX Gather / GatherElements / GatherND and ScatterND / ScatterElements (/ Scatter) -> MIL
 ``gather`` / ``gather_along_axis`` / ``gather_nd`` / ``scatter_nd`` / ``scatter_along_axis``.
 
-ONNX allows negative indices; MIL gather does from iOS17 on only, the other ops never: constant
+ONNX allows negative indices; MIL ``gather`` does before iOS17 only, the other ops never: constant
 indices are wrapped here, runtime ones with ``select(i < 0, i + dim, i)``. Bool data goes
 through int32 (MIL gathers/scatters fp16, fp32, int32).
 """
@@ -62,9 +62,8 @@ def _data_refusal(node, ctx):
     dtype = ctx.dtype(node.inputs[0])
     if ctx.rank(node.inputs[0]) is None:
         return "data rank is unknown"
-    if dtype is not None and not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)
-                                  or dtype == np.bool_):
-        return f"data dtype {dtype} is not supported"
+    if dtype is not None and not (np.issubdtype(dtype, np.floating) or dtype in (np.int32, np.int64, np.bool_)):
+        return f"data dtype {dtype}: MIL gathers and scatters fp16, fp32, int32 (and bool via int32)"
     return None
 
 
@@ -79,13 +78,10 @@ def gather(node, ctx):
     axis = _axis(node, ctx)
 
     def emit(tmp, x, name):
-        const = ctx.const(node.inputs[1])
-        if const is None and ctx.target >= ct.target.iOS17:
+        if ctx.is_const(node.inputs[1]) or ctx.target >= ct.target.iOS17:
             indices = wrap_indices(ctx, node.inputs[1], _dims(x, axis, tmp), tmp)
-        elif const is None:
-            indices = ctx.var(node.inputs[1])  # MIL gather takes negative indices before iOS17
-        else:
-            indices = wrap_indices(ctx, node.inputs[1], _dims(x, axis, tmp), tmp)
+        else:  # MIL gather takes negative runtime indices before iOS17
+            indices = ctx.var(node.inputs[1])
         return mb.gather(x=x, indices=indices, axis=axis, name=name)
 
     _emit(node, ctx, emit)
