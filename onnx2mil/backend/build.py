@@ -12,7 +12,7 @@ from ..errors import InvalidModelError, UnsupportedOperatorError
 from . import pipeline as pipeline_mod
 from .config import Config
 from .context import BuildContext
-from .graph import collect_refusals, emit_program
+from .graph import collect_refusals, emit_program, scalar_inputs
 from .loader import LoadedGraph, load_graph
 
 DEFAULT_TARGET = ct.target.iOS15
@@ -134,6 +134,7 @@ def build_coreml(
     final = pipeline_mod.resolve_names(pipeline_mod.final_program(mlmodel), ctx.name_map)
     name_map = {
         "inputs": {n: ctx.mil_name(n) for n in graph.inputs},
+        "scalar_inputs": scalar_inputs(ctx, shapes),  # fed as shape (1,): CoreML has no rank-0 inputs
         "outputs": {n: final[n] for n in graph.outputs},
         "tensors": {o: final.get(o) for node in graph.nodes for o in node.outputs if o},
         "folded": [o for node in graph.folded for o in node.outputs if o],

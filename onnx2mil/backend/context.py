@@ -9,6 +9,7 @@ from typing import Optional
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import Var
+from coremltools.converters.mil.mil.block import curr_block
 
 from .config import Config
 from .loader import LoadedGraph, TensorInfo
@@ -60,6 +61,8 @@ class BuildContext:
         self.names = NameAllocator()
         self._vars: dict[str, Var] = {}
         self.name_map: dict[str, str] = {}   # ONNX tensor -> MIL var name (before passes)
+        self._const_vars: dict[tuple, Var] = {}
+        self._const_names: set[str] = set()
         self.node: Optional[OnnxNode] = None
         self.symbols: dict = {}              # ONNX dim_param -> MIL symbol
         self.node_counter = itertools.count(len(graph.nodes) + len(graph.folded))  # unnamed nested nodes
@@ -101,9 +104,14 @@ class BuildContext:
         if onnx_name in self._vars:
             return self._vars[onnx_name]
         if onnx_name in self.graph.constants:
-            v = mb.const(val=mil_dtype_of(self.graph.constants[onnx_name]), name=self.mil_name(onnx_name))
-            self._vars[onnx_name] = v
-            return v
+            # one const per block: a const made inside a nested block is not visible outside it
+            key = (onnx_name, id(curr_block()))
+            if key not in self._const_vars:
+                name = self.mil_name(onnx_name)
+                self._const_vars[key] = mb.const(val=mil_dtype_of(self.graph.constants[onnx_name]),
+                                                 name=name if name not in self._const_names else self.scratch(name))
+                self._const_names.add(name)
+            return self._const_vars[key]
         raise KeyError(f"ONNX tensor '{onnx_name}' has no MIL var yet")
 
     def input(self, node: OnnxNode, i: int) -> Optional[Var]:

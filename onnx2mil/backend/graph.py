@@ -114,17 +114,25 @@ def input_shape(ctx: BuildContext, name: str, overrides: Mapping[str, tuple]) ->
     return tuple(out)
 
 
+def scalar_inputs(ctx: BuildContext, input_shapes: Mapping[str, tuple] = {}) -> list[str]:
+    return [n for n in ctx.graph.inputs if len(input_shapes.get(n, ctx.shape(n))) == 0]
+
+
 def emit_program(ctx: BuildContext, input_shapes: Mapping[str, tuple] = {}) -> Program:
     """Emit ``main`` into a new pymil Program. Inputs/outputs carry sanitized ONNX names."""
     g = ctx.graph
     placeholders = {}
     for name in g.inputs:
         mil_name = ctx.mil_name(name)
-        placeholders[mil_name] = mb.placeholder(
-            shape=input_shape(ctx, name, input_shapes), dtype=mil_type(ctx.dtype(name)), name=mil_name)
+        # CoreML has no rank-0 inputs: a scalar arrives as shape (1,) and is squeezed inside.
+        shape = input_shape(ctx, name, input_shapes) or (1,)
+        placeholders[mil_name] = mb.placeholder(shape=shape, dtype=mil_type(ctx.dtype(name)), name=mil_name)
     with Function(placeholders, opset_version=ctx.target) as func:
         for name in g.inputs:
-            ctx.bind(name, func.inputs[ctx.mil_name(name)])
+            var = func.inputs[ctx.mil_name(name)]
+            if name in scalar_inputs(ctx, input_shapes):
+                var = mb.squeeze(x=var, name=ctx.scratch(f"{ctx.mil_name(name)}_scalar"))
+            ctx.bind(name, var)
         for node in g.nodes:
             ctx.node = node
             find_builder(node.op_type, node.domain)(node, ctx)

@@ -111,6 +111,25 @@ def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
         raise InvalidModelError(f"ONNX shape inference failed: {e}") from e
 
 
+def _check(inferred: onnx.ModelProto) -> None:
+    """onnx.checker on the shape-inferred model. A graph output whose rank even inference could
+    not tell (e.g. a Loop's) has no shape field, which the checker calls malformed though runtimes
+    accept it; the checker sees such outputs with an empty shape instead."""
+    probe = inferred
+    shapeless = [o for o in inferred.graph.output
+                 if o.type.HasField("tensor_type") and not o.type.tensor_type.HasField("shape")]
+    if shapeless:
+        probe = onnx.ModelProto()
+        probe.CopyFrom(inferred)
+        for o in probe.graph.output:
+            if o.type.HasField("tensor_type") and not o.type.tensor_type.HasField("shape"):
+                o.type.tensor_type.shape.SetInParent()
+    try:
+        onnx.checker.check_model(probe, full_check=False)
+    except onnx.checker.ValidationError as e:
+        raise InvalidModelError(f"onnx.checker rejected the model: {e}") from e
+
+
 def _topological(graph: onnx.GraphProto, known: set[str]) -> list[onnx.NodeProto]:
     """Kahn's order, stable w.r.t. the file order (ONNX requires sorted graphs, exporters slip)."""
     producers = {o: i for i, n in enumerate(graph.node) for o in n.output if o}
@@ -163,17 +182,14 @@ def load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool = True) 
     proto = read_model(model)
     if not proto.HasField("graph"):
         raise InvalidModelError("model has no graph")
+    inferred = _infer(proto)
     if check:
-        try:
-            onnx.checker.check_model(proto, full_check=False)
-        except onnx.checker.ValidationError as e:
-            raise InvalidModelError(f"onnx.checker rejected the model: {e}") from e
+        _check(inferred)
     opsets = {canonical_domain(o.domain): o.version for o in proto.opset_import}
     graph = proto.graph
     constants: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     inputs = [i.name for i in graph.input if i.name not in constants]
 
-    inferred = _infer(proto)
     info = {vi.name: _tensor_info(vi) for vi in _value_infos(inferred.graph)}
 
     order = _topological(graph, set(inputs) | set(constants))

@@ -61,7 +61,8 @@ def to_mil_inputs(inputs: Mapping[str, np.ndarray], name_map: Optional[dict]) ->
     unknown = [k for k in inputs if k not in names]
     if unknown:
         raise ValueError(f"inputs {unknown} are not inputs of the model; it takes {list(names)}")
-    return {names[k]: np.asarray(v) for k, v in inputs.items()}
+    scalars = set(name_map.get("scalar_inputs", ()))  # CoreML has no rank-0 inputs: fed as (1,)
+    return {names[k]: np.reshape(v, (1,)) if k in scalars else np.asarray(v) for k, v in inputs.items()}
 
 
 def to_onnx_outputs(outputs: Mapping[str, np.ndarray], name_map: Optional[dict]) -> dict:
