@@ -19,11 +19,84 @@ def _clock():
     return time.perf_counter()
 
 
+def _rss_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _reset_peak() -> None:
+    """Reset VmHWM to the current RSS (Linux >= 4.0: writing 5 to clear_refs)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+class PhaseRecorder:
+    """Wraps functions so each call records its time and its own peak RSS; nested phases (a pass
+    pipeline inside ct.convert) fold their peak into the enclosing one."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+        self._stack: list[dict] = []
+
+    def wrap(self, owner, attr: str, label) -> None:
+        original = getattr(owner, attr)
+        recorder = self
+
+        def wrapper(*args, **kwargs):
+            name = label(*args, **kwargs) if callable(label) else label
+            if recorder._stack:
+                parent = recorder._stack[-1]
+                parent["max_seen"] = max(parent["max_seen"], _rss_mb("VmHWM"))
+            _reset_peak()
+            frame = {"max_seen": 0.0, "depth": len(recorder._stack), "start": _clock()}
+            recorder._stack.append(frame)
+            t0 = _clock()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                recorder._stack.pop()
+                peak = max(frame["max_seen"], _rss_mb("VmHWM"))
+                if recorder._stack:
+                    recorder._stack[-1]["max_seen"] = max(recorder._stack[-1]["max_seen"], peak)
+                recorder.rows.append({"phase": name, "depth": frame["depth"], "start": frame["start"], "s": _clock() - t0,
+                                      "peak_mb": peak, "rss_after_mb": _rss_mb("VmRSS")})
+
+        setattr(owner, attr, wrapper)
+
+
+def _record_conversion_phases(recorder: PhaseRecorder) -> None:
+    """The conversion's phases: onnx2mil's own steps and, inside ct.convert, coremltools' pass
+    pipelines and its proto/weights serialisation."""
+    import onnx2mil
+    from onnx2mil.backend import build, pipeline
+    from coremltools.converters.mil.mil.passes.pass_pipeline import PassPipelineManager
+    from coremltools.converters.mil.backend.mil import load as mil_backend
+
+    recorder.wrap(build, "load_graph", "onnx2mil: load + check + shape inference + constant folding")
+    recorder.wrap(build, "collect_refusals", "onnx2mil: support checks")
+    recorder.wrap(build, "emit_program", "onnx2mil: emit MIL (builders)")
+    recorder.wrap(pipeline, "convert", "ct.convert (passes + serialisation)")
+    recorder.wrap(pipeline, "final_program", "onnx2mil: name map (final program)")
+    recorder.wrap(onnx2mil, "save", "onnx2mil.save (package copy)")
+    recorder.wrap(mil_backend, "load", "coremltools: MIL -> protobuf + weight file")
+    recorder.wrap(PassPipelineManager, "apply_pipeline",
+                  lambda prog, pass_pipeline: f"coremltools: {pass_pipeline} pipeline ({len(pass_pipeline.passes)} passes)")
+    # getattr unwrapped the staticmethod; keep it one so instance calls do not bind self.
+    PassPipelineManager.apply_pipeline = staticmethod(PassPipelineManager.apply_pipeline)
+
+
 def convert(args: dict) -> dict:
-    """onnx2mil.build_coreml(path) + onnx2mil.save; optionally under cProfile."""
+    """onnx2mil.build_coreml(path) + onnx2mil.save; optionally under cProfile; with ``phases``,
+    time and peak RSS of each phase."""
     t0 = _clock()
     import onnx2mil
     t_import = _clock() - t0
+    recorder = PhaseRecorder() if args.get("phases") else None
+    if recorder:
+        _record_conversion_phases(recorder)
     profiler = cProfile.Profile() if args.get("profile") else None
     if profiler:
         profiler.enable()
@@ -36,7 +109,10 @@ def convert(args: dict) -> dict:
     if profiler:
         profiler.disable()
         profiler.dump_stats(args["profile"])
-    return {"import_s": t_import, "build_s": t_build, "save_s": t_save}
+    result = {"import_s": t_import, "build_s": t_build, "save_s": t_save}
+    if recorder:
+        result["phases"] = recorder.rows
+    return result
 
 
 def io_floor(args: dict) -> dict:

@@ -240,7 +240,7 @@ def conversion_rows(runner: Runner, name: str, info: dict, o2c_python: Optional[
                  "phases": f"read {fmt_s(m.result.get('read_s'))}, write {fmt_s(m.result.get('write_s'))}",
                  "out_mb": (m.result.get("bytes_written") or 0) / 1e6 or None})
     out = wd / f"{name}.mlpackage"
-    m = runner.measure(f"onnx2mil-{name}", "convert", {"onnx": info["onnx"], "out": str(out)})
+    m = runner.measure(f"onnx2mil-{name}", "convert", {"onnx": info["onnx"], "out": str(out), "phases": True})
     rows.append({"tool": "onnx2mil build_coreml + save (fp16)", "m": m,
                  "phases": _phases(m.result), "out_mb": dir_size_mb(out) if not m.error else None})
     if o2c_python:
@@ -365,6 +365,15 @@ def report(started, env_machine, env_versions, o2c_note, old_note, baseline, inf
             L.append(f"| {r['tool']} | {fmt_s(m.wall_s)} | {r['phases']} | {fmt_mb(m.peak_rss_mb)} | {out_mb} | "
                      f"{one_line(m.error)} |")
         L.append("")
+        phases = next((r["m"].result.get("phases") for r in rows if r["tool"].startswith("onnx2mil")), None)
+        if phases:
+            L += [f"onnx2mil conversion of {name} by phase (each phase's own peak RSS; indented = inside ct.convert):",
+                  "", "| phase | time (s) | peak RSS (MB) | RSS after (MB) |", "|---|---:|---:|---:|"]
+            for p in sorted(phases, key=lambda p: p["start"]):
+                label = p["phase"].strip()
+                label = ("&nbsp;&nbsp;&nbsp;&nbsp;" * p["depth"]) + label
+                L.append(f"| {label} | {fmt_s(p['s'])} | {fmt_mb(p['peak_mb'])} | {fmt_mb(p['rss_after_mb'])} |")
+            L.append("")
 
     if profile_lines:
         L += [f"## Where the conversion time goes ({BIG}, cProfile)", ""] + profile_lines + [""]
