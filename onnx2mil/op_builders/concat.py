@@ -4,6 +4,7 @@ from __future__ import annotations
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder
+from .reshape import dtype_refusal
 
 
 @op_builder("Concat", min_opset=4)
@@ -17,6 +18,8 @@ def concat(node, ctx):
 
 @concat.check
 def _(node, ctx):
+    if reason := dtype_refusal(ctx, node.inputs[0]):
+        return reason
     ranks = {ctx.rank(n) for n in node.inputs if n}
     if None in ranks:
         return "an input rank is unknown"

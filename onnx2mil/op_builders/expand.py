@@ -7,6 +7,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from ..backend.registry import op_builder
+from .reshape import dtype_refusal
 
 
 _ONES = {types.fp32: np.float32(1), types.fp16: np.float16(1), types.int32: np.int32(1), types.bool: True}
@@ -67,6 +68,8 @@ def expand(node, ctx):
 
 @expand.check
 def _(node, ctx):
+    if reason := dtype_refusal(ctx, node.inputs[0]):
+        return reason
     shape = ctx.shape(node.inputs[0])
     if shape is None:
         return "input rank is unknown"
@@ -95,6 +98,8 @@ def tile(node, ctx):
 
 @tile.check
 def _(node, ctx):
+    if reason := dtype_refusal(ctx, node.inputs[0]):
+        return reason
     if ctx.rank(node.inputs[0]) is None:
         return "input rank is unknown"
     reps = ctx.const(node.inputs[1])

@@ -5,10 +5,20 @@ here: from static dims, or at runtime from ``shape(x)`` with a ``select``.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder
+
+
+def dtype_refusal(ctx, name: str) -> Optional[str]:
+    """MIL's tensor-manipulation ops take fp16, fp32, int32 (ONNX int64) and bool."""
+    dtype = ctx.dtype(name)
+    if dtype is None or np.issubdtype(dtype, np.floating) or dtype in (np.int32, np.int64, np.bool_):
+        return None
+    return f"dtype {dtype}: MIL takes fp16, fp32, int32 (int64) and bool here"
 
 
 def is_static(shape) -> bool:
@@ -81,6 +91,8 @@ def reshape(node, ctx):
 
 @reshape.check
 def _(node, ctx):
+    if reason := dtype_refusal(ctx, node.inputs[0]):
+        return reason
     shape = ctx.const(node.inputs[1])
     allowzero = bool(node.attr("allowzero", 0))
     if shape is not None:
@@ -121,6 +133,8 @@ def flatten(node, ctx):
 
 @flatten.check
 def _(node, ctx):
+    if reason := dtype_refusal(ctx, node.inputs[0]):
+        return reason
     rank = ctx.rank(node.inputs[0])
     if rank is None:
         return "input rank is unknown"

@@ -9,6 +9,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder
+from .reshape import dtype_refusal
 
 _I32_MAX = np.iinfo(np.int32).max
 _I32_MIN = np.iinfo(np.int32).min
@@ -92,6 +93,8 @@ def _runtime_bounds(node, ctx, index: int, axes: list[int], rank: int, what: str
 
 @slice_.check
 def _(node, ctx):
+    if reason := dtype_refusal(ctx, node.inputs[0]):
+        return reason
     shape = ctx.shape(node.inputs[0])
     if shape is None:
         return "input rank is unknown"

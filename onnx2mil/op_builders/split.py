@@ -7,6 +7,7 @@ from typing import Optional
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder
+from .reshape import dtype_refusal
 
 
 def split_sizes(node, ctx, dim) -> Optional[list[int]]:
@@ -42,6 +43,8 @@ def split(node, ctx):
 
 @split.check
 def _(node, ctx):
+    if reason := dtype_refusal(ctx, node.inputs[0]):
+        return reason
     shape = ctx.shape(node.inputs[0])
     if shape is None:
         return "input rank is unknown"

@@ -7,6 +7,7 @@ from typing import Optional
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder
+from .reshape import dtype_refusal
 
 
 def axes_of(node, ctx) -> Optional[list[int]]:
@@ -43,6 +44,8 @@ def squeeze(node, ctx):
 
 @squeeze.check
 def _(node, ctx):
+    if reason := dtype_refusal(ctx, node.inputs[0]):
+        return reason
     reason = _axes_refusal(node, ctx)
     if reason:
         return reason
@@ -74,6 +77,8 @@ def unsqueeze(node, ctx):
 
 @unsqueeze.check
 def _(node, ctx):
+    if reason := dtype_refusal(ctx, node.inputs[0]):
+        return reason
     reason = _axes_refusal(node, ctx)
     if reason:
         return reason

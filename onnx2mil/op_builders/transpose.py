@@ -4,6 +4,7 @@ from __future__ import annotations
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder
+from .reshape import dtype_refusal
 
 
 @op_builder("Transpose")
@@ -16,6 +17,8 @@ def transpose(node, ctx):
 
 @transpose.check
 def _(node, ctx):
+    if reason := dtype_refusal(ctx, node.inputs[0]):
+        return reason
     rank = ctx.rank(node.inputs[0])
     if rank is None:
         return "input rank is unknown"
