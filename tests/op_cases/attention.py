@@ -51,3 +51,26 @@ CASES = [
 ]
 # Mode 2 shows masked scores as fp32's lowest value, which an fp16 build can only hold as -inf.
 CASES[-2].fp16 = False
+
+# Symbolic batch and sequence dims.
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+
+def symbolic(case, dims):
+    return SymbolicOpCase(case.id + "_symbolic", case.op_type, case.inputs, case.attrs, case.weights,
+                          case.input_order, case.n_outputs, opset=case.opset, symbolic=dims)
+
+
+CASES += [
+    symbolic(attention("mha_4d", (2, 3, 4, 8), (2, 3, 6, 8), (2, 3, 6, 5)),
+             {"Q": {0: "b", 2: "s"}, "K": {0: "b", 2: "l"}, "V": {0: "b", 2: "l"}}),
+    symbolic(attention("gqa_3d", (1, 5, 16), (1, 6, 8), (1, 6, 8), q_num_heads=4, kv_num_heads=2),
+             {"Q": {1: "s"}, "K": {1: "l"}, "V": {1: "l"}}),
+]
+
+REFUSED = [
+    (symbolic(attention("causal", (1, 2, 4, 8), (1, 2, 4, 8), (1, 2, 4, 8), is_causal=1),
+              {"Q": {2: "s"}, "K": {2: "s"}, "V": {2: "s"}}), "static query, key"),
+    (symbolic(attention("gqa_3d_dynamic", (1, 5, 16), (1, 6, 8), (1, 6, 8), q_num_heads=4, kv_num_heads=2),
+              {"Q": {0: "b", 1: "s"}, "K": {0: "b", 1: "l"}, "V": {0: "b", 1: "l"}}), "static batch or sequence"),
+]

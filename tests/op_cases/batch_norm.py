@@ -27,3 +27,22 @@ CASES = [
     batch_norm("dynamic_all_rank2", (4, 3), dynamic=("scale", "B", "mean", "var"), opset=13),
     batch_norm("fp16_input_fp32_stats", (1, 3, 4, 4), x_dtype=np.float16),
 ]
+
+# Symbolic input dims.
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+
+def symbolic(case, dims):
+    return SymbolicOpCase(case.id + "_symbolic", case.op_type, case.inputs, case.attrs, case.weights,
+                          case.input_order, opset=case.opset, symbolic={"X": dims})
+
+
+CASES += [
+    symbolic(batch_norm("2d", (2, 3, 5, 4)), {0: "n", 2: "h", 3: "w"}),
+    symbolic(batch_norm("rank2_dynamic_stats", (4, 3), dynamic=("mean", "var")), {0: "n"}),
+]
+
+REFUSED = [
+    (OpCase("batchnorm_rank6", "BatchNormalization", {"X": rand(1, 2, 2, 2, 2, 2)}, {}, stats(2),
+            input_order=["X", "scale", "B", "mean", "var"], opset=15), "rank <= 5"),
+]

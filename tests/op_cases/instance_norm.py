@@ -18,3 +18,17 @@ CASES = [
     instance_norm("3d", (1, 3, 3, 4, 5)),
     instance_norm("dynamic_scale", (1, 3, 6, 6), dynamic=("scale",)),
 ]
+
+# Symbolic input dims.
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+
+def symbolic(case, dims):
+    return SymbolicOpCase(case.id + "_symbolic", case.op_type, case.inputs, case.attrs, case.weights,
+                          case.input_order, opset=case.opset, symbolic={"X": dims})
+
+
+CASES += [
+    symbolic(instance_norm("1d", (2, 3, 9)), {0: "n", 2: "l"}),
+    symbolic(instance_norm("3d", (1, 3, 3, 4, 5)), {2: "d", 3: "h"}),
+]

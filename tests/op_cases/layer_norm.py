@@ -32,3 +32,17 @@ CASES = [
     layer_norm("fp16_stash_fp32", (2, 4, 8), x_dtype=np.float16),
     layer_norm("fp16_stash_fp16", (2, 4, 8), x_dtype=np.float16, stash_type=10),
 ]
+
+# Symbolic input dims.
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+
+def symbolic(case, dims):
+    return SymbolicOpCase(case.id + "_symbolic", case.op_type, case.inputs, case.attrs, case.weights,
+                          case.input_order, case.n_outputs, opset=case.opset, symbolic={"X": dims})
+
+
+CASES += [
+    symbolic(layer_norm("last_axis", (2, 5, 8)), {0: "n", 1: "t"}),
+    symbolic(layer_norm("mean_invstd_outputs", (2, 3, 6), axis=-1, n_outputs=3), {1: "t"}),
+]

@@ -22,3 +22,22 @@ CASES = [
     lrn("size5_attrs", (2, 8, 3, 5), 5, alpha=1e-2, beta=0.5, bias=2.0, opset=11),
     lrn("size1", (1, 4, 3, 3), 1, alpha=0.5),
 ]
+
+# Symbolic input dims.
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+
+def symbolic(case, dims):
+    return SymbolicOpCase(case.id + "_symbolic", case.op_type, case.inputs, case.attrs, opset=case.opset,
+                          symbolic={"X": dims})
+
+
+CASES += [
+    symbolic(lp_norm("p1_axis1", (2, 4, 3), p=1, axis=1), {0: "n", 2: "l"}),
+    symbolic(lrn("size3", (1, 6, 4, 4), 3), {2: "h", 3: "w"}),
+]
+
+REFUSED = [
+    (lp_norm("p3", (2, 3), p=3), "p=1 and p=2"),
+    (OpCase("lpnormalization_rank6", "LpNormalization", {"X": rand(1, 2, 2, 2, 2, 2)}), "rank <= 5"),
+]

@@ -88,3 +88,40 @@ CASES = [
                       ("GlobalLpPool", {"p": 1}))
     for shape, opset in (((2, 3, 7), 11), ((1, 4, 5, 6), 17), ((1, 2, 3, 4, 5), 21))
 ]
+
+# Symbolic input dims: pads without ceil_mode need no static spatial dims; ceil_mode, dilations and
+# Indices need static spatial dims only.
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+
+def symbolic(op, id, shape, dims, opset=19, n_outputs=1, **attrs):
+    return SymbolicOpCase(f"{op.lower()}_{id}_symbolic", op, {"X": rand(*shape, low=-3, high=3)}, attrs,
+                          n_outputs=n_outputs, opset=opset, symbolic={"X": dims})
+
+
+CASES += [
+    symbolic("MaxPool", "2d_pads", (1, 3, 9, 8), {0: "n", 2: "h", 3: "w"}, kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+             strides=[2, 2]),
+    symbolic("MaxPool", "same_upper", (2, 3, 9, 8), {2: "h", 3: "w"}, kernel_shape=[3, 2], auto_pad="SAME_UPPER",
+             strides=[2, 2]),
+    symbolic("AveragePool", "pads_include1", (1, 2, 7, 6), {2: "h", 3: "w"}, kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+             count_include_pad=1),
+    symbolic("AveragePool", "valid_1d", (2, 3, 10), {0: "n", 2: "l"}, kernel_shape=[4], strides=[3], auto_pad="VALID"),
+    symbolic("LpPool", "p3", (1, 2, 7, 5), {2: "h"}, kernel_shape=[3, 2], p=3),
+    symbolic("MaxPool", "batch_ceil_dilations", (2, 2, 9, 9), {0: "n"}, kernel_shape=[2, 2], strides=[2, 2],
+             dilations=[1, 2], ceil_mode=1),
+    symbolic("AveragePool", "batch_ceil_include1", (2, 2, 7, 7), {0: "n"}, kernel_shape=[3, 3], strides=[2, 2],
+             pads=[1, 1, 1, 1], ceil_mode=1, count_include_pad=1),
+    symbolic("GlobalAveragePool", "3d", (2, 3, 4, 5, 3), {0: "n", 2: "d", 4: "w"}),
+    symbolic("GlobalMaxPool", "1d", (2, 3, 11), {2: "l"}),
+]
+
+REFUSED = [
+    (symbolic("MaxPool", "ceil_dynamic", (1, 2, 7, 7), {2: "h"}, kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
+     "ceil_mode needs static"),
+    (symbolic("MaxPool", "indices_dynamic_batch", (2, 2, 6, 6), {0: "n"}, kernel_shape=[2, 2], n_outputs=2),
+     "static batch and channel"),
+    (max_pool("same_dilations", (1, 2, 8, 8), kernel_shape=[2, 2], dilations=[2, 2], auto_pad="SAME_UPPER"),
+     "explicit pads"),
+    (pool("MaxPool", "int8", (1, 2, 4, 4), kernel_shape=[2, 2], opset=12, dtype=np.int8), "fp16/fp32"),
+]
