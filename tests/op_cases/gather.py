@@ -1,5 +1,8 @@
 """Gather (axes, negative and scalar indices, runtime indices, bool data), GatherElements,
 GatherND (batch_dims), ScatterElements/Scatter and ScatterND with every reduction."""
+from dataclasses import replace
+
+import coremltools as ct
 import numpy as np
 
 from harness import OpCase, rand
@@ -74,7 +77,7 @@ def symbolic(case, dims):
                           case.input_order, opset=case.opset, symbolic={next(iter(case.inputs)): dims})
 
 
-DYNAMIC_CASES = [
+CASES += [
     symbolic(gather("runtime_negative", rand(3, 5), idx(-1, 2, -5), runtime=True, axis=-1), {1: "n"}),
     symbolic(gather("axis1_runtime_negative", rand(3, 4), idx(-1, 0, 3, 1, -4, 2).reshape(3, 2),
                     op="GatherElements", runtime=True, axis=1), {0: "n", 1: "m"}),
@@ -83,3 +86,8 @@ DYNAMIC_CASES = [
     symbolic(scatter("negative_runtime", "ScatterElements", rand(3, 4), idx(-1, 0, 2, 1).reshape(2, 2),
                      rand(2, 2, seed=1), axis=1, runtime=True, opset=13), {1: "n"}),
 ]
+
+# From iOS17 MIL gather takes no negative indices: runtime ones are wrapped by the builder.
+CASES += [replace(c, id=f"{c.id}_ios17", target=ct.target.iOS17) for c in CASES
+          if c.id in ("gather_runtime_negative", "gather_int32_indices", "gather_runtime_negative_symbolic",
+                      "gathernd_batch_dims2_runtime", "scatterelements_negative_runtime")]

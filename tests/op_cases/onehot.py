@@ -28,8 +28,8 @@ CASES = [
     one_hot("out_of_range", np.array([5, -6, 1], np.int64), 4, np.array([0.0, 1.0], np.float32)),
 ]
 
-# A runtime depth: the MIL output shape is symbolic, so only values can be compared.
-DYNAMIC_CASES = [
+# A runtime depth: the MIL output shape stays symbolic until the program runs.
+CASES += [
     one_hot("runtime_depth", np.array([1, -1, 2], np.int64), 3, np.array([0.0, 1.0], np.float32),
             runtime_depth=True),
     OpCase("onehot_runtime_depth_1d", "OneHot",

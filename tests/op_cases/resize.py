@@ -78,8 +78,8 @@ CASES = [
     for c in COORDS if c != "tf_half_pixel_for_nn"
 ]
 
-# Symbolic dims: the MIL output shape is symbolic, so only values can be compared.
-DYNAMIC_CASES = [
+# Symbolic dims: the MIL output shape stays symbolic until the program runs.
+CASES += [
     resize("symbolic_nearest_x2", (1, 3, 4, 4), [1, 1, 2, 2], symbolic={0: "n", 2: "h", 3: "w"}),
     resize("symbolic_nearest_asymmetric_x3", (2, 3, 4, 5), [1, 1, 3, 1], symbolic={2: "h"},
            coordinate_transformation_mode="asymmetric", nearest_mode="floor"),

@@ -28,7 +28,7 @@ CASES = [
 # A symbolic split dim: equal parts via MIL num_splits; sizes on a symbolic dim.
 from op_cases.shape import SymbolicOpCase  # noqa: E402
 
-DYNAMIC_CASES = [
+CASES += [
     SymbolicOpCase("split_equal_symbolic", "Split", {"X": rand(2, 6)}, {"axis": 1}, n_outputs=2, opset=13,
                    symbolic={"X": {1: "n"}}),
     SymbolicOpCase("split_sizes_symbolic", "Split", {"X": rand(7, 3)}, weights={"S": np.array([3, 4], np.int64)},

@@ -39,7 +39,7 @@ CASES = [
 # Symbolic input dims with explicit axes.
 from op_cases.shape import SymbolicOpCase  # noqa: E402
 
-DYNAMIC_CASES = [
+CASES += [
     SymbolicOpCase("squeeze_symbolic", "Squeeze", {"X": rand(1, 3, 1, 4)}, weights={"A": np.array([2], np.int64)},
                    opset=13, symbolic={"X": {1: "n"}}),
     SymbolicOpCase("unsqueeze_symbolic", "Unsqueeze", {"X": rand(3, 4)}, weights={"A": np.array([0, -1], np.int64)},
