@@ -9,6 +9,7 @@ from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder
 from .batch_norm import const_like, input_refusal, operand_like
+from .instance_norm import original_shape
 from .layer_norm import stash_in_fp32
 
 
@@ -23,12 +24,6 @@ def grouped_shape(ctx, x, groups: int, out: str):
                              name=ctx.scratch(f"{out}_batch"))
     return mb.concat(values=[batch, np.array([groups, -1], dtype=np.int32)], axis=0,
                      name=ctx.scratch(f"{out}_grouped_shape"))
-
-
-def original_shape(ctx, x, out: str):
-    if all(isinstance(d, int) for d in x.shape):
-        return np.array(x.shape, dtype=np.int32)
-    return mb.shape(x=x, name=ctx.scratch(f"{out}_input_shape"))
 
 
 @op_builder("GroupNormalization", min_opset=18)

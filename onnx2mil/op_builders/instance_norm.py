@@ -1,8 +1,13 @@
-"""ONNX InstanceNormalization -> MIL ``instance_norm`` (rank 3-4, constant scale and bias); other
-ranks or scale/bias computed in the graph expand to reduce_mean / rsqrt over the spatial axes.
+"""ONNX InstanceNormalization -> MIL ``instance_norm`` on a 4-D view (constant scale and bias), or
+reduce_mean / rsqrt over that view's spatial axes when scale or bias is computed in the graph.
+
+The view avoids two Core ML hazards: rank-3 instance_norm mismatches (coremltools#1051), so 1-D
+inputs get a unit axis; a rank-5 reduction over axis 4 aborts the GPU's fused norm kernel
+(coremltools#2667), so 3-D inputs have their spatial dims merged.
 """
 from __future__ import annotations
 
+import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder
@@ -20,19 +25,50 @@ def normalize(ctx, x, axes, eps: float, out: str, mean_name: str = None, inv_std
     return mb.mul(x=centered, y=inv_std, name=ctx.scratch(f"{out}_normalized")), mean, inv_std
 
 
+def original_shape(ctx, x, out: str):
+    """``x``'s shape for reshaping a view back: a constant when static, else from mb.shape."""
+    if all(isinstance(d, int) for d in x.shape):
+        return np.array(x.shape, dtype=np.int32)
+    return mb.shape(x=x, name=ctx.scratch(f"{out}_input_shape"))
+
+
+def _merged_spatial_shape(ctx, x, out: str):
+    """(N, C, D*H*W, 1) for reshape, with at most one -1 (from mb.shape when N and C are dynamic)."""
+    n, c = x.shape[:2]
+    if isinstance(n, int) and isinstance(c, int):
+        return np.array([n, c, -1, 1], dtype=np.int32)
+    if isinstance(c, int) and all(isinstance(d, int) for d in x.shape[2:]):
+        return np.array([-1, c, int(np.prod(x.shape[2:])), 1], dtype=np.int32)
+    lead = mb.slice_by_size(x=mb.shape(x=x, name=ctx.scratch(f"{out}_shape")), begin=[0], size=[2],
+                            name=ctx.scratch(f"{out}_batch_channels"))
+    return mb.concat(values=[lead, np.array([-1, 1], dtype=np.int32)], axis=0, name=ctx.scratch(f"{out}_view_shape"))
+
+
 @op_builder("InstanceNormalization")
 def instance_norm(node, ctx):
     x = ctx.input(node, 0)
     eps = float(node.attr("epsilon"))
     out = node.outputs[0]
+    if x.rank == 3:
+        view = mb.expand_dims(x=x, axes=[3], name=ctx.scratch(f"{out}_as_4d"))
+    elif x.rank == 5:
+        view = mb.reshape(x=x, shape=_merged_spatial_shape(ctx, x, out), name=ctx.scratch(f"{out}_as_4d"))
+    else:
+        view = x
+    name = ctx.mil_name(out) if view is x else ctx.scratch(f"{out}_4d")
     scale, bias = ctx.const(node.inputs[1]), ctx.const(node.inputs[2])
-    if scale is not None and bias is not None and 3 <= x.rank <= 4:
-        ctx.set_output(node, mb.instance_norm(x=x, gamma=const_like(scale, x), beta=const_like(bias, x),
-                                              epsilon=const_like(eps, x), name=ctx.mil_name(out)))
-        return
-    y, _, _ = normalize(ctx, x, list(range(2, x.rank)), eps, out)
-    y = mb.mul(x=y, y=operand_like(ctx, node, 1, x, out), name=ctx.scratch(f"{out}_scaled"))
-    ctx.set_output(node, mb.add(x=y, y=operand_like(ctx, node, 2, x, out), name=ctx.mil_name(out)))
+    if scale is not None and bias is not None:
+        y = mb.instance_norm(x=view, gamma=const_like(scale, x), beta=const_like(bias, x),
+                             epsilon=const_like(eps, x), name=name)
+    else:
+        y, _, _ = normalize(ctx, view, [2, 3], eps, out)
+        y = mb.mul(x=y, y=operand_like(ctx, node, 1, view, out), name=ctx.scratch(f"{out}_scaled"))
+        y = mb.add(x=y, y=operand_like(ctx, node, 2, view, out), name=name)
+    if x.rank == 3:
+        y = mb.squeeze(x=y, axes=[3], name=ctx.mil_name(out))
+    elif x.rank == 5:
+        y = mb.reshape(x=y, shape=original_shape(ctx, x, out), name=ctx.mil_name(out))
+    ctx.set_output(node, y)
 
 
 @instance_norm.check

@@ -32,3 +32,8 @@ CASES += [
     symbolic(instance_norm("1d", (2, 3, 9)), {0: "n", 2: "l"}),
     symbolic(instance_norm("3d", (1, 3, 3, 4, 5)), {2: "d", 3: "h"}),
 ]
+CASES += [
+    symbolic(instance_norm("3d_dynamic_scale", (2, 3, 2, 3, 4), dynamic=("scale", "B")), {0: "n", 2: "d"}),
+    symbolic(instance_norm("3d_batch", (2, 3, 2, 3, 4)), {0: "n"}),
+    instance_norm("1d_dynamic_bias", (2, 3, 9), dynamic=("B",)),
+]
