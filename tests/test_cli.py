@@ -132,3 +132,13 @@ def test_console_script_prints_only_data_on_stdout(onnx_files):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["ok"] is True
+
+
+def test_validate_without_model_uses_the_bundled_default(capsys):
+    from onnx2mil import models
+
+    code, out, err = run_cli(capsys, "validate", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["ok"] is True and data["model"] == models.build(models.DEFAULT).graph.name
+    assert data["counts"]["pass"] >= 100

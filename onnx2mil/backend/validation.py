@@ -194,10 +194,7 @@ def run_reference(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> di
             vi = typed.get(name)
             if vi is None or not vi.type.HasField("tensor_type") or not vi.type.tensor_type.elem_type:
                 continue
-            out = onnx.ValueInfoProto()
-            out.name = name
-            out.type.tensor_type.elem_type = vi.type.tensor_type.elem_type
-            exposed.graph.output.append(out)
+            exposed.graph.output.append(vi)
             present.add(name)
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -501,7 +498,7 @@ def _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_
     if worst is not None:
         pool = [r.tensor for r in candidates if r.tensor in ancestors(worst)]
         while pool:
-            mid = pool[len(pool) // 2]
+            mid = _best_split(pool, ancestors)
             probe([mid])
             probes += 1
             if by_tensor[mid].status == FAIL:
@@ -510,12 +507,26 @@ def _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_
             else:
                 cleared |= ancestors(mid)
                 pool = [t for t in pool if t not in cleared and t != mid]
-    for t in cleared:
+    for t in cleared & set(by_tensor):
         if by_tensor[t].status == MISSING:
             by_tensor[t].status, by_tensor[t].reason = PASS, "cleared by a passing probe downstream"
     report.notes.append(f"truncation bisection: {probes} cut model(s) built and run; a tensor upstream of a "
                         "passing probe counts as passing (a cut model that matches implies its inputs did)")
     return worst
+
+
+def _best_split(pool: list[str], ancestors: Callable[[str], frozenset], samples: int = 64) -> str:
+    """The probe that best halves ``pool`` whatever its outcome (as git bisect picks a commit):
+    a failing probe keeps its ancestors, a passing one drops them and itself. Among up to
+    ``samples`` evenly spaced candidates, so a large graph costs O(samples x pool)."""
+    members = set(pool)
+    step = max(1, len(pool) // samples)
+
+    def worst_case(t: str) -> int:
+        kept_if_fail = len(ancestors(t) & members)
+        return max(kept_if_fail, len(pool) - kept_if_fail - 1)
+
+    return min(pool[::step], key=worst_case)
 
 
 def _model_label(given, proto: onnx.ModelProto) -> str:
