@@ -71,10 +71,9 @@ def _wrap(x, pairs, tmp, name):
     padded_axes = [a for a, p in enumerate(pairs) if p != (0, 0)]
     for n, a in enumerate(padded_axes):
         b, e = pairs[a]
-        d = x.shape[a]
         pieces = []
         if b:
-            pieces.append(_take(x, a, d - b, d, tmp(f"wrap{a}_head")))
+            pieces.append(_take(x, a, -b, None, tmp(f"wrap{a}_head")))
         pieces.append(x)
         if e:
             pieces.append(_take(x, a, 0, e, tmp(f"wrap{a}_tail")))
@@ -82,11 +81,13 @@ def _wrap(x, pairs, tmp, name):
     return x
 
 
-def _take(x, axis, begin, end, name):
+def _take(x, axis, begin: int, end: Optional[int], name):
+    """x[begin:end] along ``axis`` (``end`` None: to the end; a negative begin counts from it)."""
     b, e = [0] * x.rank, [0] * x.rank
-    b[axis], e[axis] = begin, end
+    b[axis], e[axis] = begin, end or 0
     mask = [i != axis for i in range(x.rank)]
-    return mb.slice_by_index(x=x, begin=b, end=e, begin_mask=mask, end_mask=mask, name=name)
+    end_mask = [m or end is None for m in mask]
+    return mb.slice_by_index(x=x, begin=b, end=e, begin_mask=mask, end_mask=end_mask, name=name)
 
 
 def _runtime_pads(node, ctx, x, tmp):
@@ -175,7 +176,10 @@ def _(node, ctx):
         if (b, e) == (0, 0) or mode == "constant":
             continue
         if not isinstance(d, int):
-            return f"mode '{mode}' on symbolic axis {a}: the pad size limit cannot be checked"
+            # ONNX itself bounds reflect pads by dim - 1; edge and wrap are safe up to 1 on any dim
+            if mode != "reflect" and max(b, e) > 1:
+                return f"mode '{mode}' pads symbolic axis {a} by {max(b, e)}: more than its size is not expressible"
+            continue
         limit = {"reflect": d - 1, "edge": d, "wrap": d}[mode]
         if max(b, e) > limit:
             return f"mode '{mode}' pads axis {a} of size {d} by {max(b, e)} (at most {limit})"

@@ -64,17 +64,37 @@ def slice_(node, ctx):
     axes, steps = _axes_steps(node, ctx, rank, n)
     begin, end = [0] * rank, [0] * rank
     stride, begin_mask, end_mask = [1] * rank, [True] * rank, [True] * rank
+    clamped_begin = {}  # axis -> start: a negative step from below -1 on a symbolic dim
     for k, a in enumerate(axes):
         stride[a] = steps[k]
         if starts is not None and ends is not None:
             begin[a], end[a], begin_mask[a], end_mask[a] = mil_bounds(int(starts[k]), int(ends[k]), steps[k],
                                                                       x.shape[a])
+            if not isinstance(x.shape[a], (int, np.integer)) and steps[k] < 0 and -_I32_MAX < int(starts[k]) < -1:
+                clamped_begin[a] = int(starts[k])
         else:
             begin_mask[a] = end_mask[a] = False
     if starts is None or ends is None:
         begin, end = (_runtime_bounds(node, ctx, i, axes, rank, what) for i, what in ((1, "begin"), (2, "end")))
+    elif clamped_begin:
+        begin = _clamped_begin(x, begin, clamped_begin, lambda what: ctx.scratch(f"{out}_{what}"))
     ctx.set_output(node, mb.slice_by_index(x=x, begin=begin, end=end, stride=stride, begin_mask=begin_mask,
                                            end_mask=end_mask, name=ctx.mil_name(out)))
+
+
+def _clamped_begin(x, begin: list, clamped: dict, tmp):
+    """ONNX clamps a negative-step start below -dim to 0 (Python would make the slice empty):
+    begin[a] = max(start + dim, 0) at runtime."""
+    shape = mb.shape(x=x, name=tmp("shape"))
+    pieces = []
+    for a, b in enumerate(begin):
+        if a in clamped:
+            dim = mb.slice_by_index(x=shape, begin=[a], end=[a + 1], name=tmp(f"dim{a}"))
+            shifted = mb.add(x=dim, y=np.int32(clamped[a]), name=tmp(f"begin{a}_shifted"))
+            pieces.append(mb.maximum(x=shifted, y=np.int32(0), name=tmp(f"begin{a}")))
+        else:
+            pieces.append(np.array([b], np.int32))
+    return mb.concat(values=pieces, axis=0, name=tmp("begin"))
 
 
 def _runtime_bounds(node, ctx, index: int, axes: list[int], rank: int, what: str):
@@ -126,6 +146,4 @@ def _(node, ctx):
         if isinstance(d, int):
             if slice_length(*clamp_static(s, e, t, d), t) == 0:
                 return f"slice of axis {a} is empty (CoreML has no zero-size tensors)"
-        elif t < 0 and s < -1:
-            return f"negative start {s} with a negative step on symbolic axis {a}: ONNX clamping is unknown"
     return None

@@ -64,6 +64,9 @@ CASES += [
     symbolic(pad("constant_value", (2, 3, 4), [1, 0, 0, 2, 0, 3], value=-2.0), {0: "n", 2: "w"}),
     symbolic(pad("crop", (3, 6, 5), [0, -1, 2, -1, -2, 0]), {0: "n", 1: "m"}),
     symbolic(pad("reflect_1d", (2, 3, 7), [0, 0, 3, 0, 0, 2], mode="reflect"), {0: "n"}),
+    symbolic(pad("reflect_symbolic_padded_axis", (2, 3, 7), [0, 0, 3, 0, 0, 2], mode="reflect"), {2: "w"}),
+    symbolic(pad("edge_symbolic_padded_axis", (2, 3, 7), [0, 1, 0, 0, 1, 1], mode="edge"), {1: "c", 2: "w"}),
+    symbolic(pad("wrap", (2, 4, 5), [0, 1, 1, 0, 1, 1], mode="wrap", opset=19), {1: "h", 2: "w"}),
 ]
 
 REFUSED = [

@@ -69,6 +69,8 @@ CASES += [
     symbolic(slice_("reverse_int_max_start", (4, 6), [BIG], [SMALL], axes=[0], steps=[-1]), {0: "n"}),
     symbolic(slice_("negative_step_2", (7, 3), [5], [0], axes=[0], steps=[-2]), {0: "n"}),
     symbolic(slice_("negative_axes_indices", (4, 5, 6), [-4], [-1], axes=[-1]), {2: "n"}),
+    symbolic(slice_("negative_step_start_below", (5, 3), [-10], [SMALL], axes=[0], steps=[-1]), {0: "n"}),
+    symbolic(slice_("negative_step_negative_start", (7, 3), [-2], [-100], axes=[0], steps=[-3]), {0: "n"}),
 ]
 
 REFUSED = [
