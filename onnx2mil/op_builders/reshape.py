@@ -1,7 +1,8 @@
 """ONNX Reshape (0 = copy the input dim, -1, allowzero) and Flatten -> MIL ``reshape``.
 
-MIL's ``0`` only copies a dim when the target has the input's rank, so ONNX zeros are resolved
-here: from static dims, or at runtime from ``shape(x)`` with a ``select``.
+ONNX zeros (copy the input dim) never reach MIL, whose ``0`` only copies a dim when the ranks
+agree and whose type inference then declares a 0-size dim: they are resolved from static dims,
+or at runtime from ``shape(x)``.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def _const_target(x, shape: np.ndarray, allowzero: bool, tmp):
                 target[i] = int(d)
             else:
                 unresolved.append(i)
-    if not unresolved or len(target) == x.rank:  # MIL 0 = copy the input dim when the ranks agree
+    if not unresolved:
         return np.array(target, dtype=np.int32)
     parts = []
     for i, v in enumerate(target):

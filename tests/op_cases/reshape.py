@@ -50,6 +50,8 @@ CASES += [
     symbolic(reshape("zero_copies_dim", (2, 3, 4), [0, -1]), {0: "n"}),
     symbolic(reshape("zero_rank_change", (2, 3, 4), [0, 3, 2, 2]), {0: "n"}),
     symbolic(reshape("zero_rank_grow", (2, 3, 4), [0, 0, 2, 2]), {0: "n", 1: "m"}),
+    symbolic(reshape("zero_same_rank", (2, 3, 4), [0, 4, 3]), {0: "n"}),
+    symbolic(reshape("zero_same_rank_minus_one", (2, 3, 4), [0, -1, 2]), {0: "n", 2: "w"}),
     symbolic(reshape("zero_rank_drop", (2, 3, 4), [0, 12]), {0: "n"}),
     symbolic(reshape("minus_one", (2, 3, 4), [-1, 4]), {0: "n"}),
     symbolic(flatten("axis2", (2, 3, 4, 5), 2), {0: "n"}),
