@@ -198,20 +198,38 @@ def average_pool(node, ctx):
         ctx.set_output(node, *_gathered(node, ctx, x, "avg"))
         return
     include_pad = bool(node.attr("count_include_pad", 0))
-    win = window(node, list(x.shape[2:])) if _static(x.shape[2:]) else None
-    if include_pad and win is not None and any(win.extra):
-        # onnxruntime counts the pads but not the ceil_mode overhang: pad with zeros explicitly,
-        # then let MIL exclude only the overhang.
-        k = x.rank - 2
-        x = mb.pad(x=x, pad=np.array(win.mil_pad(with_extra=False), dtype=np.int32), mode="constant",
-                   constant_val=const_like(0, x), name=ctx.scratch(f"{out}_padded"))
-        kernel, strides, _ = attrs(node, k)
-        pad = [p for e in win.extra for p in (0, e)]
-        y = mb.avg_pool(x=x, kernel_sizes=kernel, strides=strides, pad_type="custom", pad=pad,
-                        exclude_padding_from_average=True, name=ctx.mil_name(out))
-    else:
-        y = _pool(node, ctx, x, mb.avg_pool, ctx.mil_name(out), exclude_padding_from_average=not include_pad)
+    pads = _fixed_pads(node, x)
+    if not include_pad or pads is None:
+        ctx.set_output(node, _pool(node, ctx, x, mb.avg_pool, ctx.mil_name(out), exclude_padding_from_average=not include_pad))
+        return
+    # Padding that counts in the average is added as zeros before a pool that pads nothing itself:
+    # Core ML averages some padded windows wrongly (coremltools#1901), and MIL would also count
+    # ceil_mode's overhang, which onnxruntime does not (coremltools#2772); the overhang stays a
+    # MIL pad that the average excludes.
+    pads, extra = pads
+    kernel, strides, _ = attrs(node, x.rank - 2)
+    y = mb.avg_pool(x=_zero_pad(ctx, x, pads, out), kernel_sizes=kernel, strides=strides, pad_type="custom",
+                    pad=[p for e in extra for p in (0, e)], exclude_padding_from_average=True, name=ctx.mil_name(out))
     ctx.set_output(node, y)
+
+
+def _fixed_pads(node, x):
+    """(MIL [begin, end] pads, ceil_mode overhang per dim) when they do not depend on runtime dims."""
+    k = x.rank - 2
+    if _static(x.shape[2:]):
+        win = window(node, list(x.shape[2:]))
+        return win.mil_pad(with_extra=False), win.extra
+    if node.attr("auto_pad", "NOTSET") == "NOTSET":  # dynamic dims: ceil_mode was refused
+        return _dynamic_pad_type(node, k)[1], [0] * k
+    return None
+
+
+def _zero_pad(ctx, x, pads, out: str):
+    """``x`` with MIL [begin, end] zero pads on its spatial dims (``x`` itself if all are 0)."""
+    if not any(pads):
+        return x
+    return mb.pad(x=x, pad=np.array(pads, dtype=np.int32), mode="constant", constant_val=const_like(0, x),
+                  name=ctx.scratch(f"{out}_padded"))
 
 
 @op_builder("LpPool")
@@ -223,7 +241,16 @@ def lp_pool(node, ctx):
     if _needs_gather(node):
         (total,) = _gathered(node, ctx, powered, "lp")
     else:
-        mean = _pool(node, ctx, powered, mb.avg_pool, ctx.scratch(f"{out}_mean"), exclude_padding_from_average=False)
+        fixed = _fixed_pads(node, x)
+        if fixed is None:  # SAME/VALID on runtime dims: MIL pads
+            mean = _pool(node, ctx, powered, mb.avg_pool, ctx.scratch(f"{out}_mean"), exclude_padding_from_average=False)
+        else:  # zeros padded explicitly (coremltools#1901), then a pool that pads nothing
+            pads, extra = fixed
+            end_extra = [e if j % 2 else 0 for e in extra for j in (0, 1)]
+            padded = _zero_pad(ctx, powered, [p + e for p, e in zip(pads, end_extra)], out)
+            kernel, strides, _ = attrs(node, x.rank - 2)
+            mean = mb.avg_pool(x=padded, kernel_sizes=kernel, strides=strides, pad_type="valid",
+                               name=ctx.scratch(f"{out}_mean"))
         volume = int(np.prod(node.attr("kernel_shape")))
         total = mb.mul(x=mean, y=const_like(volume, x), name=ctx.scratch(f"{out}_sum"))
     ctx.set_output(node, _root(ctx, total, p, ctx.mil_name(out)))
