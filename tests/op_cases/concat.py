@@ -12,3 +12,10 @@ CASES = [
            {"W": np.array([[7], [8]], dtype=np.int64)}, opset=13),
     OpCase("concat_single", "Concat", {"A": rand(2, 3)}, {"axis": 1}, opset=4),
 ]
+
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+CASES += [
+    SymbolicOpCase("concat_symbolic", "Concat", {"A": rand(2, 3), "B": rand(2, 4, seed=1)}, {"axis": 1},
+                   symbolic={"A": {0: "n", 1: "a"}, "B": {0: "n"}}),
+]

@@ -17,3 +17,10 @@ CASES = [
     cumsum("int64", np.arange(12, dtype=np.int64).reshape(3, 4), 1),
     cumsum("int32_axis_1d", np.arange(6, dtype=np.int32), 0, opset=11),
 ]
+
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+CASES += [
+    SymbolicOpCase("cumsum_symbolic", "CumSum", {"X": rand(3, 5)}, {"reverse": 1},
+                   {"A": np.array(1, np.int64)}, opset=14, symbolic={"X": {0: "n", 1: "m"}}),
+]

@@ -42,3 +42,8 @@ CASES += [
     expand("runtime_shape_bool", np.array([[True], [False]]), [2, 3], runtime=True),
     tile("runtime_reps", rand(2, 3), [2, 2], runtime=True),
 ]
+
+CASES += [
+    SymbolicOpCase("tile_symbolic", "Tile", {"X": rand(2, 3)}, weights={"R": np.array([2, 3], np.int64)},
+                   opset=13, symbolic={"X": {0: "n"}}),
+]

@@ -36,3 +36,11 @@ CASES += [
            {"I": np.array([[0, 2], [-2, 1]], np.int64), "D": np.array([4], np.int64)},
            {"axis": 1}, {"V": np.array([1.0, -1.0], np.float32)}, input_order=["I", "D", "V"], opset=11),
 ]
+
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+CASES += [
+    SymbolicOpCase("onehot_symbolic", "OneHot", {"I": np.array([[1, -1, 0]], np.int64)}, {"axis": 0},
+                   {"D": np.array(3, np.int64), "V": np.array([0.0, 1.0], np.float32)}, opset=11,
+                   symbolic={"I": {0: "n", 1: "m"}}),
+]

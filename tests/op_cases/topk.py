@@ -31,3 +31,10 @@ UNORDERED_CASES = [topk("unsorted", distinct(4, 5), 3, sorted=0, opset=21)]
 REFUSED = [
     (OpCase("topk_runtime_k", "TopK", {"X": distinct(3, 4), "K": np.array([2], np.int64)}, n_outputs=2), "constant"),
 ]
+
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+CASES += [
+    SymbolicOpCase("topk_symbolic", "TopK", {"X": distinct(3, 7)}, weights={"K": np.array([3], np.int64)},
+                   n_outputs=2, opset=11, symbolic={"X": {0: "n", 1: "m"}}),
+]

@@ -11,3 +11,10 @@ CASES = [
     OpCase("transpose_int64", "Transpose", {"X": np.arange(24, dtype=np.int64).reshape(2, 3, 4)},
            {"perm": [2, 0, 1]}, opset=21),
 ]
+
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+CASES += [
+    SymbolicOpCase("transpose_symbolic", "Transpose", {"X": rand(1, 2, 3, 4)}, {"perm": [0, 3, 1, 2]},
+                   symbolic={"X": {0: "n", 3: "w"}}),
+]

@@ -23,3 +23,12 @@ CASES = [
 REFUSED = [
     (OpCase("trilu_runtime_k", "Trilu", {"X": rand(3, 4), "K": np.array(1, np.int64)}, opset=14), "constant"),
 ]
+
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+CASES += [
+    SymbolicOpCase("trilu_band_symbolic", "Trilu", {"X": rand(2, 4, 5)}, {"upper": 0},
+                   {"K": np.array(1, np.int64)}, opset=14, symbolic={"X": {0: "n", 1: "h", 2: "w"}}),
+    SymbolicOpCase("trilu_mask_symbolic_batch", "Trilu", {"X": rand(2, 4, 5)}, {},
+                   {"K": np.array(2, np.int64)}, opset=14, symbolic={"X": {0: "n"}}),
+]
