@@ -171,7 +171,7 @@ def _scales_sizes(node, ctx):
 # ---- planning: which MIL op each resized axis becomes ------------------------------------------
 @dataclass
 class AxisPlan:
-    kind: str                 # "up" (integer factor), "slice" (offset, stride), "gather", "lerp", "bilinear"
+    kind: str                 # "up" (integer factor), "slice" (offset, stride), "gather", "lerp"
     factor: int = 1
     offset: int = 0
     indices: Optional[np.ndarray] = None
