@@ -1,5 +1,5 @@
-"""ONNX InstanceNormalization -> MIL ``instance_norm`` on a 4-D view (constant scale and bias), or
-reduce_mean / rsqrt over that view's spatial axes when scale or bias is computed in the graph.
+"""ONNX InstanceNormalization -> MIL ``instance_norm`` on a 4-D view, with constant scale and bias
+as its gamma/beta or, when they are computed in the graph, as a mul/add after it.
 
 The view avoids two Core ML hazards: rank-3 instance_norm mismatches (coremltools#1051), so 1-D
 inputs get a unit axis; a rank-5 reduction over axis 4 aborts the GPU's fused norm kernel
@@ -12,17 +12,6 @@ from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder
 from .batch_norm import const_like, input_refusal, operand_like
-
-
-def normalize(ctx, x, axes, eps: float, out: str, mean_name: str = None, inv_std_name: str = None):
-    """``(x - mean) * rsqrt(var + eps)`` over ``axes`` (biased variance), as MIL reductions; the
-    mean and inv_std ops take the given names when a builder exposes them as outputs."""
-    mean = mb.reduce_mean(x=x, axes=axes, keep_dims=True, name=mean_name or ctx.scratch(f"{out}_mean"))
-    centered = mb.sub(x=x, y=mean, name=ctx.scratch(f"{out}_centered"))
-    squared = mb.mul(x=centered, y=centered, name=ctx.scratch(f"{out}_squared"))
-    var = mb.reduce_mean(x=squared, axes=axes, keep_dims=True, name=ctx.scratch(f"{out}_var"))
-    inv_std = mb.rsqrt(x=var, epsilon=const_like(eps, x), name=inv_std_name or ctx.scratch(f"{out}_inv_std"))
-    return mb.mul(x=centered, y=inv_std, name=ctx.scratch(f"{out}_normalized")), mean, inv_std
 
 
 def original_shape(ctx, x, out: str):
@@ -60,8 +49,8 @@ def instance_norm(node, ctx):
     if scale is not None and bias is not None:
         y = mb.instance_norm(x=view, gamma=const_like(scale, x), beta=const_like(bias, x),
                              epsilon=const_like(eps, x), name=name)
-    else:
-        y, _, _ = normalize(ctx, view, [2, 3], eps, out)
+    else:  # scale or bias computed in the graph: normalize, then apply them per channel
+        y = mb.instance_norm(x=view, epsilon=const_like(eps, x), name=ctx.scratch(f"{out}_normalized"))
         y = mb.mul(x=y, y=operand_like(ctx, node, 1, view, out), name=ctx.scratch(f"{out}_scaled"))
         y = mb.add(x=y, y=operand_like(ctx, node, 2, view, out), name=name)
     if x.rank == 3:

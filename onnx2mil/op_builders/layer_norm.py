@@ -1,6 +1,7 @@
-"""ONNX LayerNormalization (opset 17+) -> MIL ``layer_norm`` over axes [axis, rank) with constant
-scale/bias; a scale/bias computed in the graph, or the Mean / InvStdDev outputs, expand to
-reduce_mean / rsqrt. stash_type=1 on an fp16 input computes in fp32 between two casts.
+"""ONNX LayerNormalization (opset 17+) -> MIL ``layer_norm`` over axes [axis, rank), with constant
+scale/bias as gamma/beta or, when computed in the graph, as a mul/add after it; the Mean /
+InvStdDev outputs expand to reduce_mean / rsqrt. stash_type=1 on an fp16 input computes in fp32
+between two casts.
 """
 from __future__ import annotations
 
@@ -10,7 +11,17 @@ from coremltools.converters.mil.mil import types
 
 from ..backend.registry import op_builder
 from .batch_norm import const_like, input_refusal
-from .instance_norm import normalize
+
+
+def normalize(ctx, x, axes, eps: float, out: str, mean_name: str = None, inv_std_name: str = None):
+    """``(x - mean) * rsqrt(var + eps)`` over ``axes`` (biased variance), as MIL reductions; the
+    mean and inv_std ops take the given names when a builder exposes them as outputs."""
+    mean = mb.reduce_mean(x=x, axes=axes, keep_dims=True, name=mean_name or ctx.scratch(f"{out}_mean"))
+    centered = mb.sub(x=x, y=mean, name=ctx.scratch(f"{out}_centered"))
+    squared = mb.mul(x=centered, y=centered, name=ctx.scratch(f"{out}_squared"))
+    var = mb.reduce_mean(x=squared, axes=axes, keep_dims=True, name=ctx.scratch(f"{out}_var"))
+    inv_std = mb.rsqrt(x=var, epsilon=const_like(eps, x), name=inv_std_name or ctx.scratch(f"{out}_inv_std"))
+    return mb.mul(x=centered, y=inv_std, name=ctx.scratch(f"{out}_normalized")), mean, inv_std
 
 
 def trailing_operand(ctx, node, i: int, x, out: str):
@@ -67,6 +78,9 @@ def layer_norm(node, ctx):
             x=x, axes=axes, gamma=const_like(np.broadcast_to(scale, normalized_shape), x),
             beta=None if bias is None else const_like(np.broadcast_to(bias, normalized_shape), x),
             epsilon=const_like(eps, x), name=y_name)
+    elif not any(stats):  # scale/bias computed in the graph or of another shape: apply after
+        y = mb.layer_norm(x=x, axes=axes, epsilon=const_like(eps, x), name=ctx.scratch(f"{out}_normalized"))
+        y = affine(ctx, node, y, x, out, y_name)
     else:
         y, mean, inv_std = normalize(
             ctx, x, axes, eps, out,
