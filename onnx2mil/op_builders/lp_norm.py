@@ -10,6 +10,7 @@ from coremltools.converters.mil import Builder as mb
 from ..backend.registry import op_builder
 from .batch_norm import const_like, input_refusal
 
+
 @op_builder("LpNormalization")
 def lp_normalization(node, ctx):
     x = ctx.input(node, 0)
