@@ -165,6 +165,18 @@ def test_conv_transpose_groups_dilations_3d():
     assert relative_error(got, ref) <= FP32_TOL
 
 
+@pytest.mark.parametrize("shape,weight,strides,pad", [
+    ((1, 4, 9), (4, 2, 5), [2], [1, 2]),                  # depthwise with a channel multiplier
+    ((2, 6, 1, 13), (6, 1, 1, 12), [1, 2], [0, 0, 5, 6]),  # BigVGAN's anti-aliasing upsampler, as 2-D
+])
+def test_conv_transpose_depthwise(shape, weight, strides, pad):
+    x, w = rand(*shape, seed=44), rand(*weight, seed=45)
+    got = run_single(lambda v: mb.conv_transpose(x=v, weight=w, strides=strides, groups=shape[1], pad_type="custom",
+                                                 pad=pad), {"X": x})
+    ref = onnx_node("ConvTranspose", {"X": x}, {"W": w}, strides=strides, group=shape[1], pads=_onnx_pads(pad))
+    assert relative_error(got, ref) <= FP32_TOL
+
+
 def _onnx_pads(mil_pad):
     return list(mil_pad[0::2]) + list(mil_pad[1::2])
 

@@ -37,7 +37,7 @@ def _load(model) -> tuple[Program, Optional[dict]]:
     path = Path(model).resolve()
     if not path.exists():
         raise FileNotFoundError(f"no model at {path}")
-    key = (str(path), os.stat(path).st_mtime_ns)
+    key = (str(path),) + _stamp(path)
     if key not in _BY_PATH:
         mlmodel = pipeline.open_model(path)
         _BY_PATH[key] = (pipeline.load_saved_program(mlmodel), _name_map(mlmodel))
@@ -45,6 +45,14 @@ def _load(model) -> tuple[Program, Optional[dict]]:
             _BY_PATH.popitem(last=False)
     _BY_PATH.move_to_end(key)
     return _BY_PATH[key]
+
+
+def _stamp(path: Path) -> tuple:
+    """Modification times and sizes of the package's files (opening a package rewrites its
+    Manifest.json, so only the model and weights count)."""
+    data = path / "Data" if path.is_dir() else path
+    files = sorted(p for p in data.rglob("*") if p.is_file()) if data.is_dir() else [data]
+    return tuple((str(f.relative_to(path.parent)), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
 
 
 def _name_map(mlmodel) -> Optional[dict]:

@@ -94,7 +94,10 @@ def conv(op, x, weight, bias=None, strides=None, pad_type="valid", pad=None, dil
     groups = int(groups)
     cig, cog = c_in // groups, c_out // groups
     positions = int(np.prod(out))
-    if cig == 1 and groups > 1:  # depthwise: one multiply-add per kernel tap
+    if cig == 1 and groups > 1 and cog == 1:  # depthwise: a weighted sum over the window
+        letters = "abc"[:n]
+        y = np.einsum(f"nc{letters}...,c{letters}->nc...", view, weight[:, 0])
+    elif cig == 1 and groups > 1:  # depthwise with a channel multiplier: one multiply-add per kernel tap
         w = weight.reshape(groups, cog, *kernel_shape)
         y = np.zeros((batch, groups, cog, *out), dtype=dtype)
         for tap in product(*(range(k) for k in kernel_shape)):
@@ -137,15 +140,23 @@ def conv_transpose(op, x, weight, bias=None, pad=None, output_shape=None, pad_ty
     cig, cog = c_in // groups, weight.shape[1]
     c_out = cog * groups
     taps = int(np.prod(kernel_shape))
-    # every input position's contribution to each (output channel, tap): (N, G, cog*taps, positions)
-    w = weight.reshape(groups, cig, cog * taps).transpose(0, 2, 1)
-    contrib = np.matmul(w, x.reshape(batch, groups, cig, -1)).reshape(batch, c_out, *kernel_shape, *in_sizes)
     full = [(d - 1) * s + (k - 1) * dl + 1 for d, s, k, dl in zip(in_sizes, strides, kernel_shape, dilations)]
     y = np.zeros((batch, c_out, *full), dtype=dtype)
+    if cig == 1:  # depthwise: each output channel scales one input channel per tap
+        w = weight.reshape(groups, cog, *kernel_shape)
+        xg = x.reshape(batch, groups, 1, *in_sizes)
+        contrib = None
+    else:  # every input position's contribution to each (output channel, tap) in one matmul
+        w = weight.reshape(groups, cig, cog * taps).transpose(0, 2, 1)
+        contrib = np.matmul(w, x.reshape(batch, groups, cig, -1)).reshape(batch, c_out, *kernel_shape, *in_sizes)
     for tap in product(*(range(k) for k in kernel_shape)):
-        target = tuple(slice(t * dl, t * dl + s * (d - 1) + 1, s)
-                       for t, dl, s, d in zip(tap, dilations, strides, in_sizes))
-        y[(slice(None), slice(None)) + target] += contrib[(slice(None), slice(None)) + tap]
+        target = (slice(None), slice(None)) + tuple(slice(t * dl, t * dl + s * (d - 1) + 1, s)
+                                                    for t, dl, s, d in zip(tap, dilations, strides, in_sizes))
+        if contrib is None:
+            scale = w[(slice(None), slice(None)) + tap].reshape((1, groups, cog) + (1,) * n)
+            y[target] += (xg * scale).reshape(batch, c_out, *in_sizes)
+        else:
+            y[target] += contrib[(slice(None), slice(None)) + tap]
     if pad_type == "custom":
         pads = int_list(pad, 2 * n, 0)
     elif pad_type == "valid":
