@@ -13,6 +13,7 @@ import argparse
 import datetime
 import json
 import os
+import pickle
 import platform
 import pstats
 import shutil
@@ -270,74 +271,92 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "results.md")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per measured process")
     ap.add_argument("--no-onnx2coreml", action="store_true", help="skip the onnx2coreml comparison")
+    ap.add_argument("--render-only", action="store_true",
+                    help="rewrite --out from the measurements saved in --workdir, measuring nothing")
     args = ap.parse_args(argv)
+    state_path = args.workdir / "state.pickle"
+    if args.render_only:
+        state = pickle.loads(state_path.read_bytes())
+        args.out.write_text("\n".join(report(**state)) + "\n")
+        print(f"[bench] wrote {args.out}")
+        return 0
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     runner = Runner(args.workdir, args.timeout)
-    started = datetime.datetime.now(datetime.timezone.utc)
-    env_machine, env_versions = machine(), versions()
+    state = {"started": datetime.datetime.now(datetime.timezone.utc), "env_machine": machine(),
+             "env_versions": versions(), "quick": args.quick, "o2c_note": "skipped (--no-onnx2coreml)",
+             "old_note": "skipped (--no-onnx2coreml)", "baseline": None, "infos": {}, "conversions": {},
+             "profile_lines": [], "forwards": {}, "validation": None, "scaling": [], "complete": False}
+
+    def flush():
+        """Write results.md with what is measured so far (a stopped run still leaves its numbers)."""
+        state["finished"] = datetime.datetime.now(datetime.timezone.utc)
+        state["load_end"] = os.getloadavg()
+        state_path.write_bytes(pickle.dumps(state))
+        args.out.write_text("\n".join(report(**state)) + "\n")
+        (args.workdir / "measurements.json").write_text(json.dumps(
+            [{"label": m.label, "wall_s": m.wall_s, "timed_out": m.timed_out, **m.result} for m in runner.log],
+            indent=1))
+
     names = [TINY] if args.quick else [TINY, BIG]
     chain_sizes = [1000, 10000] if args.quick else [1000, 10000, 50000]
 
-    o2c_python, o2c_note = (None, "skipped (--no-onnx2coreml)")
-    old_note = "skipped (--no-onnx2coreml)"
+    o2c_python = None
     if not args.no_onnx2coreml:
-        o2c_python, o2c_note = ensure_venv(ONNX2COREML_VENV, "onnx2coreml", "onnx2coreml")
-        old_python, old_note = ensure_venv(ONNX_COREML_VENV, "onnx-coreml", "onnx_coreml")
+        o2c_python, state["o2c_note"] = ensure_venv(ONNX2COREML_VENV, "onnx2coreml", "onnx2coreml")
+        old_python, state["old_note"] = ensure_venv(ONNX_COREML_VENV, "onnx-coreml", "onnx_coreml")
         if old_python:
             m = runner.measure("onnx-coreml-import", "import_onnx_coreml", {}, python=old_python)
-            old_note += f"; `import onnx_coreml` fails: {m.error}" if m.error else "; imports"
+            state["old_note"] += f"; `import onnx_coreml` fails: {m.error}" if m.error else "; imports"
 
-    baseline = runner.measure("baseline-import", "import_only", {})
-    infos = prepare_models(runner, names)
-    conversions = {name: conversion_rows(runner, name, infos[name], o2c_python) for name in names}
+    state["baseline"] = runner.measure("baseline-import", "import_only", {})
+    infos = state["infos"] = prepare_models(runner, names)
+    for name in names:
+        state["conversions"][name] = conversion_rows(runner, name, infos[name], o2c_python)
+        flush()
 
-    profile_lines: list[str] = []
     if not args.quick:
         stats = args.workdir / "convert-big.prof"
         m = runner.measure(f"onnx2mil-{BIG}-profiled", "convert",
                            {"onnx": infos[BIG]["onnx"], "out": str(args.workdir / "profiled.mlpackage"),
                             "profile": str(stats)})
-        profile_lines = profile_tables(stats) if stats.exists() and not m.error else [f"Profiling failed: {one_line(m.error)}"]
+        state["profile_lines"] = (profile_tables(stats) if stats.exists() and not m.error
+                                  else [f"Profiling failed: {one_line(m.error)}"])
+        flush()
 
-    forwards = {}
     for name in names:
         package = args.workdir / f"{name}.mlpackage"
-        if not package.exists():
-            continue
-        forwards[name] = runner.measure(f"forward-{name}", "forward",
-                                        {"onnx": infos[name]["onnx"], "mlpackage": str(package),
-                                         "inputs": infos[name]["inputs"], "repeats": 3 if name == TINY else 1})
-    validation = None
+        if package.exists():
+            state["forwards"][name] = runner.measure(
+                f"forward-{name}", "forward", {"onnx": infos[name]["onnx"], "mlpackage": str(package),
+                                               "inputs": infos[name]["inputs"], "repeats": 3 if name == TINY else 1})
+            flush()
     tiny_package = args.workdir / f"{TINY}.mlpackage"
     if tiny_package.exists():
-        validation = runner.measure(f"validate-{TINY}", "validate",
-                                    {"onnx": infos[TINY]["onnx"], "mlpackage": str(tiny_package),
-                                     "inputs": infos[TINY]["inputs"]})
+        state["validation"] = runner.measure(f"validate-{TINY}", "validate",
+                                             {"onnx": infos[TINY]["onnx"], "mlpackage": str(tiny_package),
+                                              "inputs": infos[TINY]["inputs"]})
+        flush()
 
-    scaling = []
     for n in chain_sizes:
         path = args.workdir / f"chain{n}.onnx"
         gen = runner.measure(f"chain{n}-generate", "synthetic_chain", {"nodes": n, "out": str(path)})
-        conv = runner.measure(f"chain{n}-onnx2mil", "convert", {"onnx": str(path), "out": str(args.workdir / f"chain{n}.mlpackage")})
-        scaling.append((n, gen, conv))
-
-    lines = report(started, env_machine, env_versions, o2c_note, old_note, baseline, infos, conversions,
-                   profile_lines, forwards, validation, scaling, args)
-    args.out.write_text("\n".join(lines) + "\n")
-    (args.workdir / "measurements.json").write_text(json.dumps(
-        [{"label": m.label, "wall_s": m.wall_s, "peak_rss_mb": m.peak_rss_mb, "timed_out": m.timed_out, **m.result}
-         for m in runner.log], indent=1))
+        conv = runner.measure(f"chain{n}-onnx2mil", "convert",
+                              {"onnx": str(path), "out": str(args.workdir / f"chain{n}.mlpackage")})
+        state["scaling"].append((n, gen, conv))
+        flush()
+    state["complete"] = True
+    flush()
     print(f"[bench] wrote {args.out}")
     return 0
 
 
-def report(started, env_machine, env_versions, o2c_note, old_note, baseline, infos, conversions, profile_lines,
-           forwards, validation, scaling, args) -> list[str]:
-    finished = datetime.datetime.now(datetime.timezone.utc)
+def report(started, finished, env_machine, env_versions, quick, o2c_note, old_note, baseline, infos, conversions,
+           profile_lines, forwards, validation, scaling, complete, load_end) -> list[str]:
     L = ["# onnx2mil benchmarks", "",
          f"Run {started:%Y-%m-%d %H:%M} – {finished:%H:%M} UTC with `python benchmarks/run.py"
-         f"{' --quick' if args.quick else ''}`.", "",
+         f"{' --quick' if quick else ''}`" + ("." if complete else "; **the run was still going or was stopped: "
+                                               "sections not reached are missing**."), "",
          "## Machine and versions", "",
          f"- CPU: {env_machine['cpu']}, {env_machine['cores']} cores; RAM {env_machine['ram_gb']:.1f} GB; "
          f"{env_machine['os']}; Python {env_machine['python']}",
@@ -345,7 +364,7 @@ def report(started, env_machine, env_versions, o2c_note, old_note, baseline, inf
          f"- onnx2coreml: {o2c_note}",
          f"- onnx-coreml: {old_note}",
          f"- Load average (1, 5, 15 min) at the start: {', '.join(f'{x:.1f}' for x in env_machine['load'])}; "
-         f"at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}. Other work shared the 2 cores "
+         f"at the end: {', '.join(f'{x:.1f}' for x in load_end)}. Other work shared the 2 cores "
          "during the run, so absolute times carry that noise; ratios measured back to back are steadier.", "",
          "Every number comes from a separate process: wall time is the whole process (interpreter start and "
          "imports included), peak RSS is that process's maximum resident set (VmHWM). "
