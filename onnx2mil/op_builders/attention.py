@@ -68,8 +68,9 @@ def attention(node, ctx):
 
     scale = node.attr("scale")
     scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else float(scale)
+    # Scaled before the matmul, as the spec advises, so fp16 scores do not overflow on the way.
+    q = mb.mul(x=q, y=const_like(scale, q), name=ctx.scratch(f"{out}_q_scaled"))
     scores = mb.matmul(x=q, y=k, transpose_y=True, name=ctx.scratch(f"{out}_qk"))
-    scores = mb.mul(x=scores, y=const_like(scale, q), name=ctx.scratch(f"{out}_qk_scaled"))
     stages = [scores]
     softcap = float(node.attr("softcap") or 0.0)
     if softcap > 0:
