@@ -28,6 +28,7 @@ from .loader import read_model
 from .report import COMPARED, FAIL, FOLDED, FUSED, MISSING, PASS, Divergence, LayerResult, ValidationReport
 
 RUNTIMES = ("mil", "coreml")
+_PENDING = "pending"  # a row with a MIL var, until the run fills in its metrics
 METHODS = ("capture", "outputs", "truncation")
 
 
@@ -349,8 +350,7 @@ def _node_rows(nodes: list[OnnxNodeInfo], reference: Mapping, name_map: Mapping)
             elif tensors[tensor] is None:
                 row.status, row.reason = FUSED, "fused away by the passes: no MIL var holds it"
             else:
-                row.mil_var = tensors[tensor]
-                row.status = PASS  # provisional: compared below
+                row.mil_var, row.status = tensors[tensor], _PENDING
             rows.append(row)
     return rows
 
@@ -438,15 +438,17 @@ def validate(
         outputs, captured = run_coreml_side(mlmodel, feeds, runtime=runtime, compute_units=compute_units,
                                             capture=True)
         for row in rows:
-            if row.mil_var is not None and row.status == PASS:
+            if row.status == _PENDING:
                 _fill(row, captured.get(row.mil_var), reference[row.tensor], tolerance)
     elif method == "outputs":
-        wanted = [r.tensor for r in rows if r.status in COMPARED or r.status == FUSED]
+        wanted = [r.tensor for r in rows if r.status in (_PENDING, FUSED)]
         say(f"rebuilding with {len(wanted)} tensors as outputs and running {runtime}")
-        outputs, _ = run_coreml_side(rebuild(wanted), feeds, runtime=runtime, compute_units=compute_units)
+        exposed = rebuild(wanted)
+        outputs, _ = run_coreml_side(exposed, feeds, runtime=runtime, compute_units=compute_units)
+        output_vars = pipeline_mod.read_name_map(exposed)["outputs"]
         for row in rows:
             if row.tensor in wanted:
-                row.status, row.mil_var = PASS, row.mil_var or row.tensor
+                row.mil_var = output_vars.get(row.tensor)
                 _fill(row, outputs.get(row.tensor), reference[row.tensor], tolerance)
         report.notes.append("every ONNX tensor was exposed as a model output: on CoreML this changes the "
                             "CPU/GPU/ANE partitioning and can hide a device bug; confirm with method 'truncation'")
@@ -465,9 +467,9 @@ def _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_
     """Truncation bisection: build the model cut at one tensor, run it, compare. The candidates
     narrow to the ancestors of the latest failing tensor that no passing probe already clears
     (a passing probe clears its ancestors). Returns the first failing tensor, or None."""
-    candidates = [r for r in rows if r.status in (PASS, FUSED)]
+    candidates = [r for r in rows if r.status in (_PENDING, FUSED)]
     for r in candidates:  # only probed (or cleared) tensors get a status
-        r.status, r.reason = MISSING, "not probed by the bisection"
+        r.status, r.reason, r.mil_var = MISSING, "not probed by the bisection", None
     producer = {o: n for n in nodes for o in n.outputs}
     consumed = {i for n in nodes for i in n.inputs if i}
     by_tensor = {r.tensor: r for r in rows}
@@ -485,10 +487,12 @@ def _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_
 
     def probe(tensors: list[str]) -> None:
         say(f"probe: model cut at {', '.join(tensors)}")
-        outputs, _ = run_coreml_side(rebuild(tensors), feeds, runtime=runtime, compute_units=compute_units)
+        cut = rebuild(tensors)
+        outputs, _ = run_coreml_side(cut, feeds, runtime=runtime, compute_units=compute_units)
+        output_vars = pipeline_mod.read_name_map(cut)["outputs"]
         for t in tensors:
             row = by_tensor[t]
-            row.mil_var = row.mil_var or t
+            row.mil_var = output_vars.get(t)
             _fill(row, outputs.get(t), reference[t], tolerance)
 
     ends = [r.tensor for r in candidates if r.tensor not in consumed]
