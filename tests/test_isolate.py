@@ -111,3 +111,13 @@ def test_bigvgan_upsampling_node_under_the_emulated_bug(tmp_path, ane_bias_bug):
         again = run_ort(single, dict(inputs))
         np.testing.assert_allclose(again[single.graph.output[0].name], expected[single.graph.output[0].name],
                                    rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.macos
+def test_coreml_compute_units_join_the_matrix_on_macos(tmp_path):
+    if sys.platform != "darwin":
+        pytest.skip("RuntimeUnavailableError: CoreML runs on macOS only")
+    result = onnx2mil.isolate(small_net(), "up", tmp_path)
+    assert result.runtimes == ["mil-fp32", "mil-fp16", "coreml-CPU_ONLY", "coreml-CPU_AND_GPU",
+                               "coreml-CPU_AND_NE", "coreml-ALL"]
+    assert all(result.cell("as_2d", r).status == "pass" for r in result.runtimes)

@@ -58,3 +58,15 @@ def test_chromium_screenshot_is_not_empty(report_html, tmp_path):
     assert png.is_file(), proc.stderr[-2000:]
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_terminal_table_marks_the_first_divergence(report_html):
+    from rich.console import Console
+
+    report, _ = report_html
+    console = Console(record=True, width=200)
+    report.print(console)
+    text = console.export_text()
+    assert "DIVERGES" in text and "◀ first" in text
+    assert all(layer.tensor in text for layer in report.layers)
+    assert "first divergence at node 'up' (ConvTranspose)" in text
