@@ -7,6 +7,7 @@ the softmax and are zeroed instead, as the ONNX errata asks.
 """
 from __future__ import annotations
 
+import coremltools as ct
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
@@ -68,6 +69,49 @@ def attention(node, ctx):
 
     scale = node.attr("scale")
     scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else float(scale)
+    mask = ctx.input(node, 3) if node.has_input(3) else None
+    if mask is not None and mask.dtype != types.bool and mask.dtype != q.dtype:
+        mask = mb.cast(x=mask, dtype=types.builtin_to_string(q.dtype), name=ctx.scratch(f"{out}_mask_cast"))
+    causal = causal_allowed(q.shape[2], k.shape[2], past) if node.attr("is_causal") else None
+    y_name = ctx.scratch(f"{out}_bhsd") if three_d else ctx.mil_name(out)
+    if _fusable(node, ctx, q, mask, outputs):
+        y, stages = _fused(ctx, q, k, v, mask, causal, scale, out, y_name), None
+    else:
+        y, stages = _decomposed(node, ctx, q, k, v, mask, causal, scale, out, y_name)
+    if three_d:
+        y = mb.transpose(x=y, perm=[0, 2, 1, 3], name=ctx.scratch(f"{out}_bshd"))
+        b, s = y.shape[:2]
+        shape = [b if _static(b) else -1, s if _static(s) else -1, y.shape[2] * y.shape[3]]
+        y = mb.reshape(x=y, shape=np.array(shape, dtype=np.int32), name=ctx.mil_name(out))
+    results = [y, *present]
+    if outputs[3]:
+        stage = stages[node.attr("qk_matmul_output_mode")]
+        results.append(mb.identity(x=stage, name=ctx.mil_name(outputs[3])))
+    ctx.set_output(node, *results)
+
+
+def _fusable(node, ctx, q, mask, outputs) -> bool:
+    """iOS18's fused scaled_dot_product_attention covers this node (a boolean mask is left to the
+    expansion: a row it disallows entirely would come out NaN instead of zeros)."""
+    return (ctx.target >= ct.target.iOS18 and not float(node.attr("softcap") or 0.0) and not outputs[3]
+            and (mask is None or mask.dtype != types.bool)
+            and not (q.dtype == types.fp16 and node.attr("softmax_precision") == 1))
+
+
+def _fused(ctx, q, k, v, mask, causal, scale: float, out: str, name: str):
+    """MIL scaled_dot_product_attention, which scales by 1/sqrt(head size): other scales go into Q."""
+    if not np.isclose(scale * np.sqrt(q.shape[-1]), 1.0, rtol=1e-7, atol=0):
+        q = mb.mul(x=q, y=const_like(scale * np.sqrt(q.shape[-1]), q), name=ctx.scratch(f"{out}_q_rescaled"))
+    if causal is not None and mask is not None:
+        bias = const_like(np.where(causal, 0.0, MASKED), q)
+        mask = mb.add(x=mask, y=bias, name=ctx.scratch(f"{out}_mask_causal"))
+    elif causal is not None:
+        mask = causal
+    return mb.scaled_dot_product_attention(query=q, key=k, value=v, attn_mask=mask, name=name)
+
+
+def _decomposed(node, ctx, q, k, v, mask, causal, scale: float, out: str, name: str):
+    """matmul -> (softcap) -> mask -> softmax -> matmul; also returns the qk_matmul_output stages."""
     # Scaled before the matmul, as the spec advises, so fp16 scores do not overflow on the way.
     q = mb.mul(x=q, y=const_like(scale, q), name=ctx.scratch(f"{out}_q_scaled"))
     scores = mb.matmul(x=q, y=k, transpose_y=True, name=ctx.scratch(f"{out}_qk"))
@@ -79,18 +123,12 @@ def attention(node, ctx):
         scores = mb.mul(x=capped, y=const_like(softcap, q), name=ctx.scratch(f"{out}_softcapped"))
     stages.append(scores)
 
-    mask = ctx.input(node, 3) if node.has_input(3) else None
-    causal = None
-    if node.attr("is_causal"):
-        causal = causal_allowed(q.shape[2], k.shape[2], past)
     allowed = None
     if mask is not None and mask.dtype == types.bool:
         allowed = mask if causal is None else mb.logical_and(x=mask, y=causal, name=ctx.scratch(f"{out}_allowed"))
     elif causal is not None:
         allowed = causal
     if mask is not None and mask.dtype != types.bool:
-        if mask.dtype != scores.dtype:
-            mask = mb.cast(x=mask, dtype=types.builtin_to_string(scores.dtype), name=ctx.scratch(f"{out}_mask_cast"))
         scores = mb.add(x=scores, y=mask, name=ctx.scratch(f"{out}_masked_float"))
     if allowed is not None:
         scores = mb.select(cond=allowed, a=scores, b=const_like(MASKED, q), name=ctx.scratch(f"{out}_masked"))
@@ -106,17 +144,7 @@ def attention(node, ctx):
         probs = mb.select(cond=allowed, a=probs, b=const_like(0.0, q), name=ctx.scratch(f"{out}_probs_masked"))
     stages.append(probs)
 
-    y = mb.matmul(x=probs, y=v, name=ctx.scratch(f"{out}_bhsd") if three_d else ctx.mil_name(out))
-    if three_d:
-        y = mb.transpose(x=y, perm=[0, 2, 1, 3], name=ctx.scratch(f"{out}_bshd"))
-        b, s = y.shape[:2]
-        shape = [b if _static(b) else -1, s if _static(s) else -1, y.shape[2] * y.shape[3]]
-        y = mb.reshape(x=y, shape=np.array(shape, dtype=np.int32), name=ctx.mil_name(out))
-    results = [y, *present]
-    if outputs[3]:
-        stage = stages[node.attr("qk_matmul_output_mode")]
-        results.append(mb.identity(x=stage, name=ctx.mil_name(outputs[3])))
-    ctx.set_output(node, *results)
+    return mb.matmul(x=probs, y=v, name=name), stages
 
 
 @attention.check

@@ -1,5 +1,8 @@
 """Attention (opset 23): MHA/GQA/MQA, 3-D and 4-D inputs, bool/float masks (with a fully masked
 row), is_causal with and without a KV cache, scale, softcap, present outputs, qk_matmul_output modes."""
+import dataclasses
+
+import coremltools as ct
 import numpy as np
 
 from harness import OpCase, rand
@@ -49,8 +52,18 @@ CASES = [
               past=((1, 2, 2, 8), (1, 2, 2, 8)), softcap=2.0, qk_matmul_output_mode=mode, n_outputs=4)
     for mode in range(4)
 ]
+# iOS18 targets take MIL's fused scaled_dot_product_attention (no softcap, boolean mask or qk output).
+CASES += [
+    dataclasses.replace(case, id=case.id + "_ios18", target=ct.target.iOS18)
+    for case in CASES if case.id.split("attention_")[1] in (
+        "mha_4d", "gqa_4d_causal", "mha_3d", "float_mask_causal", "kv_cache_causal_present", "bool_mask_full_row")
+] + [
+    attention("mqa_4d_scale_ios18", (1, 4, 3, 8), (1, 1, 6, 8), (1, 1, 6, 4), scale=0.4),
+]
+CASES[-1].target = ct.target.iOS18
 # Mode 2 shows masked scores as fp32's lowest value, which an fp16 build can only hold as -inf.
-CASES[-2].fp16 = False
+QK_MODE2 = next(c for c in CASES if c.id == "attention_qk_output_mode2")
+QK_MODE2.fp16 = False
 
 # Symbolic batch and sequence dims.
 from op_cases.shape import SymbolicOpCase  # noqa: E402
