@@ -1,5 +1,6 @@
 """ONNX Attention (opset 23+: MHA/GQA/MQA, 3-D or 4-D Q/K/V, bool or float attn_mask, is_causal,
-scale, softcap, past/present key-value cache, qk_matmul_output) -> MIL matmul / softmax / matmul.
+scale, softcap, past/present key-value cache, qk_matmul_output) -> MIL matmul / softmax / matmul,
+or iOS18's fused ``scaled_dot_product_attention`` when that covers the node.
 
 Masked scores become fp32's lowest value, as in onnxruntime (the fp16 pass turns it into -inf, which
 coremltools keeps for attention masks); rows a boolean mask disallows entirely would be NaN after
