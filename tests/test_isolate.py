@@ -121,3 +121,22 @@ def test_coreml_compute_units_join_the_matrix_on_macos(tmp_path):
     assert result.runtimes == ["mil-fp32", "mil-fp16", "coreml-CPU_ONLY", "coreml-CPU_AND_GPU",
                                "coreml-CPU_AND_NE", "coreml-ALL"]
     assert all(result.cell("as_2d", r).status == "pass" for r in result.runtimes)
+
+
+def test_multi_output_node_compares_every_output(tmp_path):
+    import onnx.helper as oh
+
+    graph = oh.make_graph(
+        [oh.make_node("Split", ["x", "sizes"], ["a", "b"], name="split", axis=1),
+         oh.make_node("Mul", ["a", "b"], ["y"], name="mul")], "split_net",
+        [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 6, 5])],
+        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3, 5])],
+        [onnx.numpy_helper.from_array(np.array([3, 3], np.int64), "sizes")])
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)])
+    result = onnx2mil.isolate(model, "split", tmp_path, runtimes=["mil-fp32"])
+    assert result.ok and result.variants == ["default"]
+    with np.load(tmp_path / "expected.npz") as expected:
+        assert sorted(expected.files) == ["a", "b"]
+        x = np.load(tmp_path / "inputs.npz")["x"]
+        np.testing.assert_array_equal(expected["a"], x[:, :3])   # the split, computed independently
+        np.testing.assert_array_equal(expected["b"], x[:, 3:])

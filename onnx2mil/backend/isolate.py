@@ -266,13 +266,11 @@ def _run_cell(mlmodel, variant, rname, kind, units, feeds, expected, tolerance) 
         outputs, _ = run_coreml_side(mlmodel, feeds, runtime=kind, compute_units=units)
     except Onnx2MilError as e:
         return Cell(variant, rname, "error", reason=str(e))
-    worst = None
-    for name, ref in expected.items():
-        if name not in outputs:
-            return Cell(variant, rname, "error", reason=f"output '{name}' missing from the run")
-        m = compare(ref, outputs[name], tolerance)
-        if worst is None or (m.get("rel_to_max") or 0) > (worst.get("rel_to_max") or 0) or m["status"] == "fail":
-            worst = m
+    missing = [name for name in expected if name not in outputs]
+    if missing:
+        return Cell(variant, rname, "error", reason=f"outputs {missing} missing from the run")
+    results = [compare(ref, outputs[name], tolerance) for name, ref in expected.items()]
+    worst = max(results, key=lambda m: (m["status"] == "fail", m.get("rel_to_max") or 0.0))
     return Cell(variant, rname, worst["status"], worst.get("max_abs_err"), worst.get("rel_to_max"),
                 worst.get("cosine"), worst.get("snr_db"), worst["reason"])
 
