@@ -61,9 +61,11 @@ def to_kernel_form(value, spec: _VarSpec, op_desc: str):
         return value
     if isinstance(value, np.ndarray) and value.dtype == spec.np_dtype:
         arr = value
-    else:
+    elif spec.np_dtype == np.float16:
         with np.errstate(over="ignore", invalid="ignore"):  # fp16 overflow to inf is what fp16 storage does
             arr = np.asarray(value).astype(spec.np_dtype, copy=False)
+    else:
+        arr = np.asarray(value).astype(spec.np_dtype, copy=False)
     if spec.scalar:
         if arr.size != 1:
             raise InterpreterError(f"{op_desc}: output '{spec.name}' is a scalar but the kernel returned shape {arr.shape}")

@@ -25,6 +25,8 @@ def compute_dtype(x: np.ndarray) -> np.dtype:
 def int_list(value, n: int, default: int) -> list[int]:
     if value is None:
         return [default] * n
+    if isinstance(value, np.ndarray):
+        return value.reshape(-1).tolist()
     return [int(v) for v in np.asarray(value).reshape(-1)]
 
 
@@ -54,8 +56,12 @@ def pad_spatial(x: np.ndarray, pads: list[int], value=0.0) -> np.ndarray:
     """Pad the spatial dims (after N, C) by MIL [begin, end] pairs (non-negative)."""
     if not any(pads):
         return x
-    widths = [(0, 0)] * (x.ndim - len(pads) // 2) + [(pads[2 * i], pads[2 * i + 1]) for i in range(len(pads) // 2)]
-    return np.pad(x, widths, mode="constant", constant_values=value)
+    n = len(pads) // 2
+    lead = x.ndim - n
+    shape = x.shape[:lead] + tuple(d + pads[2 * i] + pads[2 * i + 1] for i, d in enumerate(x.shape[lead:]))
+    out = np.full(shape, value, dtype=x.dtype) if value else np.zeros(shape, dtype=x.dtype)
+    out[(slice(None),) * lead + tuple(slice(pads[2 * i], pads[2 * i] + d) for i, d in enumerate(x.shape[lead:]))] = x
+    return out
 
 
 def windows(xp: np.ndarray, kernel, strides, dilations) -> tuple[np.ndarray, list[int]]:
@@ -65,11 +71,10 @@ def windows(xp: np.ndarray, kernel, strides, dilations) -> tuple[np.ndarray, lis
     out = [(size - (k - 1) * d - 1) // s + 1 for size, k, s, d in zip(spatial, kernel, strides, dilations)]
     if any(o <= 0 for o in out):
         raise ValueError(f"kernel {list(kernel)} (dilations {list(dilations)}) larger than the padded input {list(spatial)}")
-    lead = xp.shape[:-n]
     step = xp.strides[-n:]
-    view = as_strided(xp, lead + tuple(kernel) + tuple(out),
+    view = as_strided(xp, xp.shape[:-n] + tuple(kernel) + tuple(out),
                       xp.strides[:-n] + tuple(st * d for st, d in zip(step, dilations))
-                      + tuple(st * s for st, s in zip(step, strides)), writeable=False)
+                      + tuple(st * s for st, s in zip(step, strides)), writeable=False, subok=True)
     return view, out
 
 

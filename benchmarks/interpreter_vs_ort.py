@@ -1,0 +1,78 @@
+"""Forward time of the MIL interpreter vs onnxruntime on the reference models; prints a table.
+
+    python benchmarks/interpreter_vs_ort.py                       # bigvgan-tiny, resnet-18
+    python benchmarks/interpreter_vs_ort.py --models bigvgan-qwen2.5-omni --threads 2
+
+Both runtimes get the same thread count (``--threads``, default 1: BLAS threads spin badly on a
+loaded machine, which would time the scheduler rather than the interpreter). Converted packages
+are cached in ``--cache-dir`` since building the large models takes minutes.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["bigvgan-tiny", "resnet-18"])
+    parser.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs after one warm-up; the best is kept")
+    parser.add_argument("--cache-dir", default=os.path.join(os.path.expanduser("~"), ".cache", "onnx2mil", "bench"))
+    return parser.parse_args(argv)
+
+
+def best_time(fn, repeat: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)     # must precede numpy's import to take effect
+    import logging
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    import numpy as np
+    import onnxruntime as ort
+
+    import onnx2mil
+    from onnx2mil import models
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"MIL interpreter vs onnxruntime ({args.precision}, {args.threads} thread(s))")
+    for column in ("model", "MIL ops", "onnxruntime ms", "interpreter ms", "ratio", "max |diff| / max |ref|"):
+        table.add_column(column, justify="right" if column != "model" else "left")
+    for name in args.models:
+        model, feeds = models.build(name), models.example_inputs(name)
+        path = os.path.join(args.cache_dir, f"{name}-{args.precision}.mlpackage")
+        if not os.path.exists(path):
+            onnx2mil.save(onnx2mil.build_coreml(model, compute_precision=args.precision), path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = args.threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        reference = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+        got = onnx2mil.predict(path, feeds)
+        error = max(float(np.max(np.abs(got[k].astype(np.float64) - v)) / max(1e-12, float(np.max(np.abs(v)))))
+                    for k, v in reference.items())
+        n_ops = sum(1 for op in onnx2mil.load_saved_program(path).functions["main"].operations if op.op_type != "const")
+        t_ort = best_time(lambda: session.run(None, feeds), args.repeat)
+        t_mil = best_time(lambda: onnx2mil.predict(path, feeds), args.repeat)
+        table.add_row(name, str(n_ops), f"{t_ort * 1e3:.1f}", f"{t_mil * 1e3:.1f}", f"{t_mil / t_ort:.2f}x",
+                      f"{error:.2e}")
+    Console().print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
