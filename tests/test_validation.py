@@ -176,6 +176,16 @@ def test_tolerances_come_from_the_config():
     assert report.ok and report.tolerances == loose["tolerances"]["fp16"]
 
 
+def test_saved_package_brings_its_config_and_precision(tmp_path):
+    strict = {"tolerances": {"fp32": {"rel_to_max": 1e-6, "min_cosine": 0.9999999}}}
+    path = onnx2mil.save(onnx2mil.build_coreml(small_net(), compute_precision="fp32", config=strict),
+                         tmp_path / "m.mlpackage")
+    report = onnx2mil.validate(small_net(), str(path))
+    assert report.precision == "fp32" and report.tolerances == strict["tolerances"]["fp32"]
+    with pytest.raises(ValidationInputError, match="the given model is fp32"):
+        onnx2mil.validate(small_net(), str(path), compute_precision="fp16")
+
+
 def test_default_config_file_equals_code_defaults():
     import yaml
 
