@@ -5,7 +5,10 @@ vars and, for control flow, its blocks) and each MIL input of the op arrives by 
 numpy array, a Python scalar/str/bool for scalars, or a list of those for tuple inputs; optional
 inputs the op does not set arrive as their MIL default or are absent. It returns one array or a
 tuple of arrays, one per output var. The executor casts each result to its var's dtype (fp16
-vars hold float16 arrays), so kernels may compute in float32.
+vars hold float16 arrays), so kernels may compute in float32, and checks its shape against the
+var's static dims. Ops with nested blocks (cond, while_loop) run them with
+``onnx2mil.backend.interpreter.core.run_block``; const and constexpr_* kernels run once, when the
+program is planned.
 """
 from __future__ import annotations
 
