@@ -4,7 +4,8 @@ tf_crop_and_resize, nearest_mode) and Upsample (7-9) in nearest and linear modes
 The ONNX sampling grid of each resized axis is computed here (float32, as onnxruntime does) and
 matched against what MIL expresses: ``upsample_nearest_neighbor`` (integer factors), a strided
 ``slice_by_index`` (integer downsampling), ``resize_bilinear`` (a sampling_mode with the same
-grid); any other grid is emitted exactly as constant-index ``gather``s (and a lerp for linear).
+grid), ``upsample_bilinear`` (integer scales of symbolic dims); any other grid is emitted exactly
+as constant-index ``gather``s (and a lerp for linear).
 Cubic and antialiased downsampling are refused.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
+import coremltools as ct
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
@@ -203,7 +205,8 @@ def _nearest_plan(spec: ResizeSpec, a: int) -> Union[AxisPlan, str]:
 def _linear_plan(spec: ResizeSpec, a: int) -> Union[AxisPlan, str]:
     n_in, n_out, s = spec.in_shape[a], spec.out_shape[a], spec.scales[a]
     if not isinstance(n_in, int):
-        return f"linear resize of symbolic axis {a}"
+        return (f"linear resize of symbolic axis {a} needs integer scales on the last two dims with "
+                "half_pixel/pytorch_half_pixel, align_corners (scales >= 2) or asymmetric (iOS16+)")
     x = linear_coordinates(spec, n_in, n_out, s)
     low = np.floor(x).astype(np.int32)
     high = np.minimum(low + 1, n_in - 1).astype(np.int32)
@@ -226,14 +229,34 @@ def _bilinear_mode(spec: ResizeSpec) -> Optional[str]:
     return None
 
 
+def _symbolic_upsample_bilinear(spec: ResizeSpec, target) -> Optional[dict]:
+    """upsample_bilinear arguments for integer scales of symbolic last two dims: its grid uses the
+    recomputed spacing in/out = 1/scale, which is ONNX's when the scale is an integer."""
+    rank = len(spec.in_shape)
+    last_two = [spec.scales[rank - 2], spec.scales[rank - 1]]
+    if rank < 3 or any(a < rank - 2 for a in spec.resized) or any(s < 1 or _F(round(s)) != s for s in last_two):
+        return None
+    scales = dict(scale_factor_height=int(last_two[0]), scale_factor_width=int(last_two[1]))
+    if spec.coord in ("half_pixel", "pytorch_half_pixel", "half_pixel_symmetric"):
+        return dict(align_corners=False, **scales)
+    if spec.coord == "align_corners" and min(last_two) >= 2:  # (in-1)/(out-1): out > 1 on both axes
+        return dict(align_corners=True, **scales)
+    if spec.coord == "asymmetric" and target >= ct.target.iOS16:
+        return dict(align_corners=False, half_pixel_centers=False, **scales)
+    return None
+
+
 def plan(node, ctx):
-    """(spec, {axis: AxisPlan}, bilinear sampling_mode or None), or a refusal reason."""
+    """(spec, {axis: AxisPlan}, resize_bilinear sampling_mode / upsample_bilinear arguments or None),
+    or a refusal reason."""
     spec = _spec(node, ctx)
     if isinstance(spec, str):
         return spec
     plans = {}
     if spec.mode == "linear":
         mode = _bilinear_mode(spec)
+        if mode is None and any(not isinstance(spec.in_shape[a], int) for a in spec.resized):
+            mode = _symbolic_upsample_bilinear(spec, ctx.target)
         if mode is not None:
             return spec, {}, mode
     for a in spec.resized:
@@ -258,7 +281,9 @@ def _emit(node, ctx):
     spec, plans, bilinear = plan(node, ctx)
     rank = x.rank
     steps = []
-    if bilinear is not None:
+    if isinstance(bilinear, dict):
+        steps.append(lambda v, name: mb.upsample_bilinear(x=v, name=name, **bilinear))
+    elif bilinear is not None:
         steps.append(lambda v, name: mb.resize_bilinear(
             x=v, target_size_height=spec.out_shape[-2], target_size_width=spec.out_shape[-1],
             sampling_mode=bilinear, name=name))

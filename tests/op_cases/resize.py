@@ -1,5 +1,8 @@
 """Resize (opset 10-19: scales/sizes, axes, coordinate modes x nearest modes, linear modes,
 downsampling, non-integer scales) and Upsample (opset 7-9)."""
+from dataclasses import replace
+
+import coremltools as ct
 import numpy as np
 
 from harness import OpCase, rand
@@ -81,6 +84,14 @@ CASES = [
 # Symbolic dims: the MIL output shape stays symbolic until the program runs.
 CASES += [
     resize("symbolic_nearest_x2", (1, 3, 4, 4), [1, 1, 2, 2], symbolic={0: "n", 2: "h", 3: "w"}),
+    resize("symbolic_linear_half_pixel_x2", (1, 3, 4, 5), [1, 1, 2, 2], mode="linear",
+           symbolic={0: "n", 2: "h", 3: "w"}),
+    resize("symbolic_linear_pytorch_half_pixel_x3_x1", (1, 2, 4, 5), [1, 1, 3, 1], mode="linear",
+           coordinate_transformation_mode="pytorch_half_pixel", symbolic={2: "h"}),
+    resize("symbolic_linear_align_corners_x2", (1, 2, 3, 4), [1, 1, 2, 2], mode="linear",
+           coordinate_transformation_mode="align_corners", symbolic={2: "h", 3: "w"}),
+    resize("symbolic_linear_asymmetric_ios16", (1, 2, 3, 4), [1, 1, 2, 4], mode="linear",
+           coordinate_transformation_mode="asymmetric", symbolic={3: "w"}),
     resize("symbolic_nearest_asymmetric_x3", (2, 3, 4, 5), [1, 1, 3, 1], symbolic={2: "h"},
            coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
 ]
@@ -90,7 +101,13 @@ REFUSED = [
     (resize("tf_crop_and_resize", (1, 1, 4, 4), [1, 1, 2, 2], mode="linear",
             coordinate_transformation_mode="tf_crop_and_resize"), "tf_crop_and_resize"),
     (resize("antialias_down", (1, 1, 8, 8), [1, 1, 0.5, 0.5], opset=18, mode="linear", antialias=1), "antialias"),
-    (resize("symbolic_linear", (1, 3, 4, 4), [1, 1, 2, 2], mode="linear", symbolic={2: "h"}), "symbolic"),
+    (resize("symbolic_linear_non_integer", (1, 3, 4, 4), [1, 1, 1.5, 2], mode="linear", symbolic={2: "h"}),
+     "symbolic"),
+    (resize("symbolic_linear_asymmetric_ios15", (1, 2, 3, 4), [1, 1, 2, 4], mode="linear",
+            coordinate_transformation_mode="asymmetric", symbolic={3: "w"}), "symbolic"),
     (resize("symbolic_nearest_align_corners", (1, 3, 4, 4), [1, 1, 2, 2], symbolic={2: "h"},
             coordinate_transformation_mode="align_corners", nearest_mode="ceil"), "depends on the input size"),
 ]
+
+CASES = [replace(c, target=ct.target.iOS16) if c.id == "resize_symbolic_linear_asymmetric_ios16" else c
+         for c in CASES]
