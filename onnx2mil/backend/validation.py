@@ -387,9 +387,11 @@ def validate(
     ``onnx_model``: the reference (path or ModelProto). ``mlmodel``: MLModel or .mlpackage path;
     None builds one from ``source`` (default ``onnx_model``) with ``config``, ``compute_precision``
     and ``minimum_deployment_target``. ``inputs``: dict of arrays or shapes, or an .npz path;
-    missing ones are generated (seeded). ``method``: "capture" (default for runtime "mil"), "outputs" (default for
-    "coreml") or "truncation"; the latter two rebuild from ``source`` with the model's config.
-    Tolerances: ``config``'s, else the model's stored config's, for the model's precision.
+    missing ones are generated (seeded). ``method``: "capture" (default for runtime "mil"),
+    "outputs" (default for "coreml") or "truncation"; the latter two rebuild from ``source`` with
+    the model's config and precision. Tolerances: ``config``'s, else the model's stored config's,
+    for the model's precision. ``progress``: called with a short message before each long step.
+    Raises ValidationInputError (bad inputs/options), RuntimeUnavailableError (CoreML off macOS).
     """
     from .build import build_coreml, precision_of
 
