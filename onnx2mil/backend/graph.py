@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
+import coremltools as ct
 import numpy as np
 import onnx
 from onnx import numpy_helper
@@ -17,16 +18,22 @@ from .context import BuildContext
 from .loader import constant_value
 from .registry import OnnxNode, canonical_domain, find_builder
 
-_NP_TO_MIL = {
-    np.dtype(np.float32): types.fp32, np.dtype(np.float64): types.fp32, np.dtype(np.float16): types.fp16,
-    np.dtype(np.int32): types.int32, np.dtype(np.int64): types.int32, np.dtype(np.bool_): types.bool,
-    np.dtype(np.int8): types.int8, np.dtype(np.uint8): types.uint8, np.dtype(np.int16): types.int16,
-    np.dtype(np.uint16): types.uint16,
-}
-
-
-def mil_type(dtype) -> Optional[type]:
-    return _NP_TO_MIL.get(np.dtype(dtype)) if dtype is not None else None
+def mil_type(dtype, target=None) -> Optional[type]:
+    """The MIL dtype of a model input: CoreML takes fp32/fp16/int32/bool inputs, so float64 -> fp32,
+    fp16 -> fp16 (fp32 before iOS16), and every integer type -> int32 (values are range-checked
+    when fed)."""
+    if dtype is None:
+        return None
+    dtype = np.dtype(dtype)
+    if dtype == np.float16:
+        return types.fp16 if target is None or target >= ct.target.iOS16 else types.fp32
+    if dtype.kind == "f" and dtype.itemsize in (4, 8):
+        return types.fp32
+    if dtype.kind in "iu" and dtype.itemsize <= 8:
+        return types.int32
+    if dtype == np.bool_:
+        return types.bool
+    return None
 
 
 def node_refusal(ctx: BuildContext, node) -> Optional[str]:
@@ -83,7 +90,7 @@ def collect_refusals(ctx: BuildContext) -> list[Refusal]:
     g = ctx.graph
     for name in g.inputs:
         info = ctx.info(name)
-        if info.dtype is None or mil_type(info.dtype) is None:
+        if info.dtype is None or mil_type(info.dtype, ctx.target) is None:
             refusals.append(Refusal(f"<input {name}>", "graph input", "", g.opset,
                                     f"input dtype {info.dtype} has no CoreML equivalent"))
         elif info.shape is None:
@@ -126,7 +133,8 @@ def emit_program(ctx: BuildContext, input_shapes: Mapping[str, tuple] = {}) -> P
         mil_name = ctx.mil_name(name)
         # CoreML has no rank-0 inputs: a scalar arrives as shape (1,) and is squeezed inside.
         shape = input_shape(ctx, name, input_shapes) or (1,)
-        placeholders[mil_name] = mb.placeholder(shape=shape, dtype=mil_type(ctx.dtype(name)), name=mil_name)
+        placeholders[mil_name] = mb.placeholder(shape=shape, dtype=mil_type(ctx.dtype(name), ctx.target),
+                                                name=mil_name)
     with Function(placeholders, opset_version=ctx.target) as func:
         for name in g.inputs:
             var = func.inputs[ctx.mil_name(name)]

@@ -1,0 +1,340 @@
+"""ONNX's conformance suite through build_coreml (fp32) and the MIL interpreter.
+
+Each node case of ``onnx.backend.test.case.node.collect_testcases()`` ends as one of:
+  pass         -- built, run, and equal to ONNX's expected outputs at the case's tolerances;
+  unsupported  -- a typed refusal naming node, op and reason (or an op MIL cannot express);
+  wrong        -- built and ran, but the values differ;
+  crash        -- anything else (a bug: the goal is zero).
+
+``python -m onnx2mil.conformance`` runs every case and writes docs/conformance.md and
+docs/conformance.json (the baseline the CI test compares against).
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import multiprocessing
+import re
+import time
+import warnings
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+# ONNX ops MIL cannot express, with the reason (cases of these ops are not applicable).
+NOT_EXPRESSIBLE: dict[str, str] = {
+    # training and losses
+    "Adagrad": "training optimizer (ai.onnx.preview.training)",
+    "Adam": "training optimizer (ai.onnx.preview.training)",
+    "Momentum": "training optimizer (ai.onnx.preview.training)",
+    "Gradient": "training op",
+    "NegativeLogLikelihoodLoss": "training loss",
+    "SoftmaxCrossEntropyLoss": "training loss",
+    # strings and images
+    "StringConcat": "string tensors (MIL has no string tensor type)",
+    "StringNormalizer": "string tensors",
+    "StringSplit": "string tensors",
+    "RegexFullMatch": "string tensors",
+    "TfIdfVectorizer": "string/n-gram tensors",
+    "ImageDecoder": "encoded image bytes",
+    # sequences and optionals
+    "SequenceInsert": "sequence type (MIL has no sequence tensors at the model interface)",
+    "SequenceMap": "sequence type",
+    "SplitToSequence": "sequence type",
+    "SequenceAt": "sequence type",
+    "SequenceConstruct": "sequence type",
+    "SequenceEmpty": "sequence type",
+    "SequenceErase": "sequence type",
+    "SequenceLength": "sequence type",
+    "ConcatFromSequence": "sequence type",
+    "OptionalGetElement": "optional type",
+    "OptionalHasElement": "optional type",
+    "Optional": "optional type",
+    # randomness
+    "Bernoulli": "random generator (outputs cannot match a seeded reference)",
+    "RandomNormal": "random generator",
+    "RandomNormalLike": "random generator",
+    "RandomUniform": "random generator",
+    "RandomUniformLike": "random generator",
+    "Multinomial": "random generator",
+    # bit-level and integer-arithmetic ops on types MIL lacks
+    "BitCast": "reinterprets bits between dtypes; MIL has no bitcast",
+    "BitShift": "uint8-uint64 bit shifts; MIL has no shift ops",
+    "BitwiseAnd": "bitwise integer ops; MIL has none",
+    "BitwiseOr": "bitwise integer ops; MIL has none",
+    "BitwiseXor": "bitwise integer ops; MIL has none",
+    "BitwiseNot": "bitwise integer ops; MIL has none",
+    "ConvInteger": "int8 x int8 -> int32 accumulation; MIL conv has no integer accumulation",
+    "MatMulInteger": "int8 x int8 -> int32 accumulation; MIL matmul has no integer accumulation",
+    "QLinearConv": "integer-domain conv with int32 accumulation",
+    "QLinearMatMul": "integer-domain matmul with int32 accumulation",
+    "DynamicQuantizeLinear": "data-dependent quantization parameters",
+    # signal processing and data-dependent shapes
+    "DFT": "complex FFT; MIL has no FFT op in iOS15-18",
+    "STFT": "complex FFT",
+    "MelWeightMatrix": "generates a filterbank from scalar inputs only (no tensor input)",
+    "BlackmanWindow": "generates a window from a scalar input only (no tensor input)",
+    "HammingWindow": "generates a window from a scalar input only (no tensor input)",
+    "HannWindow": "generates a window from a scalar input only (no tensor input)",
+    "Unique": "data-dependent output shapes of four outputs",
+    "Compress": "data-dependent output shape along an axis",
+    "Det": "matrix determinant; MIL has no determinant or LU op",
+    "Col2Im": "no MIL equivalent for arbitrary block scatter",
+    "DeformConv": "data-dependent sampling offsets per kernel tap",
+    "MaxUnpool": "scatter by pooled indices that MIL max_pool cannot produce",
+    "TensorScatter": "KV-cache scatter with write indices per batch (opset 24)",
+    "CausalConvWithState": "stateful conv (opset 26 preview)",
+    "LinearAttention": "stateful linear attention (opset 26 preview)",
+}
+NOT_EXPRESSIBLE_DOMAINS = {
+    "ai.onnx.ml": "classical ML operators (trees, encoders); CoreML's neural-network program has no equivalent",
+    "ai.onnx.preview.training": "training operators",
+    "ai.onnx.preview": "preview operators without a stable schema",
+}
+
+
+@dataclass
+class CaseResult:
+    name: str
+    op_type: str
+    opset: int
+    status: str            # pass | unsupported | wrong | crash | not_applicable
+    detail: str = ""
+    seconds: float = 0.0
+    frozen: list = field(default_factory=list)   # parameter inputs given as initializers
+
+
+def _op_under_test(case, single_ops: dict[str, str]) -> tuple[str, str]:
+    base = re.sub(r"_expanded(_ver\d+)?$", "", case.name)
+    if base in single_ops:
+        return single_ops[base]
+    node = case.model.graph.node[0]
+    return node.domain, node.op_type
+
+
+def _compare(expected: np.ndarray, got: np.ndarray, rtol: float, atol: float) -> Optional[str]:
+    expected = np.asarray(expected)
+    got = np.asarray(got)
+    if expected.shape != got.shape:
+        return f"shape {got.shape} != expected {expected.shape}"
+    if expected.dtype == bool or got.dtype == bool:
+        return None if np.array_equal(expected.astype(bool), got.astype(bool)) else "boolean values differ"
+    e, g = expected.astype(np.float64), got.astype(np.float64)
+    same_nan = np.isnan(e) == np.isnan(g)
+    close = np.isclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
+    if same_nan.all() and close.all():
+        return None
+    worst = np.nanmax(np.abs(np.where(close, 0, g - e))) if e.size else 0
+    return f"{int((~close).sum())}/{e.size} values differ (max abs err {worst:.3g})"
+
+
+# Tensor element types CoreML's MIL has no type for (cases using them are not applicable).
+_LACKING_DTYPES = {
+    onnx.TensorProto.BFLOAT16, onnx.TensorProto.FLOAT8E4M3FN, onnx.TensorProto.FLOAT8E4M3FNUZ,
+    onnx.TensorProto.FLOAT8E5M2, onnx.TensorProto.FLOAT8E5M2FNUZ, onnx.TensorProto.UINT4,
+    onnx.TensorProto.INT4, onnx.TensorProto.STRING, onnx.TensorProto.COMPLEX64,
+    onnx.TensorProto.COMPLEX128,
+} | {getattr(onnx.TensorProto, n) for n in ("FLOAT4E2M1", "FLOAT8E8M0", "INT2", "UINT2")
+     if hasattr(onnx.TensorProto, n)}
+
+
+def _dtypes_mil_lacks(model: onnx.ModelProto) -> list[str]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    g = inferred.graph
+    types = {vi.type.tensor_type.elem_type for vi in list(g.input) + list(g.output) + list(g.value_info)
+             if vi.type.HasField("tensor_type")}
+    types |= {t.data_type for t in g.initializer}
+    for node in g.node:
+        for a in node.attribute:
+            if a.name == "to":
+                types.add(a.i)
+            if a.type == onnx.AttributeProto.TENSOR:
+                types.add(a.t.data_type)
+    return sorted(onnx.TensorProto.DataType.Name(t) for t in types & _LACKING_DTYPES)
+
+
+def _array(value) -> np.ndarray:
+    return numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else np.asarray(value)
+
+
+def freeze_parameter_inputs(model: onnx.ModelProto, feeds: dict) -> tuple[onnx.ModelProto, dict, set]:
+    """Give small integer parameter inputs (axes, pads, shapes, sizes, K, repeats...: integer
+    tensors of rank <= 1 that are not a node's first, data, input) as initializers, as exporters
+    emit them. ONNX's cases feed them as graph inputs; MIL takes most of them as constants.
+    Nothing is frozen if that would leave the model without inputs."""
+    data_inputs = {n.input[0] for n in model.graph.node if n.input}
+    frozen = {k for k, v in feeds.items()
+              if v.dtype.kind in "iu" and v.ndim <= 1 and k not in data_inputs}
+    if not frozen or frozen == set(feeds):
+        return model, feeds, set()
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    kept = [i for i in out.graph.input if i.name not in frozen]
+    del out.graph.input[:]
+    out.graph.input.extend(kept)
+    out.graph.initializer.extend(numpy_helper.from_array(feeds[k], k) for k in sorted(frozen))
+    return out, {k: v for k, v in feeds.items() if k not in frozen}, frozen
+
+
+def run_case(case, op: tuple[str, str]) -> CaseResult:
+    import onnx2mil
+
+    domain, op_type = op
+    opset = next((o.version for o in case.model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    start = time.perf_counter()
+    result = CaseResult(case.name, f"{domain}::{op_type}" if domain else op_type, opset, "pass")
+    if domain in NOT_EXPRESSIBLE_DOMAINS or op_type in NOT_EXPRESSIBLE:
+        result.status = "not_applicable"
+        result.detail = NOT_EXPRESSIBLE_DOMAINS.get(domain) or NOT_EXPRESSIBLE[op_type]
+        return result
+    initializers = {i.name for i in case.model.graph.initializer}
+    input_names = [i.name for i in case.model.graph.input if i.name not in initializers]
+    output_names = [o.name for o in case.model.graph.output]
+    lacking = _dtypes_mil_lacks(case.model)
+    if lacking:
+        result.status = "not_applicable"
+        result.detail = f"tensor dtype(s) MIL has no type for: {', '.join(lacking)}"
+        return result
+    try:
+        for inputs, outputs in case.data_sets:
+            feeds = {k: _array(v) for k, v in zip(input_names, inputs)}
+            model, feeds, frozen = freeze_parameter_inputs(case.model, feeds)
+            if frozen:
+                result.frozen = sorted(frozen)
+            mlmodel = onnx2mil.build_coreml(model, compute_precision="fp32",
+                                            inputs={k: np.shape(v) for k, v in feeds.items()},
+                                            minimum_deployment_target=_target())
+            got = onnx2mil.predict(mlmodel, feeds)
+            for name, expected in zip(output_names, map(_array, outputs)):
+                problem = _compare(expected, got[name], case.rtol, case.atol)
+                if problem:
+                    result.status, result.detail = "wrong", f"{name}: {problem}"
+                    break
+            if result.status != "pass":
+                break
+    except (onnx2mil.UnsupportedOperatorError, onnx2mil.UnsupportedMILOpError,
+            onnx2mil.InvalidModelError) as e:
+        result.status, result.detail = "unsupported", f"{type(e).__name__}: {e}".replace("\n", " ")
+    except Exception as e:  # noqa: BLE001 - every other exception is a crash, reported, never hidden
+        result.status, result.detail = "crash", f"{type(e).__name__}: {e}".replace("\n", " ")[:400]
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _target():
+    import coremltools as ct
+
+    return ct.target.iOS18
+
+
+@functools.lru_cache(maxsize=4)
+def _collect(pattern: Optional[str]):
+    from onnx.backend.test.case.node import collect_testcases
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cases = [c for c in collect_testcases() if c.model is not None]
+    single = {c.name: (c.model.graph.node[0].domain, c.model.graph.node[0].op_type)
+              for c in cases if len(c.model.graph.node) == 1}
+    chosen = [c for c in cases if not pattern or re.search(pattern, c.name)]
+    return [(c, _op_under_test(c, single)) for c in chosen]
+
+
+def _worker(args):
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    warnings.simplefilter("ignore")
+    index, pattern = args
+    case, op = _collect(pattern)[index]
+    return run_case(case, op)
+
+
+def run_all(pattern: Optional[str] = None, jobs: int = 2) -> list[CaseResult]:
+    n = len(_collect(pattern))
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        return list(pool.imap(_worker, [(i, pattern) for i in range(n)], chunksize=8))
+
+
+def summarize(results: list[CaseResult]) -> dict:
+    per_op: dict[str, dict] = defaultdict(lambda: {"pass": 0, "unsupported": 0, "wrong": 0, "crash": 0,
+                                                   "not_applicable": 0, "opsets": set()})
+    for r in results:
+        per_op[r.op_type][r.status] += 1
+        per_op[r.op_type]["opsets"].add(r.opset)
+    totals = {s: sum(1 for r in results if r.status == s)
+              for s in ("pass", "unsupported", "wrong", "crash", "not_applicable")}
+    applicable = len(results) - totals["not_applicable"]
+    supported_ops = sorted(op for op, c in per_op.items() if c["pass"] > 0)
+    return {
+        "cases": len(results), "applicable": applicable, **totals,
+        "pass_rate": totals["pass"] / applicable if applicable else 0.0,
+        "op_types_passing": len(supported_ops),
+        "per_op": {op: {**{k: v for k, v in c.items() if k != "opsets"}, "opsets": sorted(c["opsets"])}
+                   for op, c in sorted(per_op.items())},
+    }
+
+
+def write_reports(results: list[CaseResult], docs: Path) -> dict:
+    summary = summarize(results)
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "conformance.json").write_text(json.dumps(
+        {"summary": summary, "cases": [asdict(r) for r in results]}, indent=1) + "\n")
+    lines = [
+        "# ONNX conformance through onnx2mil",
+        "",
+        "Generated by `python -m onnx2mil.conformance` from ONNX's node test cases "
+        "(`onnx.backend.test.case.node.collect_testcases()`): each case is built with "
+        "`build_coreml(compute_precision=\"fp32\", minimum_deployment_target=iOS18)`, run by the MIL "
+        "interpreter and compared with ONNX's expected outputs at the case's own tolerances. "
+        "Small integer parameter inputs (axes, pads, shapes, sizes, K...: integer tensors of rank <= 1 "
+        "that are not a node's first input) are given as initializers, as exporters emit them; "
+        f"{sum(1 for r in results if r.frozen)} cases had such inputs. Cases on dtypes MIL has no type "
+        "for (bfloat16, float8, int4/uint4, string...) are not applicable.",
+        "",
+        f"- cases: {summary['cases']}; applicable (op expressible in MIL): {summary['applicable']}",
+        f"- pass: {summary['pass']} ({summary['pass_rate']:.1%} of applicable); unsupported: "
+        f"{summary['unsupported']}; wrong: {summary['wrong']}; crash: {summary['crash']}",
+        f"- op types with at least one passing case: {summary['op_types_passing']}",
+        "",
+        "| op type | pass | applicable | unsupported | wrong | crash | opsets of the cases |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for op, c in summary["per_op"].items():
+        applicable = c["pass"] + c["unsupported"] + c["wrong"] + c["crash"]
+        if applicable:
+            lines.append(f"| {op} | {c['pass']} | {applicable} | {c['unsupported']} | {c['wrong']} | "
+                         f"{c['crash']} | {', '.join(map(str, c['opsets']))} |")
+    lines += ["", "## Not expressible in MIL (not applicable)", "",
+              "| op type or domain | reason |", "|---|---|"]
+    lines += [f"| {op} | {why} |" for op, why in sorted(NOT_EXPRESSIBLE.items())]
+    lines += [f"| domain `{d}` | {why} |" for d, why in sorted(NOT_EXPRESSIBLE_DOMAINS.items())]
+    lines += ["", "## Cases that do not pass", "", "| case | op | status | detail |", "|---|---|---|---|"]
+    lines += [f"| {r.name} | {r.op_type} | {r.status} | {r.detail[:300].replace('|', '/')} |"
+              for r in results if r.status in ("unsupported", "wrong", "crash")]
+    (docs / "conformance.md").write_text("\n".join(lines) + "\n")
+    return summary
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m onnx2mil.conformance", description=__doc__.split("\n")[0])
+    parser.add_argument("-k", "--pattern", help="regex on case names")
+    parser.add_argument("-j", "--jobs", type=int, default=2)
+    parser.add_argument("--docs", default="docs", help="where conformance.md/json are written")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    results = run_all(args.pattern, args.jobs)
+    summary = write_reports(results, Path(args.docs)) if not args.pattern else summarize(results)
+    print(f"{summary['pass']}/{summary['applicable']} applicable cases pass "
+          f"({summary['unsupported']} unsupported, {summary['wrong']} wrong, {summary['crash']} crash) "
+          f"in {time.perf_counter() - start:.0f}s; {summary['op_types_passing']} op types pass")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
