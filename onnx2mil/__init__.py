@@ -1,6 +1,19 @@
 """onnx2mil: ONNX models onto CoreML ML Programs, correctly, and proven layer by layer."""
 __version__ = "0.1.0"
 
+import logging as _logging
+import sys as _sys
+
+if _sys.platform != "darwin" and "coremltools" not in _sys.modules:
+    # Off macOS coremltools warns at import that its CoreML proxies are missing: expected here,
+    # since the MIL interpreter runs the models instead. Its logger keeps its level afterwards.
+    _ct_log = _logging.getLogger("coremltools")
+    _level = _ct_log.level
+    _ct_log.setLevel(_logging.ERROR)
+    import coremltools  # noqa: E402,F401
+
+    _ct_log.setLevel(_level)
+
 from .errors import (  # noqa: E402
     InvalidModelError,
     Onnx2MilError,
