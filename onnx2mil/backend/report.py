@@ -165,11 +165,13 @@ class ValidationReport:
             cells = [str(layer.index), layer.node, layer.op_type, layer.tensor, _shape(layer.shape),
                      layer.mil_var or "", _num(layer.max_abs_err), _num(layer.rel_to_max),
                      _num(layer.cosine, 6), _snr(layer), layer.status, layer.reason]
-            rows.append(f'<tr class="{esc(cls)}">' + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+            anchor = ' id="first-divergence"' if layer.tensor == first else ""
+            rows.append(f'<tr class="{esc(cls)}"{anchor}>' + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
         heads = ["#", "node", "op", "tensor", "shape", "MIL var", "max abs err", "err / max|ref|",
                  "cosine", "SNR dB", "status", "reason"]
         tol = ", ".join(f"{k} {v}" for k, v in self.tolerances.items())
         notes = "".join(f"<li>{esc(n)}</li>" for n in self.notes)
+        jump = ' <a href="#first-divergence">(go to the row)</a>' if first else ""
         return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>onnx2mil validation: {esc(self.model)}</title>
@@ -184,7 +186,7 @@ tr.fused td, tr.folded td, tr.missing td {{ color: #888; }}
 svg {{ border: 1px solid #ddd; background: #fff; }}
 </style></head><body>
 <h1>onnx2mil validation: {esc(self.model)}</h1>
-<p class="{'ok' if self.ok else 'bad'}" id="summary">{esc(self.summary())}</p>
+<p class="{'ok' if self.ok else 'bad'}" id="summary">{esc(self.summary())}{jump}</p>
 <p>runtime <b>{esc(self.runtime)}</b>{esc(f' ({self.compute_units})' if self.compute_units else '')},
 precision <b>{esc(self.precision)}</b>, method <b>{esc(self.method)}</b>; tolerances: {esc(tol)}</p>
 <ul>{notes}</ul>
@@ -228,6 +230,11 @@ precision <b>{esc(self.precision)}</b>, method <b>{esc(self.method)}</b>; tolera
             parts.append(f'<line x1="{margin_l}" y1="{y:.1f}" x2="{width - margin_r}" y2="{y:.1f}" '
                          f'stroke="#c62828" stroke-dasharray="4 3"/><text x="{width - margin_r}" '
                          f'y="{y - 4:.1f}" font-size="10" text-anchor="end" fill="#c62828">tolerance</text>')
+        if self.first_divergence is not None:
+            x = x_of(self.first_divergence.layer.index)
+            parts.append(f'<line x1="{x:.1f}" y1="{margin_t}" x2="{x:.1f}" y2="{margin_t + plot_h}" '
+                         f'stroke="#c62828" stroke-width="1"/><text x="{x - 4:.1f}" y="{margin_t + 10}" '
+                         f'font-size="10" text-anchor="end" fill="#c62828">first divergence</text>')
         if points:
             path = " ".join(f"{'M' if k == 0 else 'L'}{x_of(i):.1f},{y_of(v):.1f}"
                             for k, (i, v, _, _) in enumerate(points))
