@@ -57,7 +57,9 @@ def source_coordinates(coord: str, i: np.ndarray, n_in: int, n_out: int, scale) 
 
 def nearest_indices(spec: ResizeSpec, n_in: int, n_out: int, scale) -> np.ndarray:
     x = source_coordinates(spec.coord, np.arange(n_out), n_in, n_out, scale).astype(np.float64)
-    if spec.nearest == "floor":
+    if spec.nearest == "simple":  # Resize-10/Upsample, as onnxruntime reads them: ceil when downsampling
+        idx = np.ceil(x) if scale < 1 else np.floor(x)
+    elif spec.nearest == "floor":
         idx = np.floor(x)
     elif spec.nearest == "ceil":
         idx = np.ceil(x)
@@ -95,7 +97,7 @@ def _spec(node, ctx) -> Union[ResizeSpec, str]:
     rank = len(shape)
     mode = node.attr("mode", "nearest")
     if node.op_type == "Upsample" or node.opset < 11:
-        coord, nearest = "asymmetric", "floor"
+        coord, nearest = "asymmetric", "simple"
     else:
         coord = node.attr("coordinate_transformation_mode", "half_pixel")
         nearest = node.attr("nearest_mode", "round_prefer_floor")
@@ -146,7 +148,8 @@ def _spec(node, ctx) -> Union[ResizeSpec, str]:
         return "antialiased linear downsampling is not expressible in MIL"
     spec = ResizeSpec("nearest" if mode == "nearest" else "linear", coord, nearest, tuple(shape), full_scales,
                       out_shape, resized)
-    if spec.mode == "nearest" and nearest not in ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil"):
+    if spec.mode == "nearest" and nearest not in ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil",
+                                                  "simple"):
         return f"nearest_mode '{nearest}'"
     return spec
 
