@@ -48,6 +48,7 @@ CASES = [
     resize("opset10_linear_x2", (1, 2, 3, 4), [1, 1, 2, 3], opset=10, mode="linear"),
     resize("opset10_nearest_down", (1, 2, 4, 6), [1, 1, 0.5, 0.5], opset=10),
     resize("opset10_nearest_fractional", (1, 1, 5, 7), [1, 1, 0.6, 2.5], opset=10),
+    resize("opset10_linear_fractional", (1, 1, 5, 7), [1, 1, 0.6, 2.5], opset=10, mode="linear"),
     resize("opset11_sizes_nearest", (1, 2, 3, 4), sizes=[1, 2, 6, 12], opset=11),
     resize("rank3_last_axis", (2, 3, 5), [1, 1, 2]),
     resize("rank2_nearest", (3, 4), [2, 2]),
@@ -73,6 +74,7 @@ CASES = [
     resize("antialias_upsampling", (1, 1, 3, 4), [1, 1, 2, 2], opset=18, mode="linear", antialias=1),
     upsample("nearest_opset7", (1, 2, 3, 4), [1.0, 1.0, 2.0, 3.0], opset=7),
     upsample("nearest_fractional", (1, 1, 3, 4), [1.0, 1.0, 1.5, 2.5]),
+    upsample("linear_fractional", (1, 1, 3, 4), [1.0, 1.0, 1.5, 2.5], mode="linear"),
     upsample("linear_opset9", (1, 2, 3, 4), [1.0, 1.0, 2.0, 2.0], mode="linear"),
 ] + [
     resize(f"nearest_{c}_{n}_x2".replace("round_prefer_", "r"), (1, 2, 3, 4), [1, 1, 2, 2],
