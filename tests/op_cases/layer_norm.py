@@ -1,4 +1,5 @@
 """LayerNormalization (opset 17+): axis, epsilon, optional bias, Mean/InvStdDev outputs, stash_type."""
+import coremltools as ct
 import numpy as np
 
 from harness import OpCase, rand
@@ -32,6 +33,12 @@ CASES = [
     layer_norm("fp16_stash_fp32", (2, 4, 8), x_dtype=np.float16),
     layer_norm("fp16_stash_fp16", (2, 4, 8), x_dtype=np.float16, stash_type=10),
 ]
+
+# fp16 model inputs are fp16 in Core ML from iOS16 (earlier targets take them as fp32), so the
+# fp16 cases target iOS16 to exercise fp16 arithmetic.
+for _case in CASES:
+    if any(v.dtype == np.float16 for v in _case.inputs.values()):
+        _case.target = ct.target.iOS16
 
 # Symbolic input dims.
 from op_cases.shape import SymbolicOpCase  # noqa: E402
