@@ -1,0 +1,37 @@
+"""ONNX RMSNormalization (opset 23) -> ``x * 1/sqrt(mean(x^2 over [axis, rank)) + eps) * scale`` as
+MIL mul / reduce_mean / add / sqrt / real_div. stash_type=1 on an fp16 input computes in fp32
+between two casts."""
+from __future__ import annotations
+
+from coremltools.converters.mil import Builder as mb
+
+from ..backend.registry import op_builder
+from .batch_norm import const_like, input_refusal
+from .layer_norm import stash_in_fp32, trailing_operand
+
+
+@op_builder("RMSNormalization", min_opset=23)
+def rms_norm(node, ctx):
+    x = ctx.input(node, 0)
+    out = node.outputs[0]
+    axes = list(range(node.attr("axis") % x.rank, x.rank))
+    x, stashed = stash_in_fp32(ctx, node, x, out)
+    squared = mb.mul(x=x, y=x, name=ctx.scratch(f"{out}_squared"))
+    mean = mb.reduce_mean(x=squared, axes=axes, keep_dims=True, name=ctx.scratch(f"{out}_mean_square"))
+    shifted = mb.add(x=mean, y=const_like(node.attr("epsilon"), x), name=ctx.scratch(f"{out}_plus_eps"))
+    rms = mb.sqrt(x=shifted, name=ctx.scratch(f"{out}_rms"))
+    normalized = mb.real_div(x=x, y=rms, name=ctx.scratch(f"{out}_normalized"))
+    y_name = ctx.scratch(f"{out}_fp32") if stashed else ctx.mil_name(out)
+    y = mb.mul(x=normalized, y=trailing_operand(ctx, node, 1, x, out), name=y_name)
+    if stashed:
+        y = mb.cast(x=y, dtype="fp16", name=ctx.mil_name(out))
+    ctx.set_output(node, y)
+
+
+@rms_norm.check
+def _(node, ctx):
+    refusal = input_refusal(ctx, node.inputs[0])
+    rank = ctx.rank(node.inputs[0])
+    if refusal is None and not -rank <= node.attr("axis") < rank:
+        return f"axis {node.attr('axis')} is out of range for rank {rank}"
+    return refusal
