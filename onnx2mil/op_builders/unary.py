@@ -77,7 +77,7 @@ _ALLOWED = {"Abs": ("float", "int"), "Sign": ("float", "int"), "Neg": ("float", 
             "Relu": ("float", "int"), "Not": ("bool",)}
 
 
-@op_builder(*_FLOAT, *_SPECIAL, "IsInf", min_opset=6)
+@op_builder(*_FLOAT, *_SPECIAL, "IsInf", min_opset=1)
 def unary(node, ctx):
     x = ctx.input(node, 0)
     out = node.outputs[0]
