@@ -86,9 +86,8 @@ def _per_channel(slope: np.ndarray, x):
 
 def _clip(node, ctx, x, name, scratch):
     if node.opset < 11:
-        lo, hi = node.attr("min"), node.attr("max")
-        lo_var = None if lo is None else like(lo, x)
-        hi_var = None if hi is None else like(hi, x)
+        lo, hi = node.attr("min"), node.attr("max")  # schema defaults: -/+FLT_MAX
+        lo_var, hi_var = like(lo, x), like(hi, x)
     else:
         lo = ctx.const(node.inputs[1]) if node.has_input(1) else None
         hi = ctx.const(node.inputs[2]) if node.has_input(2) else None
