@@ -264,6 +264,17 @@ def _phases(result: dict) -> str:
     return f"import {fmt_s(result.get('import_s'))}, build {fmt_s(result.get('build_s'))}, save {fmt_s(result.get('save_s'))}"
 
 
+def _phase_split(phases: Optional[list]) -> str:
+    """'load / emit, passes / serialise' seconds from a convert task's phase rows."""
+    if not phases:
+        return "—"
+
+    def total(prefix):
+        return sum(p["s"] for p in phases if p["phase"].startswith(prefix))
+    return (f"{fmt_s(total('onnx2mil: load'))} / {fmt_s(total('onnx2mil: emit'))}, "
+            f"{fmt_s(total('coremltools:') - total('coremltools: MIL ->'))} / {fmt_s(total('coremltools: MIL ->'))}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny model and 1k/10k chains only")
@@ -342,7 +353,7 @@ def main(argv=None) -> int:
         path = args.workdir / f"chain{n}.onnx"
         gen = runner.measure(f"chain{n}-generate", "synthetic_chain", {"nodes": n, "out": str(path)})
         conv = runner.measure(f"chain{n}-onnx2mil", "convert",
-                              {"onnx": str(path), "out": str(args.workdir / f"chain{n}.mlpackage")})
+                              {"onnx": str(path), "out": str(args.workdir / f"chain{n}.mlpackage"), "phases": True})
         state["scaling"].append((n, gen, conv))
         flush()
     state["complete"] = True
@@ -431,14 +442,15 @@ def report(started, finished, env_machine, env_versions, quick, o2c_note, old_no
     L.append("")
 
     L += ["## Scaling: chains of Add/Mul/Relu on (1, 16) tensors", "",
-          "| nodes | onnx2mil process wall (s) | build (s) | save (s) | per node (ms) | peak RSS (MB) | result |",
-          "|---:|---:|---:|---:|---:|---:|---|"]
+          "| nodes | onnx2mil process wall (s) | build (s) | save (s) | per node (ms) | "
+          "of the build: onnx2mil load / emit, coremltools passes / serialise (s) | peak RSS (MB) | result |",
+          "|---:|---:|---:|---:|---:|---|---:|---|"]
     for n, gen, conv in scaling:
         r = conv.result
         per_node = (r["build_s"] + r["save_s"]) / n * 1000 if not conv.error else None
         L.append(f"| {n:,} | {fmt_s(conv.wall_s)} | {fmt_s(r.get('build_s'))} | {fmt_s(r.get('save_s'))} | "
-                 f"{'—' if per_node is None else f'{per_node:.2f}'} | {fmt_mb(conv.peak_rss_mb)} | "
-                 f"{one_line(conv.error or gen.error)} |")
+                 f"{'—' if per_node is None else f'{per_node:.2f}'} | {_phase_split(r.get('phases'))} | "
+                 f"{fmt_mb(conv.peak_rss_mb)} | {one_line(conv.error or gen.error)} |")
     L.append("")
     return L
 
