@@ -16,6 +16,7 @@ if "coremltools.converters.mil.testing_reqs" in sys.modules:
 os.environ["PYMIL_TEST_TARGETS"] = "mlprogram"
 os.environ["INCLUDE_MIL_FP32_UNIT_TESTS"] = "1"
 
+import gc  # noqa: E402
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -86,12 +87,17 @@ class SuitePlugin:
             config.hook.pytest_deselected(items=deselected)
             items[:] = kept
 
+    def pytest_collection_finish(self, session):
+        # ct.convert ends with a full gc.collect(); over ~10k collected cases that walk costs
+        # ~0.4 s per conversion. Collected objects live for the whole session: keep gc off them.
+        gc.freeze()
+
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
         if self._is_case(item.nodeid) and call.when in ("setup", "call"):
-            outcome.get_result().user_properties.append(
-                ("mil_op_suite_predictions", routing.take_prediction_count()))
+            for name, count in routing.take_counts().items():
+                outcome.get_result().user_properties.append((f"mil_op_suite_{name}", count))
 
     def pytest_runtest_logreport(self, report):
         if self._is_case(report.nodeid):
@@ -114,11 +120,11 @@ class SuitePlugin:
 def report_record(records: dict, rep) -> None:
     record = records.setdefault(rep.nodeid, {
         "nodeid": rep.nodeid, "module": rep.nodeid.split("::")[1], "outcome": "passed",
-        "predictions": 0, "reason": "", "duration": 0.0})
+        "predictions": 0, "comparison_failures": 0, "reason": "", "duration": 0.0})
     record["duration"] += rep.duration
-    # user_properties accumulate over setup/call/teardown: the last report holds the total
-    record["predictions"] = max(record["predictions"], sum(
-        v for k, v in rep.user_properties if k == "mil_op_suite_predictions"))
+    # user_properties accumulate over setup/call/teardown: the last report holds the totals
+    for name in ("predictions", "comparison_failures"):
+        record[name] = max(record[name], sum(v for k, v in rep.user_properties if k == f"mil_op_suite_{name}"))
     outcome = report.case_outcome(rep)
     if outcome is not None and report.OUTCOME_RANK[outcome] > report.OUTCOME_RANK[record["outcome"]]:
         record["outcome"] = outcome

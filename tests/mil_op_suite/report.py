@@ -1,11 +1,12 @@
 """Summaries of the coremltools MIL op suite, and the script that regenerates docs/mil_op_suite.md.
 
     python tests/mil_op_suite/report.py            # runs the full suite (-n 2), writes the doc
-    python tests/mil_op_suite/report.py --results results.json   # from a saved run
+    python tests/mil_op_suite/report.py --results a.json b.json  # from saved runs, merged
 
-A case is *numeric* when it ran at least one prediction through the interpreter; the pass rate
-counts numeric cases only (passed + xpassed over passed + xpassed + failed). Cases coremltools
-itself marks xfail (known CoreML bugs) are listed apart.
+A case is *numeric* when it ran at least one prediction through the interpreter. A numeric case
+fails numerically when one of coremltools' comparisons (``compare_backend``: the prediction and
+its check against the expected values) raised; the pass rate is over numeric cases that did not
+end as coremltools' own xfail (known CoreML bugs), which are listed apart.
 """
 from __future__ import annotations
 
@@ -53,12 +54,12 @@ def summarize(records: list[dict]) -> dict:
         counts = modules[r["module"]]
         counts[r["outcome"]] += 1
         counts["cases"] += 1
-        if r["predictions"]:
+        if r["predictions"] and r["outcome"] != "xfailed":
             counts["numeric"] += 1
-            if r["outcome"] in ("passed", "xpassed"):
-                counts["numeric_passed"] += 1
-            elif r["outcome"] in ("failed", "error"):
+            if r.get("comparison_failures", 1) and r["outcome"] in ("failed", "error"):
                 counts["numeric_failed"] += 1
+            else:
+                counts["numeric_passed"] += 1
     total = Counter()
     for counts in modules.values():
         total.update(counts)
@@ -120,7 +121,12 @@ def write_doc(data: dict, command: str, wall_s: float | None, path: Path = DOC) 
     if not failures:
         out.append("None.")
     for r in failures:
-        kind = "numeric" if r["predictions"] else "before any prediction"
+        if r.get("comparison_failures"):
+            kind = "numeric"
+        elif r["predictions"]:
+            kind = "after its comparisons passed"
+        else:
+            kind = "before any prediction"
         test_id = r["nodeid"].split("::", 1)[1]
         out.append(f"- `{test_id}` ({kind}): {r['reason']}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +135,9 @@ def write_doc(data: dict, command: str, wall_s: float | None, path: Path = DOC) 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, help="a JSON written by --mil-op-suite-results")
+    parser.add_argument("--results", type=Path, nargs="+",
+                        help="JSON files written by --mil-op-suite-results (merged), instead of running")
+    parser.add_argument("--wall", type=float, help="wall time of the run(s) behind --results, in seconds")
     parser.add_argument("--workers", default="2")
     parser.add_argument("--doc", type=Path, default=DOC)
     args = parser.parse_args(argv)
@@ -145,7 +153,9 @@ def main(argv=None) -> int:
             wall = time.monotonic() - start
             data = json.loads(results.read_text())
     else:
-        data = json.loads(args.results.read_text())
+        records = [r for path in args.results for r in json.loads(path.read_text())["records"]]
+        data = {"summary": summarize(records), "records": records}
+        wall = args.wall
     write_doc(data, command, wall, args.doc)
     print("\n".join(summary_lines(data["summary"])))
     print(f"wrote {args.doc}")

@@ -18,13 +18,14 @@ import numpy as np
 
 import coremltools as ct
 from coremltools.converters.mil import testing_utils
+from coremltools.converters.mil.mil.ops.tests import testing_utils as op_testing_utils
 from coremltools.models import utils as coremltools_utils
 
 from onnx2mil.backend.pipeline import load_saved_program
 from onnx2mil.errors import UnsupportedMILOpError
 from onnx2mil.backend.interpreter import run_program
 
-_PREDICTIONS = {"count": 0}
+_COUNTS = {"predictions": 0, "comparison_failures": 0}
 
 
 class InterpreterPredictionError(RuntimeError):
@@ -36,9 +37,9 @@ def interpreter_predict(mlmodel: ct.models.MLModel, data, state=None) -> dict:
         raise NotImplementedError("stateful models (MLState) are not run by the onnx2mil interpreter")
     if mlmodel.get_spec().WhichOneof("Type") != "mlProgram":
         raise NotImplementedError("only ML Programs are run by the onnx2mil interpreter")
+    _COUNTS["predictions"] += 1
     prog = load_saved_program(mlmodel)
     inputs = {name: np.asarray(value) for name, value in dict(data).items()}
-    _PREDICTIONS["count"] += 1
     try:
         outputs = run_program(prog, inputs)
     except UnsupportedMILOpError:
@@ -50,10 +51,24 @@ def interpreter_predict(mlmodel: ct.models.MLModel, data, state=None) -> dict:
     return {name: value.reshape(1) if value.ndim == 0 else value for name, value in outputs.items()}
 
 
-def take_prediction_count() -> int:
-    """Predictions run since the last call (the test that just finished)."""
-    count, _PREDICTIONS["count"] = _PREDICTIONS["count"], 0
-    return count
+def take_counts() -> dict:
+    """{"predictions", "comparison_failures"} since the last call (the test phase that just ran)."""
+    counts = dict(_COUNTS)
+    _COUNTS.update(predictions=0, comparison_failures=0)
+    return counts
+
+
+def _counting_comparison_failures(compare_backend):
+    """compare_backend, counting the calls that raise (prediction error or numeric mismatch)."""
+    def compare(*args, **kwargs):
+        try:
+            return compare_backend(*args, **kwargs)
+        except Exception:
+            _COUNTS["comparison_failures"] += 1
+            raise
+
+    compare.__wrapped__ = compare_backend
+    return compare
 
 
 def _macos_12_view_of(module):
@@ -67,3 +82,7 @@ def route_predictions_through_interpreter() -> None:
     ct.models.MLModel.predict = interpreter_predict
     testing_utils._IS_MACOS = True
     testing_utils.coremltoolsutils = _macos_12_view_of(coremltools_utils)
+    # the op tests' run_compare_builder imported compare_backend by name
+    for module in (testing_utils, op_testing_utils):
+        if not hasattr(module.compare_backend, "__wrapped__"):
+            module.compare_backend = _counting_comparison_failures(module.compare_backend)

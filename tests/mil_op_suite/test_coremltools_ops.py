@@ -3,7 +3,7 @@ installed wheel) as cases of this file; ``conftest.py`` routes their predictions
 
 A module is selected when its op family (``defs/iOS*/<family>.py``) has at least one op with an
 interpreter kernel, so new kernels widen the suite by themselves. Cases are marked
-``mil_op_suite``; those outside the fast subset (``FAST_MODULES``) are also marked ``slow``.
+``mil_op_suite``; those outside the fast subset (``in_fast_subset``) are also marked ``slow``.
 """
 from __future__ import annotations
 
@@ -20,9 +20,6 @@ from onnx2mil.backend.interpreter.kernels.registry import KERNELS
 TESTS_ROOT = Path(_coremltools_op_tests.__file__).parent
 OPSET_DIRS = ("iOS14", "iOS15", "iOS16", "iOS17", "iOS18")
 
-# The default run: test modules whose cases together take about a minute on 2 cores and touch
-# every kernel family of the interpreter; ``--mil-op-suite-full`` runs everything.
-FAST_MODULES = frozenset()
 
 
 def family_ops() -> dict[str, set[str]]:
@@ -74,4 +71,12 @@ class CoremltoolsTestModule(pytest.Module):
 
 
 def in_fast_subset(item) -> bool:
-    return module_key(Path(item.path)) in FAST_MODULES
+    """The default run: coremltools' own smoke tests (``test_*smoke*``) in fp16, its default precision.
+
+    They cover every selected module; ``--mil-op-suite-full`` adds the stress/programmatic sweeps
+    and fp32.
+    """
+    if "smoke" not in getattr(item, "originalname", item.name):
+        return False
+    backend = getattr(getattr(item, "callspec", None), "params", {}).get("backend")
+    return getattr(backend, "precision", "fp16") == "fp16"

@@ -1,9 +1,10 @@
 """MIL gather/scatter (iOS15-iOS17 scatter_gather.py), with ``batch_dims`` (iOS16+) and
 ``validate_indices`` (iOS17+).
 
-Negative indices count from the end. With ``validate_indices`` an index outside ``[0, D)`` raises
-``IndexError`` (iOS17 treats negatives as out of bounds); without it an out-of-range index is
-undefined but memory safe in MIL: gathers read 0 there, scatters skip it.
+Before iOS17 negative indices count from the end; the iOS17 ops (those with ``validate_indices``)
+take negatives as out of bounds. With ``validate_indices`` an out-of-bounds index raises
+``IndexError``; without it the result is undefined but memory safe in MIL: gathers read 0 there,
+scatters skip it.
 """
 from __future__ import annotations
 
@@ -25,11 +26,12 @@ def _wide(x):
 
 
 def _resolve(op, indices, size, validate_indices):
-    """Indices wrapped into [0, size) and a mask of those in range."""
+    """Indices wrapped into [0, size) and a mask of those in bounds."""
     indices = np.asarray(indices).astype(np.int64)
     if validate_indices and np.any((indices < 0) | (indices >= size)):
         raise IndexError(f"{op.op_type} '{op.name}': indices out of bounds [0, {size}) with validate_indices")
-    valid = (indices >= -size) & (indices < size)
+    lowest = 0 if "validate_indices" in op.input_spec.input_types else -size
+    valid = (indices >= lowest) & (indices < size)
     return np.where(indices < 0, indices + size, indices) * valid, valid
 
 
