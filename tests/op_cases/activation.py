@@ -1,4 +1,5 @@
 """Activations across their attributes; PRelu slope forms; Clip attribute (< 11) and input forms."""
+import coremltools as ct
 import numpy as np
 
 from harness import OpCase, rand
@@ -55,4 +56,11 @@ CASES = [
          opset=12),
     case("default", "Shrink", {"X": EDGES}, opset=9),
     case("attrs", "Shrink", {"X": EDGES}, lambd=1.0, bias=0.25),
+]
+
+# fp16 graph inputs stay fp16 from iOS16: alpha/beta constants are emitted in fp16.
+CASES += [
+    OpCase(f"{op.lower()}_fp16", op, {"X": X.astype(np.float16)}, attrs, opset=opset, target=ct.target.iOS16)
+    for op, attrs, opset in (("LeakyRelu", {"alpha": 0.2}, 16), ("HardSwish", {}, 14),
+                             ("Clip", {"min": -1.0, "max": 1.5}, 6), ("Shrink", {"bias": 0.5}, 9))
 ]

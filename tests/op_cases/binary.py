@@ -1,4 +1,5 @@
 """Elementwise arithmetic and logic: broadcasting, int/float, attribute and opset variants."""
+import coremltools as ct
 import numpy as np
 
 from harness import OpCase, rand
@@ -30,7 +31,6 @@ CASES = [
 ] + [
     case("add_int32_opset7", "Add", {"A": ints(3, 4, dtype=np.int32), "B": ints(1, 4, dtype=np.int32)}, opset=7),
     case("add_const", "Add", {"A": rand(2, 4)}, weights={"B": rand(4, seed=3)}),
-    case("add_fp16", "Add", {"A": rand(2, 4, dtype=np.float16), "B": rand(2, 4, seed=1, dtype=np.float16)}),
     case("float", "Div", {"A": rand(2, 3, 4), "B": rand(4, seed=1, low=0.5, high=2.0)}),
     case("int_truncates", "Div", {"A": ints(3, 6), "B": nonzero_ints(3, 6)}, opset=14),
     case("int32_broadcast", "Div", {"A": ints(2, 6, dtype=np.int32), "B": nonzero_ints(6, dtype=np.int32)}),
@@ -58,4 +58,14 @@ CASES = [
 ] + [
     case("broadcast", op, {"A": bools(2, 3, 4), "B": bools(4, seed=1)}, opset=opset)
     for op, opset in (("And", 7), ("Or", 17), ("Xor", 11))
+]
+
+# fp16 graph inputs stay fp16 from iOS16 (before, CoreML inputs are fp32): constants must match.
+CASES += [
+    OpCase("add_fp16", "Add", {"A": rand(2, 4, dtype=np.float16), "B": rand(2, 4, seed=1, dtype=np.float16)},
+           target=ct.target.iOS16),
+    OpCase("mean_fp16", "Mean", {"A": rand(2, 4, dtype=np.float16), "B": rand(4, seed=1, dtype=np.float16)},
+           target=ct.target.iOS16),
+    OpCase("div_fp16", "Div", {"A": rand(2, 4, dtype=np.float16)},
+           weights={"B": np.array(3.0, dtype=np.float16)}, target=ct.target.iOS16),
 ]
