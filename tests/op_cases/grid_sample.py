@@ -1,0 +1,19 @@
+"""GridSample (opsets 16, 20): bilinear/nearest, zeros/border/reflection padding, align_corners,
+grid points outside [-1, 1]."""
+from itertools import product
+
+from harness import OpCase, rand
+
+
+def grid_sample(id, opset=20, **attrs):
+    return OpCase(f"gridsample_{id}", "GridSample",
+                  {"X": rand(2, 3, 5, 4), "G": rand(2, 6, 7, 2, seed=3, low=-1.3, high=1.3)}, attrs, opset=opset)
+
+
+CASES = [
+    grid_sample(f"{mode}_{pad}_align{align}", mode=mode, padding_mode=pad, align_corners=align)
+    for mode, pad, align in product(("linear", "nearest"), ("zeros", "border", "reflection"), (0, 1))
+] + [
+    grid_sample("opset16_bilinear", opset=16, mode="bilinear"),
+    grid_sample("defaults", opset=16),
+]
