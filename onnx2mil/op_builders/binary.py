@@ -125,6 +125,7 @@ def _(node, ctx):
         return reason
     if op == "Pow":
         return dtype_refusal(ctx, node.inputs[1:2], ("float", "int"))
-    if op == "Mod" and not node.attr("fmod", 0) and kind(ctx.dtype(node.inputs[0]) or np.int32) == "float":
-        return "Mod of floating-point tensors needs fmod=1 (ONNX spec)"
+    floor_mod_of_floats = not node.attr("fmod", 0) and kind(ctx.dtype(node.inputs[0]) or np.int32) == "float"
+    if op == "Mod" and floor_mod_of_floats and node.opset < 28:
+        return "Mod of floating-point tensors needs fmod=1 before opset 28 (ONNX spec)"
     return None

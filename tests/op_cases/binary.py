@@ -38,6 +38,8 @@ CASES = [
     case("int_fmod", "Mod", {"A": ints(3, 6), "B": nonzero_ints(6)}, fmod=1),
     case("float_fmod", "Mod", {"A": rand(3, 6, low=-5, high=5), "B": rand(3, 6, seed=1, low=0.5, high=2.0)
                                * np.where(bools(3, 6, seed=2), 1, -1).astype(np.float32)}, opset=13, fmod=1),
+    case("float_floor_opset28", "Mod", {"A": rand(3, 6, low=-5, high=5), "B": rand(3, 6, seed=1, low=0.5, high=2.0)
+                                          * np.where(bools(3, 6, seed=2), 1, -1).astype(np.float32)}, opset=28),
     case("float", "Pow", {"A": rand(2, 5, low=0.1, high=3.0), "B": rand(2, 5, seed=1, low=-2, high=2)}),
     case("float_int_exponent", "Pow", {"A": rand(2, 5, low=-3.0, high=3.0), "B": ints(5, low=0, high=4)},
          opset=15),
