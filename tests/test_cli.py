@@ -127,11 +127,14 @@ def test_usage_errors_exit_2(capsys):
     assert e.value.code == 2
 
 
-def test_console_script_prints_only_data_on_stdout(onnx_files):
-    proc = subprocess.run([sys.executable, "-m", "onnx2mil.cli", "validate", str(onnx_files[0]), "--json"],
+def test_console_script_prints_only_data_on_stdout():
+    proc = subprocess.run([sys.executable, "-m", "onnx2mil.cli", "ops", "--json"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["ok"] is True
+    assert "ai.onnx" in {row["domain"] for row in json.loads(proc.stdout)}
+    usage = subprocess.run([sys.executable, "-m", "onnx2mil.cli", "frobnicate"], capture_output=True, text=True,
+                           timeout=120)
+    assert usage.returncode == 2 and "invalid choice" in usage.stderr and usage.stdout == ""
 
 
 def test_validate_without_model_uses_the_bundled_default(capsys):
