@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import coremltools as ct
 import numpy as np
 from coremltools.converters.mil import Builder as mb
+from coremltools.converters.mil.mil import types
 
 from ..backend.registry import op_builder
 from .batch_norm import const_like, input_refusal
@@ -144,9 +145,11 @@ def _flat_index(win: Window, offset, in_spatial, column_major: bool) -> np.ndarr
     return np.ravel_multi_index(grids, in_spatial, order="F" if column_major else "C").astype(np.int32)
 
 
-def _gathered(node, ctx, x, kind: str):
-    """Pool by combining one strided slice per kernel offset (dilations, MaxPool Indices)."""
+def _gathered(node, ctx, x, kind: str, name: str = None):
+    """Pool by combining one strided slice per kernel offset (dilations, MaxPool Indices); ``name``
+    is the value output's MIL name (the ONNX output's by default)."""
     out = node.outputs[0]
+    name = name or ctx.mil_name(out)
     in_spatial = list(x.shape[2:])
     win = window(node, in_spatial)
     if kind == "max":
@@ -165,7 +168,7 @@ def _gathered(node, ctx, x, kind: str):
             if with_indices:
                 better = mb.greater(x=v, y=acc, name=ctx.scratch(f"{out}_better_{i}"))
                 index = mb.select(cond=better, a=flat, b=index, name=ctx.scratch(f"{out}_argmax_{i}"))
-            acc = mb.maximum(x=acc, y=v, name=ctx.mil_name(out) if last else ctx.scratch(f"{out}_max_{i}"))
+            acc = mb.maximum(x=acc, y=v, name=name if last else ctx.scratch(f"{out}_max_{i}"))
         if not with_indices:
             return (acc,)
         n, c = x.shape[:2]
@@ -178,16 +181,23 @@ def _gathered(node, ctx, x, kind: str):
     if kind == "lp":
         return (total,)
     count = _window_count(win, in_spatial, bool(node.attr("count_include_pad", 0)))
-    return (mb.real_div(x=total, y=const_like(count, x), name=ctx.mil_name(out)),)
+    return (mb.real_div(x=total, y=const_like(count, x), name=name),)
 
 
 @op_builder("MaxPool")
 def max_pool(node, ctx):
     x = ctx.input(node, 0)
+    out = node.outputs[0]
+    integer = not types.is_float(x.dtype)
+    if integer:  # int8/uint8 (int32 in MIL): pooled in fp32, exact below 2**24
+        x = mb.cast(x=x, dtype="fp32", name=ctx.scratch(f"{out}_fp32"))
     if _needs_gather(node):
-        ctx.set_output(node, *_gathered(node, ctx, x, "max"))
-        return
-    ctx.set_output(node, _pool(node, ctx, x, mb.max_pool, ctx.mil_name(node.outputs[0])))
+        y, *indices = _gathered(node, ctx, x, "max", ctx.scratch(f"{out}_pooled") if integer else ctx.mil_name(out))
+    else:
+        y, indices = _pool(node, ctx, x, mb.max_pool, ctx.scratch(f"{out}_pooled") if integer else ctx.mil_name(out)), []
+    if integer:
+        y = mb.cast(x=y, dtype=types.builtin_to_string(ctx.input(node, 0).dtype), name=ctx.mil_name(out))
+    ctx.set_output(node, y, *indices)
 
 
 @op_builder("AveragePool")
@@ -281,8 +291,9 @@ def _(node, ctx):
     shape = ctx.shape(node.inputs[0])
     if shape is None or not 3 <= len(shape) <= 5:
         return "input must be rank 3-5 (1-D to 3-D pooling in MIL)"
-    if ctx.dtype(node.inputs[0]) not in _FLOATS:
-        return f"input dtype {ctx.dtype(node.inputs[0])} (MIL pools take fp16/fp32 only)"
+    dtype = ctx.dtype(node.inputs[0])
+    if dtype not in _FLOATS and not (node.op_type == "MaxPool" and dtype in (np.int8, np.uint8)):
+        return f"input dtype {dtype} (MIL pools take fp16/fp32 only)"
     kernel = node.attr("kernel_shape")
     if not kernel or len(kernel) != len(shape) - 2:
         return f"kernel_shape {kernel} does not match the {len(shape) - 2} spatial dims"

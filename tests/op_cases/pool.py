@@ -43,6 +43,10 @@ CASES = [
              n_outputs=2, dtype=np.float16),
     avg_pool("2d_fp16_ceil", (1, 2, 7, 7), kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1, count_include_pad=1,
              pads=[1, 1, 1, 1], dtype=np.float16),
+    max_pool("2d_int8_pads", (1, 2, 6, 6), kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2], opset=12,
+             dtype=np.int8),
+    OpCase("maxpool_2d_uint8_dilations", "MaxPool", {"X": rand(1, 2, 7, 7, low=0, high=250, dtype=np.uint8)},
+           {"kernel_shape": [2, 2], "dilations": [2, 2]}, opset=12),
     max_pool("3d_indices", (1, 2, 4, 5, 4), kernel_shape=[2, 2, 2], strides=[2, 2, 1], n_outputs=2),
 ] + [
     pool(op, f"2d_{pad.lower()}_s{s}_ceil{c}", (1, 2, 7, 10), kernel_shape=[3, 4], strides=[s, s],
@@ -130,5 +134,5 @@ REFUSED = [
      "static batch and channel"),
     (max_pool("same_dilations", (1, 2, 8, 8), kernel_shape=[2, 2], dilations=[2, 2], auto_pad="SAME_UPPER"),
      "explicit pads"),
-    (pool("MaxPool", "int8", (1, 2, 4, 4), kernel_shape=[2, 2], opset=12, dtype=np.int8), "fp16/fp32"),
+    (pool("AveragePool", "int32", (1, 2, 4, 4), kernel_shape=[2, 2], opset=12, dtype=np.int32), "fp16/fp32"),
 ]
