@@ -66,8 +66,8 @@ def random_input(shape: tuple, dtype: np.dtype, rng: np.random.Generator) -> np.
 
 def make_inputs(model: onnx.ModelProto, inputs: Union[None, str, Path, Mapping] = None,
                 seed: int = 0) -> dict[str, np.ndarray]:
-    """The model's inputs: given arrays (dict or .npz), shapes to fill (``{name: (1, 80, 20)}``),
-    or generated from the model's static shapes with a seeded generator."""
+    """The model's inputs: given values (dict of arrays or .npz), shapes to fill (a tuple:
+    ``{name: (1, 80, 20)}``), or generated from the model's static shapes with a seeded generator."""
     specs = _input_specs(model)
     given: dict = {}
     if isinstance(inputs, (str, Path)):
@@ -85,7 +85,8 @@ def make_inputs(model: onnx.ModelProto, inputs: Union[None, str, Path, Mapping] 
     out = {}
     for name, (dims, dtype) in specs.items():
         value = given.get(name)
-        if isinstance(value, np.ndarray) or (value is not None and np.ndim(value) > 1):
+        is_shape = isinstance(value, tuple) and all(isinstance(d, (int, np.integer)) for d in value)
+        if value is not None and not is_shape:
             arr = np.asarray(value)
             if arr.dtype != dtype:
                 arr = arr.astype(dtype)
