@@ -1,0 +1,289 @@
+"""ONNX RNN / GRU / LSTM (forward, reverse, bidirectional; layout 0/1; initial states; peepholes;
+clip; input_forget; linear_before_reset; every ONNX activation) unrolled over a static sequence:
+one input-projection matmul for all steps, then per step a recurrent matmul and the gate math,
+exactly as the ONNX equations (gate orders: LSTM i,o,f,c; GRU z,r,h). MIL's lstm/gru/rnn ops
+are not used: their gate layouts and GRU reset placement differ from ONNX's."""
+from __future__ import annotations
+
+import numpy as np
+from coremltools.converters.mil import Builder as mb
+
+from ..backend.context import mil_dtype_of
+from ..backend.registry import op_builder
+from .batch_norm import const_like, input_refusal
+
+MAX_STEPS = 512  # the recurrence unrolls one block of ops per step
+_GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+_DEFAULT_ACTIVATIONS = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]}
+# activation -> (uses alpha, uses beta, default alpha, default beta), as ONNX's operators
+_ACTIVATIONS = {
+    "Relu": (False, False, None, None), "Tanh": (False, False, None, None),
+    "Sigmoid": (False, False, None, None), "Softsign": (False, False, None, None),
+    "Softplus": (False, False, None, None), "Affine": (True, True, 1.0, 0.0),
+    "LeakyRelu": (True, False, 0.01, None), "ThresholdedRelu": (True, False, 1.0, None),
+    "ScaledTanh": (True, True, 1.0, 1.0), "HardSigmoid": (True, True, 0.2, 0.5), "Elu": (True, False, 1.0, None),
+}
+
+
+def activations(node):
+    """[(name, alpha, beta)] per direction, alphas/betas consumed in order by the functions using them."""
+    names = [n.decode() if isinstance(n, bytes) else n for n in node.attr("activations") or []]
+    per_dir = len(_DEFAULT_ACTIVATIONS[node.op_type])
+    n_dir = 2 if node.attr("direction") == "bidirectional" else 1
+    if not names:
+        names = _DEFAULT_ACTIVATIONS[node.op_type] * n_dir
+    alphas = list(node.attr("activation_alpha") or [])
+    betas = list(node.attr("activation_beta") or [])
+    funcs = []
+    for name in names:
+        canon = next((k for k in _ACTIVATIONS if k.lower() == name.lower()), name)
+        uses_a, uses_b, da, db = _ACTIVATIONS.get(canon, (False, False, None, None))
+        a = alphas.pop(0) if uses_a and alphas else da
+        b = betas.pop(0) if uses_b and betas else db
+        funcs.append((canon, a, b))
+    return [funcs[d * per_dir:(d + 1) * per_dir] for d in range(n_dir)]
+
+
+def activate(ctx, x, func, name):
+    kind, a, b = func
+    if kind == "Relu":
+        return mb.relu(x=x, name=name)
+    if kind == "Tanh":
+        return mb.tanh(x=x, name=name)
+    if kind == "Sigmoid":
+        return mb.sigmoid(x=x, name=name)
+    if kind == "Softsign":
+        return mb.softsign(x=x, name=name)
+    if kind == "Softplus":
+        return mb.softplus(x=x, name=name)
+    if kind == "Affine":
+        return mb.linear_activation(x=x, alpha=const_like(a, x), beta=const_like(b, x), name=name)
+    if kind == "LeakyRelu":
+        return mb.leaky_relu(x=x, alpha=const_like(a, x), name=name)
+    if kind == "ThresholdedRelu":  # MIL thresholded_relu keeps x == alpha; ONNX zeroes it
+        keep = mb.greater(x=x, y=const_like(a, x), name=ctx.scratch(f"{name}_keep"))
+        return mb.select(cond=keep, a=x, b=const_like(0.0, x), name=name)
+    if kind == "ScaledTanh":
+        return mb.scaled_tanh(x=x, alpha=const_like(a, x), beta=const_like(b, x), name=name)
+    if kind == "HardSigmoid":
+        return mb.sigmoid_hard(x=x, alpha=const_like(a, x), beta=const_like(b, x), name=name)
+    return mb.elu(x=x, alpha=const_like(a, x), name=name)
+
+
+class Recurrence:
+    """Per-direction parameters (numpy constants or MIL vars) and the per-step gate math."""
+
+    def __init__(self, node, ctx, like):
+        self.node, self.ctx, self.like = node, ctx, like
+        self.out = node.outputs[0] or next(o for o in node.outputs if o)
+        self.hidden = node.attr("hidden_size")
+        self.clip = node.attr("clip")
+        self.batch_major = node.attr("layout", 0) == 1
+
+    def name(self, what):
+        return self.ctx.scratch(f"{self.out}_{what}")
+
+    def param(self, i: int, d: int, begin=None, end=None):
+        """Input i at direction d ([d, begin:end] along the second axis), or None if absent."""
+        node, ctx = self.node, self.ctx
+        if not node.has_input(i):
+            return None
+        value = ctx.const(node.inputs[i])
+        if value is not None:
+            value = mil_dtype_of(value)[d]
+            return const_like(value[begin:end] if begin is not None else value, self.like)
+        var = ctx.var(node.inputs[i])
+        rank = var.rank
+        lo = [d] + [0] * (rank - 1)
+        hi = [d + 1] + list(var.shape[1:])
+        if begin is not None:
+            lo[1], hi[1] = begin, end
+        var = mb.slice_by_index(x=var, begin=lo, end=hi, name=self.name(f"{i}_dir{d}"))
+        return mb.squeeze(x=var, axes=[0], name=self.name(f"{i}_dir{d}_squeezed"))
+
+    def state(self, i: int, d: int, batch):
+        """initial_h / initial_c for direction d as [B, H] (zeros when absent)."""
+        node, ctx = self.node, self.ctx
+        if not node.has_input(i):
+            return const_like(np.zeros((batch, self.hidden)), self.like)
+        value = ctx.const(node.inputs[i])
+        if value is not None:
+            value = np.swapaxes(value, 0, 1) if self.batch_major else value
+            return const_like(value[d], self.like)
+        var = ctx.var(node.inputs[i])
+        if self.batch_major:
+            var = mb.transpose(x=var, perm=[1, 0, 2], name=self.name(f"{i}_seq_major"))
+        var = mb.slice_by_index(x=var, begin=[d, 0, 0], end=[d + 1] + list(var.shape[1:]), name=self.name(f"{i}_dir{d}"))
+        return mb.squeeze(x=var, axes=[0], name=self.name(f"{i}_dir{d}_squeezed"))
+
+    def pre(self, x):
+        if not self.clip:
+            return x
+        c = float(self.clip)
+        return mb.clip(x=x, alpha=const_like(-c, x), beta=const_like(c, x), name=self.name("clipped"))
+
+
+def _gate(r: Recurrence, xw, k: int):
+    """Gate k ([B, H]) of a [B, G*H] projection."""
+    h = r.hidden
+    return mb.slice_by_index(x=xw, begin=[0, k * h], end=[xw.shape[0], (k + 1) * h], name=r.name(f"gate{k}"))
+
+
+def _project(r: Recurrence, x, d: int):
+    """X [T, B, I] @ W_d^T (+ Wb + Rb) -> [T, B, G*H]."""
+    w = r.param(1, d)
+    xw = mb.matmul(x=x, y=w, transpose_y=True, name=r.name(f"xw_dir{d}"))
+    gh = _GATES[r.node.op_type] * r.hidden
+    if r.node.has_input(3):
+        wb = r.param(3, d, 0, gh)
+        if r.node.op_type == "GRU" and r.node.attr("linear_before_reset"):
+            # the h-gate's recurrent bias stays inside r * (...): add Rb for z and r only
+            rb = r.param(3, d, gh, gh + 2 * r.hidden)
+            zeros = const_like(np.zeros(r.hidden), r.like)
+            rb = mb.concat(values=[rb, zeros], axis=0, name=r.name("rb_zr")) if not isinstance(rb, np.ndarray) \
+                else np.concatenate([rb, zeros])
+        else:
+            rb = r.param(3, d, gh, 2 * gh)
+        bias = (wb + rb) if isinstance(wb, np.ndarray) and isinstance(rb, np.ndarray) else \
+            mb.add(x=wb, y=rb, name=r.name(f"bias_dir{d}"))
+        xw = mb.add(x=xw, y=bias, name=r.name(f"xwb_dir{d}"))
+    return xw
+
+
+def _step_rnn(r, xw_t, h, c, d, funcs, rmat, extra):
+    a = mb.add(x=xw_t, y=mb.matmul(x=h, y=rmat, transpose_y=True, name=r.name("hr")), name=r.name("a"))
+    return activate(r.ctx, r.pre(a), funcs[0], r.name("h")), None
+
+
+def _step_gru(r, xw_t, h, c, d, funcs, rmat, extra):
+    f, g = funcs
+    r_zr = extra["r_zr"]
+    r_h = extra["r_h"]
+    hr = mb.matmul(x=h, y=r_zr, transpose_y=True, name=r.name("hr_zr"))
+    z = activate(r.ctx, r.pre(mb.add(x=_gate(r, xw_t, 0), y=_gate(r, hr, 0), name=r.name("z_pre"))), f, r.name("z"))
+    rt = activate(r.ctx, r.pre(mb.add(x=_gate(r, xw_t, 1), y=_gate(r, hr, 1), name=r.name("r_pre"))), f, r.name("r"))
+    if r.node.attr("linear_before_reset"):
+        hh = mb.matmul(x=h, y=r_h, transpose_y=True, name=r.name("hr_h"))
+        if extra["rb_h"] is not None:
+            hh = mb.add(x=hh, y=extra["rb_h"], name=r.name("hr_hb"))
+        hh = mb.mul(x=rt, y=hh, name=r.name("reset_hr"))
+    else:
+        hh = mb.matmul(x=mb.mul(x=rt, y=h, name=r.name("reset_h")), y=r_h, transpose_y=True, name=r.name("hr_h"))
+    cand = activate(r.ctx, r.pre(mb.add(x=_gate(r, xw_t, 2), y=hh, name=r.name("h_pre"))), g, r.name("h_cand"))
+    # (1 - z) * cand + z * h  ==  cand + z * (h - cand)
+    diff = mb.sub(x=h, y=cand, name=r.name("h_minus_cand"))
+    return mb.add(x=cand, y=mb.mul(x=z, y=diff, name=r.name("z_diff")), name=r.name("h")), None
+
+
+def _step_lstm(r, xw_t, h, c, d, funcs, rmat, extra):
+    f, g, hf = funcs
+    a = mb.add(x=xw_t, y=mb.matmul(x=h, y=rmat, transpose_y=True, name=r.name("hr")), name=r.name("a"))
+    pi, po, pf = extra["peepholes"]
+    gi = _gate(r, a, 0)
+    if pi is not None:
+        gi = mb.add(x=gi, y=mb.mul(x=c, y=pi, name=r.name("pi_c")), name=r.name("i_peep"))
+    i = activate(r.ctx, r.pre(gi), f, r.name("i"))
+    if r.node.attr("input_forget"):
+        ft = mb.sub(x=const_like(1.0, r.like), y=i, name=r.name("f"))
+    else:
+        gf = _gate(r, a, 2)
+        if pf is not None:
+            gf = mb.add(x=gf, y=mb.mul(x=c, y=pf, name=r.name("pf_c")), name=r.name("f_peep"))
+        ft = activate(r.ctx, r.pre(gf), f, r.name("f"))
+    cand = activate(r.ctx, r.pre(_gate(r, a, 3)), g, r.name("c_cand"))
+    c_new = mb.add(x=mb.mul(x=ft, y=c, name=r.name("fc")), y=mb.mul(x=i, y=cand, name=r.name("ic")), name=r.name("c"))
+    go = _gate(r, a, 1)
+    if po is not None:
+        go = mb.add(x=go, y=mb.mul(x=c_new, y=po, name=r.name("po_c")), name=r.name("o_peep"))
+    o = activate(r.ctx, r.pre(go), f, r.name("o"))
+    return mb.mul(x=o, y=activate(r.ctx, c_new, hf, r.name("c_act")), name=r.name("h")), c_new
+
+
+_STEPS = {"RNN": _step_rnn, "GRU": _step_gru, "LSTM": _step_lstm}
+
+
+def _extra(r: Recurrence, d: int):
+    op, hs = r.node.op_type, r.hidden
+    if op == "GRU":
+        gh = 3 * hs
+        rb_h = r.param(3, d, gh + 2 * hs, 2 * gh) if r.node.has_input(3) else None
+        return {"r_zr": r.param(2, d, 0, 2 * hs), "r_h": r.param(2, d, 2 * hs, 3 * hs), "rb_h": rb_h}
+    if op == "LSTM":
+        if r.node.has_input(7):
+            return {"peepholes": [r.param(7, d, k * hs, (k + 1) * hs) for k in range(3)]}
+        return {"peepholes": [None, None, None]}
+    return {}
+
+
+@op_builder("RNN", "GRU", "LSTM", min_opset=7)
+def recurrent(node, ctx):
+    x = ctx.input(node, 0)
+    r = Recurrence(node, ctx, x)
+    if r.batch_major:
+        x = mb.transpose(x=x, perm=[1, 0, 2], name=r.name("seq_major"))
+    steps, batch = x.shape[0], x.shape[1]
+    directions = ["forward", "reverse"] if node.attr("direction") == "bidirectional" else [node.attr("direction")]
+    funcs = activations(node)
+    ys, hs, cs = [], [], []
+    for d, direction in enumerate(directions):
+        xw = _project(r, x, d)
+        xw_steps = [xw] if steps == 1 else list(mb.split(x=xw, num_splits=steps, axis=0, name=r.name(f"steps_dir{d}")))
+        xw_steps = [mb.squeeze(x=s, axes=[0], name=r.name(f"step{t}_dir{d}")) for t, s in enumerate(xw_steps)]
+        h = r.state(5, d, batch)
+        c = r.state(6, d, batch) if node.op_type == "LSTM" else None
+        rmat = r.param(2, d) if node.op_type != "GRU" else None
+        extra = _extra(r, d)
+        outputs = [None] * steps
+        for t in (range(steps) if direction == "forward" else range(steps - 1, -1, -1)):
+            h, c_new = _STEPS[node.op_type](r, xw_steps[t], h, c, d, funcs[d], rmat, extra)
+            c = c_new if c_new is not None else c
+            outputs[t] = h
+        ys.append(mb.stack(values=outputs, axis=0, name=r.name(f"y_dir{d}")) if steps > 1
+                  else mb.expand_dims(x=outputs[0], axes=[0], name=r.name(f"y_dir{d}")))
+        hs.append(h)
+        cs.append(c)
+    names = list(node.outputs) + [""] * (3 - len(node.outputs))
+
+    def bound(k, what):
+        return ctx.mil_name(names[k]) if names[k] else r.name(what)
+
+    y = mb.stack(values=ys, axis=1, name=r.name("y_stacked") if r.batch_major else bound(0, "y"))
+    if r.batch_major:
+        y = mb.transpose(x=y, perm=[2, 0, 1, 3], name=bound(0, "y"))
+    results = [y, _final(r, hs, bound(1, "y_h"))]
+    if node.op_type == "LSTM":
+        c_final = [cc if not isinstance(cc, np.ndarray) else mb.identity(x=cc, name=r.name("c_init")) for cc in cs]
+        results.append(_final(r, c_final, bound(2, "y_c")))
+    ctx.set_output(node, *results)
+
+
+def _final(r: Recurrence, states, name):
+    """[D, B, H] (layout 0) or [B, D, H] (layout 1) from per-direction [B, H]."""
+    return mb.stack(values=states, axis=1 if r.batch_major else 0, name=name)
+
+
+@recurrent.check
+def _(node, ctx):
+    refusal = input_refusal(ctx, node.inputs[0], what="recurrences take")
+    if refusal:
+        return refusal
+    shape = ctx.shape(node.inputs[0])
+    if len(shape) != 3 or not all(isinstance(v, int) for v in shape):
+        return "input must be a static rank-3 tensor (the recurrence unrolls over the sequence)"
+    steps = shape[1] if node.attr("layout", 0) == 1 else shape[0]
+    if steps > MAX_STEPS:
+        return f"sequence length {steps} exceeds {MAX_STEPS} unrolled steps"
+    if node.attr("hidden_size") is None:
+        return "hidden_size attribute is required"
+    for i in (1, 2):
+        if ctx.shape(node.inputs[i]) is None or not all(isinstance(v, int) for v in ctx.shape(node.inputs[i])):
+            return "W and R need static shapes"
+    if node.has_input(4):
+        lens = ctx.const(node.inputs[4])
+        if lens is None or not np.all(lens == steps):
+            return "sequence_lens shorter than the sequence (per-batch masking) is not supported; " \
+                   "only absent or constant full lengths"
+    for func in sum(activations(node), []):
+        if func[0] not in _ACTIVATIONS:
+            return f"activation '{func[0]}'"
+    return None
