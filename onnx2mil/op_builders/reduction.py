@@ -2,7 +2,7 @@
 constant axes input after; empty axes reduce all, or with noop_with_empty_axes keep the shape and
 apply only the elementwise part, as onnxruntime and ONNX's reference do). ArgMax/ArgMin ->
 ``reduce_argmax``/``reduce_argmin``; select_last_index reverses the axis and maps i -> n-1-i.
-Bool ReduceMax/ReduceMin (opset 20) reduce an int32 cast.
+Bool ReduceMax/ReduceMin (opset 20) reduce an int32 cast; over a static empty axis they are constants.
 """
 from __future__ import annotations
 
@@ -48,6 +48,10 @@ def reduce(node, ctx):
             y = getattr(mb, noop)(x=x, name=name) if noop else mb.identity(x=x, name=name)
         ctx.set_output(node, y)
         return
+    empty = _empty_set(node, x, axes, name)
+    if empty is not None:
+        ctx.set_output(node, empty)
+        return
     as_bool = types.is_bool(x.dtype)  # ReduceMax/ReduceMin of bool (opset 20): any/all over int32
     if as_bool:
         x = mb.cast(x=x, dtype="int32", name=ctx.scratch(f"{node.outputs[0]}_int32"))
@@ -56,6 +60,25 @@ def reduce(node, ctx):
         keep_dims=bool(node.attr("keepdims", 1)),
         name=ctx.scratch(f"{node.outputs[0]}_int32_reduced") if as_bool else name)
     ctx.set_output(node, mb.cast(x=y, dtype="bool", name=name) if as_bool else y)
+
+
+def _empty_set(node, x, axes, name):
+    """ReduceMax/ReduceMin over a static zero-size axis is the reduction's identity (ONNX: -inf/+inf,
+    the dtype's min/max, False/True) in the output shape: a constant."""
+    reduced = {a % x.rank for a in axes} if axes else set(range(x.rank))
+    if node.op_type not in ("ReduceMax", "ReduceMin") or not all(isinstance(d, int) for d in x.shape) \
+            or not any(x.shape[a] == 0 for a in reduced):
+        return None
+    keep = bool(node.attr("keepdims", 1))
+    shape = [1 if a in reduced else d for a, d in enumerate(x.shape) if keep or a not in reduced]
+    is_max = node.op_type == "ReduceMax"
+    if types.is_bool(x.dtype):
+        value = not is_max
+    elif types.is_int(x.dtype):
+        value = np.iinfo(np.int32).min if is_max else np.iinfo(np.int32).max
+    else:
+        value = -np.inf if is_max else np.inf
+    return mb.const(val=np.full(shape, value, dtype=types.nptype_from_builtin(x.dtype)), name=name)
 
 
 @reduce.check

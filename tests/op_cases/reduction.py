@@ -74,3 +74,12 @@ CASES += [
                    opset=13, symbolic={"X": {0: "batch", 2: "n"}})
     for op in ("ArgMax", "ArgMin")
 ]
+
+# Max/Min over an empty axis: -inf/+inf (no fp16 comparison: its bound is undefined at inf). The bool
+# form is checked by ONNX's conformance cases (onnxruntime refuses empty bool reductions).
+CASES += [
+    case("empty_set", "ReduceMax", np.zeros((2, 0, 4), np.float32), 18, weights={"axes": np.array([1], np.int64)}),
+    case("empty_set_nokeep", "ReduceMin", np.zeros((2, 0, 4), np.float32), 13, axes=[1, 2], keepdims=0),
+]
+for c in CASES[-2:]:
+    c.fp16 = False
