@@ -1,9 +1,14 @@
-"""ONNX GridSample (opset 16+, 4-D input, linear/bilinear or nearest) -> MIL ``resample`` (iOS16+
-for fp16 grids; iOS15 op otherwise) on normalized [-1, 1] (x, y) coordinates. Padding: zeros ->
-constant 0, border -> border, reflection -> MIL reflection (about the corner pixel centers) with
-align_corners, MIL symmetric (about the image edges) without. Cubic and 3-D are refused."""
+"""ONNX GridSample (opset 16+). 4-D linear/nearest -> MIL ``resample`` on normalized [-1, 1]
+(x, y) coordinates. Padding: zeros -> constant 0, border -> border, reflection -> MIL reflection
+(about the corner pixel centers) with align_corners, MIL symmetric (about the image edges)
+without. Cubic (4-D) and 3-D volumes with zeros padding -> explicit taps: integer tap positions,
+Keys cubic (A = -0.75) / linear weights, batched ``gather`` (iOS16+), weighted sum."""
 from __future__ import annotations
 
+import itertools
+
+import coremltools as ct
+import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder
@@ -19,10 +24,104 @@ def padding_mode(node) -> str:
     return {"zeros": "constant", "border": "border"}[mode]
 
 
+_CUBIC_A = -0.75
+
+
+def _tap_weights(ctx, frac, mode: str, out: str):
+    """[(tap offset from floor, weight var)] along one axis, for the fractional position ``frac``."""
+    if mode == "linear":
+        return [(0, mb.sub(x=const_like(1.0, frac), y=frac, name=ctx.scratch(f"{out}_w0"))), (1, frac)]
+    a = _CUBIC_A
+
+    def near(s):  # |s| <= 1: ((A + 2) s - (A + 3)) s^2 + 1
+        t = mb.sub(x=mb.mul(x=s, y=const_like(a + 2, frac), name=ctx.scratch(f"{out}_c")),
+                   y=const_like(a + 3, frac), name=ctx.scratch(f"{out}_c"))
+        return mb.add(x=mb.mul(x=t, y=mb.mul(x=s, y=s, name=ctx.scratch(f"{out}_c")), name=ctx.scratch(f"{out}_c")),
+                      y=const_like(1.0, frac), name=ctx.scratch(f"{out}_c"))
+
+    def far(s):  # 1 < |s| < 2: ((A s - 5A) s + 8A) s - 4A
+        t = mb.add(x=mb.mul(x=s, y=const_like(a, frac), name=ctx.scratch(f"{out}_c")),
+                   y=const_like(-5 * a, frac), name=ctx.scratch(f"{out}_c"))
+        t = mb.add(x=mb.mul(x=t, y=s, name=ctx.scratch(f"{out}_c")), y=const_like(8 * a, frac),
+                   name=ctx.scratch(f"{out}_c"))
+        return mb.add(x=mb.mul(x=t, y=s, name=ctx.scratch(f"{out}_c")), y=const_like(-4 * a, frac),
+                      name=ctx.scratch(f"{out}_c"))
+
+    def shifted(k):
+        return mb.add(x=frac, y=const_like(k, frac), name=ctx.scratch(f"{out}_s"))
+
+    one_minus = mb.sub(x=const_like(1.0, frac), y=frac, name=ctx.scratch(f"{out}_s"))
+    two_minus = mb.sub(x=const_like(2.0, frac), y=frac, name=ctx.scratch(f"{out}_s"))
+    return [(-1, far(shifted(1.0))), (0, near(frac)), (1, near(one_minus)), (2, far(two_minus))]
+
+
+def _gather_taps(node, ctx, x, grid, out: str):
+    """Zeros-padded sampling by explicit taps over k = 2 or 3 spatial dims."""
+    k = x.rank - 2
+    sizes = list(x.shape[2:])
+    batch, channels = x.shape[0], x.shape[1]
+    out_sizes = list(grid.shape[1:-1])
+    points = int(np.prod(out_sizes))
+    mode = node.attr("mode")
+    align = bool(node.attr("align_corners"))
+    flat_x = mb.reshape(x=mb.transpose(x=x, perm=[0] + list(range(2, k + 2)) + [1], name=ctx.scratch(f"{out}_last_c")),
+                        shape=np.array([batch, int(np.prod(sizes)), channels], np.int32), name=ctx.scratch(f"{out}_flat"))
+    flat_grid = mb.reshape(x=grid, shape=np.array([batch, points, k], np.int32), name=ctx.scratch(f"{out}_grid"))
+    axes = []  # per spatial axis (D/H/W order): [(tap index var, weight var)]
+    for j, size in enumerate(sizes):
+        c = mb.slice_by_index(x=flat_grid, begin=[0, 0, k - 1 - j], end=[batch, points, k - j],
+                              squeeze_mask=[False, False, True], name=ctx.scratch(f"{out}_coord{j}"))
+        # denormalize: align_corners (c + 1) / 2 * (size - 1), else ((c + 1) * size - 1) / 2
+        if align:
+            p = mb.mul(x=mb.add(x=c, y=const_like(1.0, c), name=ctx.scratch(f"{out}_p")),
+                       y=const_like((size - 1) / 2, c), name=ctx.scratch(f"{out}_pixel{j}"))
+        else:
+            p = mb.sub(x=mb.mul(x=mb.add(x=c, y=const_like(1.0, c), name=ctx.scratch(f"{out}_p")),
+                                y=const_like(size / 2, c), name=ctx.scratch(f"{out}_p")),
+                       y=const_like(0.5, c), name=ctx.scratch(f"{out}_pixel{j}"))
+        if mode == "nearest":  # round half to even, as ONNX (MIL round is half-to-even)
+            axes.append([(mb.round(x=p, name=ctx.scratch(f"{out}_nearest{j}")), None)])
+            continue
+        base = mb.floor(x=p, name=ctx.scratch(f"{out}_floor{j}"))
+        frac = mb.sub(x=p, y=base, name=ctx.scratch(f"{out}_frac{j}"))
+        axes.append([(mb.add(x=base, y=const_like(float(t), p), name=ctx.scratch(f"{out}_tap{j}")) if t else base, w)
+                     for t, w in _tap_weights(ctx, frac, mode, out)])
+    strides = [int(np.prod(sizes[j + 1:])) for j in range(k)]
+    total = None
+    for combo in itertools.product(*axes):
+        flat_index, weight = None, None
+        for j, (index, w) in enumerate(combo):
+            inside = mb.logical_and(
+                x=mb.greater_equal(x=index, y=const_like(0.0, index), name=ctx.scratch(f"{out}_lo")),
+                y=mb.less_equal(x=index, y=const_like(sizes[j] - 1, index), name=ctx.scratch(f"{out}_hi")),
+                name=ctx.scratch(f"{out}_inside"))
+            mask = mb.cast(x=inside, dtype="fp32", name=ctx.scratch(f"{out}_mask"))
+            w = mask if w is None else mb.mul(x=w, y=mask, name=ctx.scratch(f"{out}_wmask"))
+            weight = w if weight is None else mb.mul(x=weight, y=w, name=ctx.scratch(f"{out}_weight"))
+            clamped = mb.clip(x=index, alpha=const_like(0.0, index), beta=const_like(sizes[j] - 1, index),
+                              name=ctx.scratch(f"{out}_clamped"))
+            term = mb.mul(x=clamped, y=const_like(strides[j], index), name=ctx.scratch(f"{out}_offset"))
+            flat_index = term if flat_index is None else mb.add(x=flat_index, y=term, name=ctx.scratch(f"{out}_index"))
+        flat_index = mb.cast(x=flat_index, dtype="int32", name=ctx.scratch(f"{out}_index_i32"))
+        values = mb.gather(x=flat_x, indices=flat_index, axis=1, batch_dims=1, name=ctx.scratch(f"{out}_values"))
+        weight = mb.expand_dims(x=weight, axes=[-1], name=ctx.scratch(f"{out}_weight_c"))
+        term = mb.mul(x=values, y=weight, name=ctx.scratch(f"{out}_term"))
+        total = term if total is None else mb.add(x=total, y=term, name=ctx.scratch(f"{out}_sum"))
+    total = mb.transpose(x=total, perm=[0, 2, 1], name=ctx.scratch(f"{out}_channels_first"))
+    return mb.reshape(x=total, shape=np.array([batch, channels] + out_sizes, np.int32), name=ctx.mil_name(out))
+
+
+def _needs_taps(node, rank: int) -> bool:
+    return rank == 5 or node.attr("mode") in ("cubic", "bicubic")
+
+
 @op_builder("GridSample", min_opset=16)
 def grid_sample(node, ctx):
     x = ctx.input(node, 0)
     grid = ctx.input(node, 1)
+    if _needs_taps(node, x.rank):
+        ctx.set_output(node, _gather_taps(node, ctx, x, grid, node.outputs[0]))
+        return
     y = mb.resample(x=x, coordinates=grid, sampling_mode=_SAMPLING[node.attr("mode")],
                     padding_mode=padding_mode(node), padding_value=const_like(0.0, x),
                     coordinates_mode="normalized_minus_one_to_one",
@@ -35,10 +134,22 @@ def _(node, ctx):
     refusal = input_refusal(ctx, node.inputs[0], what="resample takes")
     if refusal:
         return refusal
-    if ctx.rank(node.inputs[0]) != 4:
-        return f"rank-{ctx.rank(node.inputs[0])} input (MIL resample samples 2-D images only)"
+    rank = ctx.rank(node.inputs[0])
+    if rank not in (4, 5):
+        return f"rank-{rank} input (2-D images and 3-D volumes only)"
+    if _needs_taps(node, rank):
+        if node.attr("padding_mode") != "zeros":
+            return f"padding_mode '{node.attr('padding_mode')}' with cubic or 3-D sampling (zeros only)"
+        if ctx.target < ct.target.iOS16:
+            return "cubic or 3-D sampling gathers with batch_dims (minimum_deployment_target >= iOS16)"
+        shapes = [ctx.shape(n) for n in node.inputs[:2]]
+        if any(s is None or not all(isinstance(d, int) for d in s) for s in shapes):
+            return "cubic or 3-D sampling needs static input and grid shapes"
+        if ctx.dtype(node.inputs[0]) != np.float32:
+            return "cubic or 3-D sampling on fp32 input only"
+        return None
     if node.attr("mode") not in _SAMPLING:
-        return f"mode '{node.attr('mode')}' (MIL resample has bilinear and nearest only)"
+        return f"mode '{node.attr('mode')}'"
     if node.attr("padding_mode") not in ("zeros", "border", "reflection"):
         return f"padding_mode '{node.attr('padding_mode')}'"
     if ctx.dtype(node.inputs[1]) != ctx.dtype(node.inputs[0]):

@@ -2,6 +2,8 @@
 grid points outside [-1, 1]."""
 from itertools import product
 
+import coremltools as ct
+
 from harness import OpCase, rand
 
 
@@ -16,4 +18,21 @@ CASES = [
 ] + [
     grid_sample("opset16_bilinear", opset=16, mode="bilinear"),
     grid_sample("defaults", opset=16),
+]
+
+
+def volume(id, **attrs):
+    return OpCase(f"gridsample_{id}", "GridSample",
+                  {"X": rand(2, 3, 3, 4, 5), "G": rand(2, 2, 3, 4, 3, seed=3, low=-1.2, high=1.2)}, attrs, opset=20,
+                  target=ct.target.iOS16)
+
+
+CASES += [
+    OpCase(f"gridsample_cubic_align{align}", "GridSample",
+           {"X": rand(2, 3, 5, 4), "G": rand(2, 6, 7, 2, seed=3, low=-1.3, high=1.3)},
+           {"mode": "cubic", "align_corners": align}, opset=20, target=ct.target.iOS16)
+    for align in (0, 1)
+] + [
+    volume(f"volume_{mode}_align{align}", mode=mode, align_corners=align)
+    for mode, align in product(("linear", "nearest"), (0, 1))
 ]
