@@ -1,5 +1,5 @@
 """ONNX Attention (opset 23+: MHA/GQA/MQA, 3-D or 4-D Q/K/V, bool or float attn_mask, is_causal,
-scale, softcap, past/present key-value cache, qk_matmul_output) -> MIL matmul / softmax / matmul,
+opset 25's left/right windows, scale, softcap, past/present key-value cache, qk_matmul_output) -> MIL matmul / softmax / matmul,
 or iOS18's fused ``scaled_dot_product_attention`` when that covers the node.
 
 Masked scores become fp32's lowest value, as in onnxruntime (the fp16 pass turns it into -inf, which
@@ -40,9 +40,23 @@ def repeat_heads(ctx, x, groups: int, out: str, what: str):
     return mb.reshape(x=x, shape=np.array(shape, dtype=np.int32), name=ctx.scratch(f"{out}_{what}_groups"))
 
 
-def causal_allowed(q_len: int, total: int, past: int) -> np.ndarray:
-    """Query i attends key j iff j <= i + past (bottom-right alignment with the cache)."""
-    return np.arange(total)[None, :] <= np.arange(q_len)[:, None] + past
+def positions_allowed(node, q_len, total, past):
+    """Which keys each query may attend by position alone (is_causal, and opset 25's left/right
+    windows around the query's absolute position i + past), or None when all may."""
+    causal = bool(node.attr("is_causal"))
+    left, right = (node.attr(a) if node.attr(a) is not None else -1 for a in ("left_window_size", "right_window_size"))
+    if not causal and left < 0 and right < 0:
+        return None
+    query = np.arange(q_len)[:, None] + past
+    key = np.arange(total)[None, :]
+    allowed = np.ones((q_len, total), dtype=bool)
+    if causal:
+        allowed &= key <= query
+    if left >= 0:
+        allowed &= key >= query - left
+    if right >= 0:
+        allowed &= key <= query + right
+    return allowed
 
 
 @op_builder("Attention", min_opset=23)
@@ -73,12 +87,12 @@ def attention(node, ctx):
     mask = ctx.input(node, 3) if node.has_input(3) else None
     if mask is not None and mask.dtype != types.bool and mask.dtype != q.dtype:
         mask = mb.cast(x=mask, dtype=types.builtin_to_string(q.dtype), name=ctx.scratch(f"{out}_mask_cast"))
-    causal = causal_allowed(q.shape[2], k.shape[2], past) if node.attr("is_causal") else None
+    positional = positions_allowed(node, q.shape[2], k.shape[2], past)
     y_name = ctx.scratch(f"{out}_bhsd") if three_d else ctx.mil_name(out)
-    if _fusable(node, ctx, q, mask, outputs):
-        y, stages = _fused(ctx, q, k, v, mask, causal, scale, out, y_name), None
+    if _fusable(node, ctx, q, mask, positional, outputs):
+        y, stages = _fused(ctx, q, k, v, mask, positional, scale, out, y_name), None
     else:
-        y, stages = _decomposed(node, ctx, q, k, v, mask, causal, scale, out, y_name)
+        y, stages = _decomposed(node, ctx, q, k, v, mask, positional, scale, out, y_name)
     if three_d:
         y = mb.transpose(x=y, perm=[0, 2, 1, 3], name=ctx.scratch(f"{out}_bshd"))
         b, s = y.shape[:2]
@@ -91,27 +105,27 @@ def attention(node, ctx):
     ctx.set_output(node, *results)
 
 
-def _fusable(node, ctx, q, mask, outputs) -> bool:
-    """iOS18's fused scaled_dot_product_attention covers this node (a boolean mask is left to the
-    expansion: a row it disallows entirely would come out NaN instead of zeros)."""
+def _fusable(node, ctx, q, mask, positional, outputs) -> bool:
+    """iOS18's fused scaled_dot_product_attention covers this node (boolean masks that may disallow
+    a whole row are left to the expansion: such a row would come out NaN instead of zeros)."""
     return (ctx.target >= ct.target.iOS18 and not float(node.attr("softcap") or 0.0) and not outputs[3]
-            and (mask is None or mask.dtype != types.bool)
+            and (mask is None or mask.dtype != types.bool) and (positional is None or positional.any(axis=1).all())
             and not (q.dtype == types.fp16 and node.attr("softmax_precision") == 1))
 
 
-def _fused(ctx, q, k, v, mask, causal, scale: float, out: str, name: str):
+def _fused(ctx, q, k, v, mask, positional, scale: float, out: str, name: str):
     """MIL scaled_dot_product_attention, which scales by 1/sqrt(head size): other scales go into Q."""
     if not np.isclose(scale * np.sqrt(q.shape[-1]), 1.0, rtol=1e-7, atol=0):
         q = mb.mul(x=q, y=const_like(scale * np.sqrt(q.shape[-1]), q), name=ctx.scratch(f"{out}_q_rescaled"))
-    if causal is not None and mask is not None:
-        bias = const_like(np.where(causal, 0.0, MASKED), q)
-        mask = mb.add(x=mask, y=bias, name=ctx.scratch(f"{out}_mask_causal"))
-    elif causal is not None:
-        mask = causal
+    if positional is not None and mask is not None:
+        bias = const_like(np.where(positional, 0.0, MASKED), q)
+        mask = mb.add(x=mask, y=bias, name=ctx.scratch(f"{out}_mask_positional"))
+    elif positional is not None:
+        mask = positional
     return mb.scaled_dot_product_attention(query=q, key=k, value=v, attn_mask=mask, name=name)
 
 
-def _decomposed(node, ctx, q, k, v, mask, causal, scale: float, out: str, name: str):
+def _decomposed(node, ctx, q, k, v, mask, positional, scale: float, out: str, name: str):
     """matmul -> (softcap) -> mask -> softmax -> matmul; also returns the qk_matmul_output stages."""
     # Scaled before the matmul, as the spec advises, so fp16 scores do not overflow on the way.
     q = mb.mul(x=q, y=const_like(scale, q), name=ctx.scratch(f"{out}_q_scaled"))
@@ -126,9 +140,9 @@ def _decomposed(node, ctx, q, k, v, mask, causal, scale: float, out: str, name: 
 
     allowed = None
     if mask is not None and mask.dtype == types.bool:
-        allowed = mask if causal is None else mb.logical_and(x=mask, y=causal, name=ctx.scratch(f"{out}_allowed"))
-    elif causal is not None:
-        allowed = causal
+        allowed = mask if positional is None else mb.logical_and(x=mask, y=positional, name=ctx.scratch(f"{out}_allowed"))
+    elif positional is not None:
+        allowed = positional
     if mask is not None and mask.dtype != types.bool:
         scores = mb.add(x=scores, y=mask, name=ctx.scratch(f"{out}_masked_float"))
     if allowed is not None:
@@ -141,7 +155,8 @@ def _decomposed(node, ctx, q, k, v, mask, causal, scale: float, out: str, name: 
     probs = mb.softmax(x=scores, axis=-1, name=ctx.scratch(f"{out}_probs"))
     if stashed:
         probs = mb.cast(x=probs, dtype="fp16", name=ctx.scratch(f"{out}_probs_fp16"))
-    if mask is not None and mask.dtype == types.bool:  # fully disallowed rows give zeros, not a mean
+    if (mask is not None and mask.dtype == types.bool) or (positional is not None and not positional.any(axis=1).all()):
+        # fully disallowed rows give zeros, not a mean
         probs = mb.select(cond=allowed, a=probs, b=const_like(0.0, q), name=ctx.scratch(f"{out}_probs_masked"))
     stages.append(probs)
 
@@ -181,10 +196,13 @@ def _(node, ctx):
     past = ctx.shape(node.inputs[4]) if node.has_input(4) else None
     if q_heads != kv_heads and not (_static(k[0]) or (_static(k_len) and (past is None or _static(past[2])))):
         return "grouped-query attention needs a static batch or kv sequence length"
-    if node.attr("is_causal"):
+    windowed = any((node.attr(a) if node.attr(a) is not None else -1) >= 0
+                   for a in ("left_window_size", "right_window_size"))
+    if node.attr("is_causal") or windowed:
         q_len = q[1] if len(q) == 3 else q[2]
         if not (_static(q_len) and _static(k_len) and (past is None or _static(past[2]))):
-            return "is_causal needs static query, key and past sequence lengths (the mask is a constant)"
+            return ("is_causal and attention windows need static query, key and past sequence lengths "
+                    "(the mask is a constant)")
     if node.has_input(3) and ctx.dtype(node.inputs[3]) not in (np.bool_, np.float16, np.float32, np.float64):
         return f"attn_mask dtype {ctx.dtype(node.inputs[3])} (bool or float masks only)"
     return None

@@ -8,7 +8,7 @@ import numpy as np
 from harness import OpCase, rand
 
 
-def attention(id, q, k, v, mask=None, past=None, n_outputs=1, **attrs):
+def attention(id, q, k, v, mask=None, past=None, n_outputs=1, opset=23, **attrs):
     inputs = {"Q": rand(*q, seed=1, low=-2, high=2), "K": rand(*k, seed=2, low=-2, high=2),
               "V": rand(*v, seed=3)}
     order = ["Q", "K", "V"]
@@ -20,7 +20,8 @@ def attention(id, q, k, v, mask=None, past=None, n_outputs=1, **attrs):
         inputs["past_key"] = rand(*past[0], seed=4, low=-2, high=2)
         inputs["past_value"] = rand(*past[1], seed=5)
         order += ["past_key", "past_value"]
-    return OpCase(f"attention_{id}", "Attention", inputs, attrs, input_order=order, n_outputs=n_outputs, opset=23)
+    return OpCase(f"attention_{id}", "Attention", inputs, attrs, input_order=order, n_outputs=n_outputs,
+                  opset=opset)
 
 
 def bool_mask(*shape, full_row=None):
@@ -52,11 +53,21 @@ CASES = [
               past=((1, 2, 2, 8), (1, 2, 2, 8)), softcap=2.0, qk_matmul_output_mode=mode, n_outputs=4)
     for mode in range(4)
 ]
+# Opset 25 attention windows around each query's absolute position.
+CASES += [
+    attention("window_causal_left2_opset25", (1, 2, 5, 8), (1, 2, 5, 8), (1, 2, 5, 8), is_causal=1,
+              left_window_size=2, opset=25),
+    attention("window_bidirectional_opset25", (1, 2, 5, 8), (1, 2, 5, 8), (1, 2, 5, 8), left_window_size=1,
+              right_window_size=1, opset=25),
+    attention("window_gqa_past_mask_opset25", (1, 4, 2, 8), (1, 2, 2, 8), (1, 2, 2, 8), mask=bool_mask(2, 6),
+              past=((1, 2, 4, 8), (1, 2, 4, 8)), left_window_size=3, right_window_size=0, n_outputs=3, opset=25),
+]
 # iOS18 targets take MIL's fused scaled_dot_product_attention (no softcap, boolean mask or qk output).
 CASES += [
     dataclasses.replace(case, id=case.id + "_ios18", target=ct.target.iOS18)
     for case in CASES if case.id.split("attention_")[1] in (
-        "mha_4d", "gqa_4d_causal", "mha_3d", "float_mask_causal", "kv_cache_causal_present", "bool_mask_full_row")
+        "mha_4d", "gqa_4d_causal", "mha_3d", "float_mask_causal", "kv_cache_causal_present", "bool_mask_full_row",
+        "window_bidirectional_opset25")
 ] + [
     attention("mqa_4d_scale_ios18", (1, 4, 3, 8), (1, 1, 6, 8), (1, 1, 6, 4), scale=0.4),
 ]
