@@ -1,6 +1,7 @@
 """ONNX Attention (opset 23+: MHA/GQA/MQA, 3-D or 4-D Q/K/V, bool or float attn_mask, is_causal,
-opset 25's left/right windows, scale, softcap, past/present key-value cache, qk_matmul_output) -> MIL matmul / softmax / matmul,
-or iOS18's fused ``scaled_dot_product_attention`` when that covers the node.
+opset 24's nonpad_kv_seqlen, opset 25's left/right windows, scale, softcap, past/present key-value
+cache, qk_matmul_output) -> MIL matmul / softmax / matmul, or iOS18's fused
+``scaled_dot_product_attention`` when that covers the node.
 
 Masked scores become fp32's lowest value, as in onnxruntime (the fp16 pass turns it into -inf, which
 coremltools keeps for attention masks); rows a boolean mask disallows entirely would be NaN after
@@ -40,23 +41,58 @@ def repeat_heads(ctx, x, groups: int, out: str, what: str):
     return mb.reshape(x=x, shape=np.array(shape, dtype=np.int32), name=ctx.scratch(f"{out}_{what}_groups"))
 
 
-def positions_allowed(node, q_len, total, past):
-    """Which keys each query may attend by position alone (is_causal, and opset 25's left/right
-    windows around the query's absolute position i + past), or None when all may."""
+def _windows(node) -> tuple[int, int]:
+    return tuple(node.attr(a) if node.attr(a) is not None else -1 for a in ("left_window_size", "right_window_size"))
+
+
+def positions_allowed(node, ctx, q_len, total, past, out: str):
+    """Which keys each query may attend by position alone: is_causal and opset 25's left/right
+    windows around the query's absolute position (i + past, or i + nonpad_kv_seqlen[b] - q_len
+    with an external cache), and opset 24's padding (key j < nonpad_kv_seqlen[b]). A constant
+    (q_len, total) array, a (B, 1, q_len, total) var when nonpad_kv_seqlen is given, or None."""
     causal = bool(node.attr("is_causal"))
-    left, right = (node.attr(a) if node.attr(a) is not None else -1 for a in ("left_window_size", "right_window_size"))
-    if not causal and left < 0 and right < 0:
-        return None
-    query = np.arange(q_len)[:, None] + past
-    key = np.arange(total)[None, :]
-    allowed = np.ones((q_len, total), dtype=bool)
-    if causal:
-        allowed &= key <= query
-    if left >= 0:
-        allowed &= key >= query - left
-    if right >= 0:
-        allowed &= key <= query + right
+    left, right = _windows(node)
+    seqlen = ctx.input(node, 6) if len(node.inputs) > 6 and node.inputs[6] else None
+    if seqlen is None:
+        if not causal and left < 0 and right < 0:
+            return None
+        query = np.arange(q_len)[:, None] + past
+        key = np.arange(total)[None, :]
+        allowed = np.ones((q_len, total), dtype=bool)
+        if causal:
+            allowed &= key <= query
+        if left >= 0:
+            allowed &= key >= query - left
+        if right >= 0:
+            allowed &= key <= query + right
+        return allowed
+    key = np.arange(total, dtype=np.int32).reshape(1, 1, 1, total)
+    seq = mb.reshape(x=seqlen, shape=np.array([-1, 1, 1, 1], dtype=np.int32), name=ctx.scratch(f"{out}_seqlen"))
+    allowed = mb.less(x=key, y=seq, name=ctx.scratch(f"{out}_not_padding"))
+    query = mb.add(x=seq, y=(np.arange(q_len, dtype=np.int32) - q_len).reshape(1, 1, q_len, 1),
+                   name=ctx.scratch(f"{out}_query_position"))
+    bounds = ([(mb.less_equal, 0)] if causal else []) + ([(mb.greater_equal, -left)] if left >= 0 else []) + (
+        [(mb.less_equal, right)] if right >= 0 else [])
+    for i, (compare, shift) in enumerate(bounds):
+        edge = query if not shift else mb.add(x=query, y=np.int32(shift), name=ctx.scratch(f"{out}_edge_{i}"))
+        allowed = mb.logical_and(x=allowed, y=compare(x=key, y=edge, name=ctx.scratch(f"{out}_bound_{i}")),
+                                 name=ctx.scratch(f"{out}_allowed_{i}"))
     return allowed
+
+
+def _may_empty_a_row(positional) -> bool:
+    """Whether the positional mask may disallow every key of some query (known only for constants)."""
+    return positional is not None and (not isinstance(positional, np.ndarray) or not positional.any(axis=1).all())
+
+
+def _padded_mask(ctx, mask, total: int, out: str):
+    """A mask shorter than the keys is padded with disallowed positions, as the ONNX reference does."""
+    last = mask.shape[-1]
+    if not isinstance(last, int) or not isinstance(total, int) or last >= total:
+        return mask
+    filler = np.zeros(mask.shape[:-1] + (total - last,), dtype=bool) if mask.dtype == types.bool else \
+        const_like(np.full(mask.shape[:-1] + (total - last,), MASKED), mask)
+    return mb.concat(values=[mask, filler], axis=-1, name=ctx.scratch(f"{out}_mask_padded"))
 
 
 @op_builder("Attention", min_opset=23)
@@ -87,7 +123,9 @@ def attention(node, ctx):
     mask = ctx.input(node, 3) if node.has_input(3) else None
     if mask is not None and mask.dtype != types.bool and mask.dtype != q.dtype:
         mask = mb.cast(x=mask, dtype=types.builtin_to_string(q.dtype), name=ctx.scratch(f"{out}_mask_cast"))
-    positional = positions_allowed(node, q.shape[2], k.shape[2], past)
+    if mask is not None:
+        mask = _padded_mask(ctx, mask, k.shape[2], out)
+    positional = positions_allowed(node, ctx, q.shape[2], k.shape[2], past, out)
     y_name = ctx.scratch(f"{out}_bhsd") if three_d else ctx.mil_name(out)
     if _fusable(node, ctx, q, mask, positional, outputs):
         y, stages = _fused(ctx, q, k, v, mask, positional, scale, out, y_name), None
@@ -109,7 +147,7 @@ def _fusable(node, ctx, q, mask, positional, outputs) -> bool:
     """iOS18's fused scaled_dot_product_attention covers this node (boolean masks that may disallow
     a whole row are left to the expansion: such a row would come out NaN instead of zeros)."""
     return (ctx.target >= ct.target.iOS18 and not float(node.attr("softcap") or 0.0) and not outputs[3]
-            and (mask is None or mask.dtype != types.bool) and (positional is None or positional.any(axis=1).all())
+            and (mask is None or mask.dtype != types.bool) and not _may_empty_a_row(positional)
             and not (q.dtype == types.fp16 and node.attr("softmax_precision") == 1))
 
 
@@ -155,7 +193,7 @@ def _decomposed(node, ctx, q, k, v, mask, positional, scale: float, out: str, na
     probs = mb.softmax(x=scores, axis=-1, name=ctx.scratch(f"{out}_probs"))
     if stashed:
         probs = mb.cast(x=probs, dtype="fp16", name=ctx.scratch(f"{out}_probs_fp16"))
-    if (mask is not None and mask.dtype == types.bool) or (positional is not None and not positional.any(axis=1).all()):
+    if (mask is not None and mask.dtype == types.bool) or _may_empty_a_row(positional):
         # fully disallowed rows give zeros, not a mean
         probs = mb.select(cond=allowed, a=probs, b=const_like(0.0, q), name=ctx.scratch(f"{out}_probs_masked"))
     stages.append(probs)
@@ -170,8 +208,9 @@ def _(node, ctx):
         return "Q, K and V must all be 3-D or all 4-D with known rank"
     if any(ctx.dtype(node.inputs[i]) not in (np.float16, np.float32, np.float64) for i in range(3)):
         return "Q, K and V must be float tensors"
-    if len(node.inputs) > 6 and node.inputs[6]:
-        return "the nonpad_kv_seqlen input is not supported"
+    nonpad = len(node.inputs) > 6 and bool(node.inputs[6])
+    if nonpad and node.has_input(4):
+        return "nonpad_kv_seqlen cannot be combined with past_key/past_value (ONNX spec)"
     if node.has_input(4) != node.has_input(5):
         return "past_key and past_value must be given together"
     if node.attr("qk_matmul_output_mode") not in (0, 1, 2, 3):
@@ -196,13 +235,11 @@ def _(node, ctx):
     past = ctx.shape(node.inputs[4]) if node.has_input(4) else None
     if q_heads != kv_heads and not (_static(k[0]) or (_static(k_len) and (past is None or _static(past[2])))):
         return "grouped-query attention needs a static batch or kv sequence length"
-    windowed = any((node.attr(a) if node.attr(a) is not None else -1) >= 0
-                   for a in ("left_window_size", "right_window_size"))
-    if node.attr("is_causal") or windowed:
+    if node.attr("is_causal") or max(_windows(node)) >= 0 or nonpad:
         q_len = q[1] if len(q) == 3 else q[2]
         if not (_static(q_len) and _static(k_len) and (past is None or _static(past[2]))):
-            return ("is_causal and attention windows need static query, key and past sequence lengths "
-                    "(the mask is a constant)")
+            return ("is_causal, attention windows and nonpad_kv_seqlen need static query, key and past "
+                    "sequence lengths")
     if node.has_input(3) and ctx.dtype(node.inputs[3]) not in (np.bool_, np.float16, np.float32, np.float64):
         return f"attn_mask dtype {ctx.dtype(node.inputs[3])} (bool or float masks only)"
     return None

@@ -62,6 +62,18 @@ CASES += [
     attention("window_gqa_past_mask_opset25", (1, 4, 2, 8), (1, 2, 2, 8), (1, 2, 2, 8), mask=bool_mask(2, 6),
               past=((1, 2, 4, 8), (1, 2, 4, 8)), left_window_size=3, right_window_size=0, n_outputs=3, opset=25),
 ]
+# Opset 24 nonpad_kv_seqlen: an external cache whose valid length varies per batch.
+def nonpad(id, seqlen, **attrs):
+    case = attention(id, (2, 2, 3, 8), (2, 2, 6, 8), (2, 2, 6, 8), opset=24, **attrs)
+    case.inputs["nonpad_kv_seqlen"] = np.array(seqlen, dtype=np.int64)
+    case.input_order = ["Q", "K", "V", "", "", "", "nonpad_kv_seqlen"]
+    return case
+
+
+CASES += [
+    nonpad("nonpad_causal_opset24", [6, 4], is_causal=1),
+    nonpad("nonpad_padding_only_opset24", [5, 2]),
+]
 # iOS18 targets take MIL's fused scaled_dot_product_attention (no softcap, boolean mask or qk output).
 CASES += [
     dataclasses.replace(case, id=case.id + "_ios18", target=ct.target.iOS18)
