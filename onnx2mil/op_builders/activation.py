@@ -9,7 +9,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from ..backend.registry import op_builder
-from .binary import dtype_refusal, like
+from .binary import dtype_refusal, like, widen
 
 
 def _leaky_relu(node, ctx, x, name, scratch):
@@ -85,14 +85,21 @@ def _per_channel(slope: np.ndarray, x):
 
 
 def _clip(node, ctx, x, name, scratch):
+    """int8/uint8/int16/uint16 (iOS17+) are clipped in int32 between casts."""
+    (x,), back = widen([x], scratch)
+    y = _clip_wide(node, ctx, x, scratch("int32_result") if back else name, scratch)
+    return mb.cast(x=y, dtype=back, name=name) if back else y
+
+
+def _clip_wide(node, ctx, x, name, scratch):
     if node.opset < 11:
         lo, hi = node.attr("min"), node.attr("max")  # schema defaults: -/+FLT_MAX
         lo_var, hi_var = like(lo, x), like(hi, x)
     else:
         lo = ctx.const(node.inputs[1]) if node.has_input(1) else None
         hi = ctx.const(node.inputs[2]) if node.has_input(2) else None
-        lo_var = like(lo, x) if lo is not None else ctx.input(node, 1)
-        hi_var = like(hi, x) if hi is not None else ctx.input(node, 2)
+        (lo_var, hi_var), _ = widen([like(lo, x) if lo is not None else ctx.input(node, 1),
+                                     like(hi, x) if hi is not None else ctx.input(node, 2)], scratch)
     if types.is_float(x.dtype) and lo is not None and hi is not None and float(lo) <= float(hi):
         return mb.clip(x=x, alpha=lo_var, beta=hi_var, name=name)
     # ONNX: min > max gives max everywhere, which max-then-min reproduces.
@@ -137,4 +144,4 @@ def _(node, ctx):
     allowed = ("float", "int") if node.op_type in ("PRelu", "Clip") else ("float",)
     if node.op_type == "Gelu" and node.attr("approximate") not in ("none", "tanh"):
         return f"Gelu approximate='{node.attr('approximate')}' (ONNX defines none and tanh)"
-    return dtype_refusal(ctx, [i for i in node.inputs if i], allowed)
+    return dtype_refusal(ctx, [i for i in node.inputs if i], allowed, widens_small_ints=node.op_type == "Clip")

@@ -1,39 +1,62 @@
 """ONNX elementwise arithmetic and logic (Add Sub Mul Div Pow Mod Max Min Mean Sum And Or Xor) ->
 MIL elementwise binary ops, NumPy broadcasting. ONNX int Div truncates toward zero where MIL
 floor_div floors, and Mod(fmod=1) takes the dividend's sign where MIL mod takes the divisor's.
+int8/uint8/int16/uint16 (iOS17+) are computed in int32 between casts.
 """
 from __future__ import annotations
 
 from typing import Optional
 
 import numpy as np
+import coremltools as ct
 from coremltools.converters.mil import Builder as mb
-from coremltools.converters.mil.mil import types
+from coremltools.converters.mil.mil import Var, types
 from coremltools.converters.mil.mil.types.type_mapping import nptype_from_builtin
 
 from ..backend.registry import op_builder
 
 _FLOAT = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _INT = (np.dtype(np.int32), np.dtype(np.int64))
+_SMALL_INT = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16), np.dtype(np.uint16))
 
 
 def kind(dtype) -> Optional[str]:
-    """'float', 'int' (ONNX int32/int64: int32 in MIL) or 'bool'; None for what MIL math lacks."""
+    """'float', 'int' (ONNX int32/int64: int32 in MIL), 'small_int' (int8/uint8/int16/uint16) or
+    'bool'; None for what MIL math lacks."""
     dt = np.dtype(dtype)
     if dt in _FLOAT:
         return "float"
     if dt in _INT:
         return "int"
+    if dt in _SMALL_INT:
+        return "small_int"
     return "bool" if dt == np.bool_ else None
 
 
-def dtype_refusal(ctx, names, allowed: tuple[str, ...]) -> Optional[str]:
-    """A reason if an input's ONNX dtype is not of the allowed kinds (unknown dtypes pass)."""
+def dtype_refusal(ctx, names, allowed: tuple[str, ...], widens_small_ints: bool = False) -> Optional[str]:
+    """A reason if an input's ONNX dtype is not of the allowed kinds (unknown dtypes pass).
+    ``widens_small_ints``: the builder computes small ints in int32 (see ``widen``)."""
     for name in names:
         dt = ctx.dtype(name) if name else None
-        if dt is not None and kind(dt) not in allowed:
+        k = kind(dt) if dt is not None else None
+        if k == "small_int" and widens_small_ints and "int" in allowed:
+            if ctx.target < ct.target.iOS17:
+                return f"input '{name}' is {np.dtype(dt).name}: computed in int32 between casts, which " \
+                       "need minimum_deployment_target >= iOS17"
+        elif dt is not None and k not in allowed:
             return f"input '{name}' is {np.dtype(dt).name}; this lowering takes {'/'.join(allowed)} tensors"
     return None
+
+
+def widen(vars_, scratch):
+    """int8/uint8/int16/uint16 vars cast to int32, and the MIL dtype to cast a result back to: the
+    first var's when it is a small int, else None."""
+    small = [isinstance(v, Var) and types.builtin_to_string(v.dtype) in ("int8", "uint8", "int16", "uint16")
+             for v in vars_]
+    back = types.builtin_to_string(vars_[0].dtype) if small[0] else None
+    out = [mb.cast(x=v, dtype="int32", name=scratch(f"int32_{i}")) if s else v
+           for i, (v, s) in enumerate(zip(vars_, small))]
+    return out, back
 
 
 def like(value, var) -> np.ndarray:
@@ -72,20 +95,25 @@ def binary(node, ctx):
         return ctx.scratch(f"{out}_{what}")
 
     op = node.op_type
+    xs, back = widen([ctx.input(node, i) for i in range(len(node.inputs)) if node.has_input(i)], scratch)
+    inner = scratch("int32_result") if back else name
     if op in _VARIADIC:
-        ctx.set_output(node, _variadic(node, ctx, name, scratch))
-        return
-    a, b = ctx.input(node, 0), ctx.input(node, 1)
+        y = _variadic(op, xs, inner, scratch)
+    else:
+        y = _binary(node, xs[0], xs[1], inner, scratch)
+    ctx.set_output(node, mb.cast(x=y, dtype=back, name=name) if back else y)
+
+
+def _binary(node, a, b, name, scratch):
+    op = node.op_type
     is_int = types.is_int(a.dtype)
     if op in _SIMPLE:
-        y = getattr(mb, _SIMPLE[op])(x=a, y=b, name=name)
-    elif op == "Div":
-        y = trunc_div(a, b, name, scratch) if is_int else mb.real_div(x=a, y=b, name=name)
-    elif op == "Mod":
-        y = fmod(a, b, name, scratch) if node.attr("fmod", 0) else mb.mod(x=a, y=b, name=name)
-    else:
-        y = _pow(a, b, name, scratch)
-    ctx.set_output(node, y)
+        return getattr(mb, _SIMPLE[op])(x=a, y=b, name=name)
+    if op == "Div":
+        return trunc_div(a, b, name, scratch) if is_int else mb.real_div(x=a, y=b, name=name)
+    if op == "Mod":
+        return fmod(a, b, name, scratch) if node.attr("fmod", 0) else mb.mod(x=a, y=b, name=name)
+    return _pow(a, b, name, scratch)
 
 
 def _pow(a, b, name, scratch):
@@ -99,10 +127,9 @@ def _pow(a, b, name, scratch):
     return mb.pow(x=a, y=b, name=name)
 
 
-def _variadic(node, ctx, name, scratch):
-    xs = [ctx.input(node, i) for i in range(len(node.inputs)) if node.has_input(i)]
-    fn = getattr(mb, _VARIADIC[node.op_type])
-    mean = node.op_type == "Mean"
+def _variadic(op, xs, name, scratch):
+    fn = getattr(mb, _VARIADIC[op])
+    mean = op == "Mean"
     if len(xs) == 1:
         return mb.identity(x=xs[0], name=name)
     acc = xs[0]
@@ -120,11 +147,11 @@ def _(node, ctx):
     if op == "Mod" and node.opset < 10:
         return "Mod exists from opset 10"
     allowed = _ALLOWED.get(op, ("float", "int"))
-    reason = dtype_refusal(ctx, node.inputs[:1] if op == "Pow" else node.inputs, allowed)
+    reason = dtype_refusal(ctx, node.inputs[:1] if op == "Pow" else node.inputs, allowed, widens_small_ints=True)
     if reason:
         return reason
     if op == "Pow":
-        return dtype_refusal(ctx, node.inputs[1:2], ("float", "int"))
+        return dtype_refusal(ctx, node.inputs[1:2], ("float", "int"), widens_small_ints=True)
     floor_mod_of_floats = not node.attr("fmod", 0) and kind(ctx.dtype(node.inputs[0]) or np.int32) == "float"
     if op == "Mod" and floor_mod_of_floats and node.opset < 28:
         return "Mod of floating-point tensors needs fmod=1 before opset 28 (ONNX spec)"

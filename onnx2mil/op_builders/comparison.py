@@ -1,6 +1,6 @@
 """ONNX comparisons (Equal Less Greater LessOrEqual GreaterOrEqual) -> MIL ``equal``/``less``/...
 with NumPy broadcasting; a bool tensor out. MIL compares numbers only, so bool Equal is
-``logical_not(logical_xor(a, b))``.
+``logical_not(logical_xor(a, b))``; small ints (iOS17+) are compared in int32.
 """
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from ..backend.registry import op_builder
-from .binary import dtype_refusal
+from .binary import dtype_refusal, widen
 
 _MIL = {"Equal": "equal", "Less": "less", "Greater": "greater",
         "LessOrEqual": "less_equal", "GreaterOrEqual": "greater_equal"}
@@ -16,8 +16,8 @@ _MIL = {"Equal": "equal", "Less": "less", "Greater": "greater",
 
 @op_builder(*_MIL, min_opset=7)
 def comparison(node, ctx):
-    a, b = ctx.input(node, 0), ctx.input(node, 1)
     out = node.outputs[0]
+    (a, b), _ = widen([ctx.input(node, 0), ctx.input(node, 1)], lambda what: ctx.scratch(f"{out}_{what}"))
     name = ctx.mil_name(out)
     if types.is_bool(a.dtype):
         y = mb.logical_not(x=mb.logical_xor(x=a, y=b, name=ctx.scratch(f"{out}_differ")), name=name)
@@ -31,4 +31,4 @@ def _(node, ctx):
     if node.op_type in ("LessOrEqual", "GreaterOrEqual") and node.opset < 12:
         return f"{node.op_type} exists from opset 12"
     allowed = ("float", "int", "bool") if node.op_type == "Equal" else ("float", "int")
-    return dtype_refusal(ctx, node.inputs, allowed)
+    return dtype_refusal(ctx, node.inputs, allowed, widens_small_ints=True)

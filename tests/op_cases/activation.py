@@ -64,3 +64,8 @@ CASES += [
     for op, attrs, opset in (("LeakyRelu", {"alpha": 0.2}, 16), ("HardSwish", {}, 14),
                              ("Clip", {"min": -1.0, "max": 1.5}, 6), ("Shrink", {"bias": 0.5}, 9))
 ]
+
+# Small ints (iOS17+) are clipped in int32.
+CASES.append(case("int8", "Clip", {"X": ints(3, 5, dtype=np.int8)},
+                  weights={"lo": np.array(-2, np.int8), "hi": np.array(4, np.int8)}, opset=13))
+CASES[-1].target = ct.target.iOS17

@@ -71,3 +71,15 @@ CASES += [
     OpCase("div_fp16", "Div", {"A": rand(2, 4, dtype=np.float16)},
            weights={"B": np.array(3.0, dtype=np.float16)}, target=ct.target.iOS16),
 ]
+
+# int8/uint8/int16/uint16 are computed in int32 between casts (iOS17+), without overflow here.
+CASES += [
+    OpCase("add_uint8", "Add", {"A": ints(3, 4, low=0, high=100, dtype=np.uint8),
+                                "B": ints(4, seed=1, low=0, high=100, dtype=np.uint8)}, opset=14, target=ct.target.iOS17),
+    OpCase("div_int8_truncates", "Div", {"A": ints(3, 4, dtype=np.int8), "B": nonzero_ints(3, 4, dtype=np.int8)},
+           opset=14, target=ct.target.iOS17),
+    OpCase("mod_int16", "Mod", {"A": ints(3, 4, dtype=np.int16), "B": nonzero_ints(4, dtype=np.int16)},
+           opset=13, target=ct.target.iOS17),
+    OpCase("max_uint8", "Max", {"A": ints(2, 3, low=0, high=9, dtype=np.uint8),
+                                "B": ints(3, seed=1, low=0, high=9, dtype=np.uint8)}, opset=13, target=ct.target.iOS18),
+]

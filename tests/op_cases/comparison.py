@@ -27,3 +27,14 @@ CASES = [
     case("float_opset7", "Less", {"A": rand(3, 4), "B": rand(3, 4, seed=1)}, opset=7),
     case("float_opset9", "Greater", {"A": rand(3, 4), "B": rand(4, seed=1)}, opset=9),
 ]
+
+# Small ints (iOS17+) are compared in int32.
+import coremltools as ct  # noqa: E402
+
+CASES += [
+    OpCase("less_int8", "Less", {"A": ints(3, 4, dtype=np.int8), "B": ints(4, seed=1, dtype=np.int8)},
+           opset=13, target=ct.target.iOS17),
+    OpCase("greaterorequal_uint8", "GreaterOrEqual", {"A": ints(3, 4, low=0, high=5, dtype=np.uint8),
+                                                      "B": ints(4, seed=1, low=0, high=5, dtype=np.uint8)},
+           opset=16, target=ct.target.iOS17),
+]

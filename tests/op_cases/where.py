@@ -12,3 +12,9 @@ CASES = [
     OpCase("where_scalar_const", "Where", {"C": bools(2, 3), "X": rand(2, 3)},
            weights={"Y": np.array(0.0, dtype=np.float32)}),
 ]
+
+# Small-int values (iOS17+) are selected in int32.
+import coremltools as ct  # noqa: E402
+
+CASES.append(OpCase("where_int8", "Where", {"C": bools(3, 4), "X": ints(3, 4, dtype=np.int8),
+                                            "Y": ints(4, seed=1, dtype=np.int8)}, opset=16, target=ct.target.iOS17))
