@@ -376,6 +376,43 @@ def test_constexpr_matches_coremltools_decompression(name):
     np.testing.assert_allclose(got, _materialized(prog), rtol=1e-6)
 
 
+def _sparse_program(make_sparse, shape):
+    @mb.program(input_specs=[mb.TensorSpec(shape=shape)], opset_version=ct.target.iOS18)
+    def prog(x):
+        mask, nonzero = make_sparse()
+        return mb.add(x=x, y=mb.constexpr_sparse_to_dense(nonzero_data=nonzero, mask=mask))
+
+    return prog
+
+
+DOC_MASK = np.array([[1, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 1], [0, 1, 1, 0, 1, 0], [0, 0, 0, 1, 0, 0]])
+
+
+@pytest.mark.parametrize("vector", [False, True])
+def test_constexpr_lut_to_sparse_docstring_example(vector):
+    """The examples of constexpr_lut_to_sparse's docstring (coremltools defs/iOS18/compression.py)."""
+    lut = np.array([[2.0, 2.0], [3.0, 3.0]] if vector else [[2.0], [3.0]], dtype=np.float32).reshape(1, 1, 2, -1)
+    prog = _sparse_program(lambda: mb.constexpr_lut_to_sparse(
+        indices_mask=DOC_MASK.astype(types.np_uint1_dtype),
+        indices_nonzero_data=np.array([0, 1, 1, 0, 1, 1, 0, 0, 1]).astype(types.np_uint1_dtype),
+        lut=lut, vector_axis=0 if vector else None), (8, 6) if vector else (4, 6))
+    scalar = np.array([[2, 3, 0, 0, 0, 0], [3, 2, 0, 0, 0, 3], [0, 3, 2, 0, 2, 0], [0, 0, 0, 3, 0, 0]], np.float32)
+    expected = np.repeat(scalar, 2, axis=0) if vector else scalar
+    got = next(iter(run_program(prog, {"x": np.zeros(expected.shape, np.float32)}).values()))
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_constexpr_sparse_blockwise_shift_scale_docstring_example():
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 1, 1], [1, 1, 0, 0]])
+    prog = _sparse_program(lambda: mb.constexpr_sparse_blockwise_shift_scale(
+        data_mask=mask.astype(types.np_uint1_dtype), nonzero_data=np.array([10, 11, 3, 4, 5, 6, 7, 8, 9], np.int8),
+        scale=np.array([[0.1, 0.2, 0.3, 0.4]], np.float32), offset=np.array([[1, 2, 3, 4]], np.int8)), (4, 4))
+    got = next(iter(run_program(prog, {"x": np.zeros((4, 4), np.float32)}).values()))
+    expected = np.zeros((4, 4), np.float32)
+    expected[mask != 0] = [0.9, 1.8, 0.2, 0.4, 0.6, 0.9, 1.2, 0.7, 1.4]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
 def test_constexpr_int4_round_trip_through_saved_model(tmp_path):
     data = np.random.default_rng(2).integers(-8, 8, (8, 4)).astype(np.int8)
     scale = rand(2, 4, seed=42, low=0.1, high=1.0)

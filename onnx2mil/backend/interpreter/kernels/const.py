@@ -1,4 +1,5 @@
-"""const and the constexpr_* ops (iOS16 affine/LUT/sparse/cast, iOS18 blockwise/LUT/sparse).
+"""const and the constexpr_* ops (iOS16 affine/LUT/sparse/cast, iOS18 blockwise/LUT/sparse and
+their sparse-to-sparse forms).
 
 The executor evaluates these once, when it plans the program; each kernel rebuilds the dense
 tensor from its compressed form as the op's docstring in coremltools' defs describes.
@@ -57,14 +58,9 @@ def _repeat_blocks(param: np.ndarray, shape: tuple) -> np.ndarray:
     return param
 
 
-@kernel("constexpr_lut_to_dense")
-def constexpr_lut_to_dense(op, indices, lut, shape=None, vector_axis=None):
-    if shape is not None:  # iOS16: flat LUT, indices packed into bytes
-        shape = tuple(int(s) for s in np.asarray(shape).reshape(-1))
-        count = int(np.prod(shape))
-        nbits = int(np.log2(lut.size))
-        return lut[_unpack_bits(indices, nbits, count)].reshape(shape)
-    # iOS18: lut is [groups per index dim..., NUM_PALETTES, VECTOR_SIZE], indices unpacked.
+def lut_to_dense_ios18(indices, lut, vector_axis=None) -> np.ndarray:
+    """iOS18 palettization: lut is [groups per index dim..., NUM_PALETTES, VECTOR_SIZE]; a vector
+    entry fills VECTOR_SIZE consecutive positions along ``vector_axis``."""
     indices = np.asarray(indices).astype(np.int64)
     rank = indices.ndim
     group_index = []
@@ -84,6 +80,35 @@ def constexpr_lut_to_dense(op, indices, lut, shape=None, vector_axis=None):
     return values.reshape(out_shape)
 
 
+@kernel("constexpr_lut_to_dense")
+def constexpr_lut_to_dense(op, indices, lut, shape=None, vector_axis=None):
+    if shape is not None:  # iOS16: flat LUT, indices packed into bytes
+        shape = tuple(int(s) for s in np.asarray(shape).reshape(-1))
+        count = int(np.prod(shape))
+        nbits = int(np.log2(lut.size))
+        return lut[_unpack_bits(indices, nbits, count)].reshape(shape)
+    return lut_to_dense_ios18(indices, lut, vector_axis)
+
+
+def _scatter(mask: np.ndarray, nonzero) -> np.ndarray:
+    """The dense tensor of ``mask``'s shape holding ``nonzero`` at the set positions (row-major)."""
+    dense = np.zeros(mask.shape, dtype=np.asarray(nonzero).dtype)
+    dense[mask != 0] = nonzero
+    return dense
+
+
+@kernel("constexpr_lut_to_sparse")
+def constexpr_lut_to_sparse(op, indices_mask, indices_nonzero_data, lut, vector_axis=None):
+    """(mask, nonzero values) of the palettized sparse tensor; a vector palette widens the mask
+    along ``vector_axis``."""
+    mask = np.asarray(indices_mask)
+    dense = lut_to_dense_ios18(_scatter(mask, indices_nonzero_data), lut, vector_axis)
+    vector_size = lut.shape[-1]
+    if vector_size > 1:
+        mask = np.repeat(mask, vector_size, axis=int(vector_axis) % mask.ndim)
+    return mask, dense[mask != 0]
+
+
 @kernel("constexpr_sparse_to_dense")
 def constexpr_sparse_to_dense(op, nonzero_data, mask, shape=None):
     if shape is not None:  # iOS16: the mask is a flat bitmask packed into bytes
@@ -97,9 +122,21 @@ def constexpr_sparse_to_dense(op, nonzero_data, mask, shape=None):
     return out.reshape(shape)
 
 
-@kernel("constexpr_blockwise_shift_scale")
-def constexpr_blockwise_shift_scale(op, data, scale, offset=None):
+def shift_scale(data, scale, offset=None) -> np.ndarray:
+    """scale * (data - offset), each scale/offset entry covering one block of ``data``."""
     data = np.asarray(data).astype(np.float32)
     if offset is not None:
         data = data - _repeat_blocks(np.asarray(offset).astype(np.float32), data.shape)
     return _repeat_blocks(np.asarray(scale).astype(np.float32), data.shape) * data
+
+
+@kernel("constexpr_blockwise_shift_scale")
+def constexpr_blockwise_shift_scale(op, data, scale, offset=None):
+    return shift_scale(data, scale, offset)
+
+
+@kernel("constexpr_sparse_blockwise_shift_scale")
+def constexpr_sparse_blockwise_shift_scale(op, data_mask, nonzero_data, scale, offset=None):
+    """(mask, dequantized nonzero values): blockwise shift-scale applied where the mask is set."""
+    mask = np.asarray(data_mask)
+    return mask, shift_scale(_scatter(mask, nonzero_data), scale, offset)[mask != 0]
