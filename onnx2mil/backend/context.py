@@ -6,7 +6,6 @@ import itertools
 import re
 from typing import Optional
 
-import coremltools as ct
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import Var
@@ -59,10 +58,6 @@ class BuildContext:
         self.graph = graph
         self.config = config
         self.target = target  # ct.target.iOS15 ...
-        if target < ct.target.iOS16:  # fp16 inputs become fp32 before iOS16: so do fp16 constants
-            for name, value in graph.constants.items():
-                if value.dtype == np.float16:
-                    graph.constants[name] = value.astype(np.float32)
         self.names = NameAllocator()
         self._vars: dict[str, Var] = {}
         self.name_map: dict[str, str] = {}   # ONNX tensor -> MIL var name (before passes)

@@ -140,6 +140,9 @@ def emit_program(ctx: BuildContext, input_shapes: Mapping[str, tuple] = {}) -> P
             var = func.inputs[ctx.mil_name(name)]
             if name in scalar_inputs(ctx, input_shapes):
                 var = mb.squeeze(x=var, name=ctx.scratch(f"{ctx.mil_name(name)}_scalar"))
+            if ctx.dtype(name) == np.float16 and var.dtype != types.fp16:
+                # fp16 inputs arrive as fp32 before iOS16; the graph computes in fp16 as ONNX does
+                var = mb.cast(x=var, dtype="fp16", name=ctx.scratch(f"{ctx.mil_name(name)}_fp16"))
             ctx.bind(name, var)
         for node in g.nodes:
             ctx.node = node
@@ -158,6 +161,9 @@ def _output_var(ctx: BuildContext, name: str):
     """A graph output must be produced by a real op named after the ONNX output."""
     var = ctx.var(name)
     wanted = ctx.mil_name(name)
+    if var.dtype == types.fp16 and ctx.target < ct.target.iOS16:  # no fp16 outputs before iOS16
+        var = mb.cast(x=var, dtype="fp32", name=ctx.scratch(wanted) if var.name == wanted else wanted)
+        ctx.bind(name, var)
     if var.op is None or var.op.op_type == "const" or var.name != wanted or name in ctx.graph.inputs:
         var = mb.identity(x=var, name=ctx.scratch(wanted) if var.name == wanted else wanted)
         ctx.bind(name, var)
