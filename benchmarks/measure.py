@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import cProfile
 import json
-import pstats
 import sys
 import time
 import traceback
@@ -272,22 +271,6 @@ TASKS = {
     "validate": validate,
     "synthetic_chain": synthetic_chain,
 }
-
-
-def profile_top(stats_path: str, limit: int = 25) -> list[dict]:
-    """Top entries of a cProfile dump, by cumulative and by own time."""
-    stats = pstats.Stats(stats_path)
-    rows = []
-    for (filename, line, func), (cc, nc, tt, ct, _callers) in stats.stats.items():
-        rows.append({"where": f"{_short(filename)}:{line}({func})", "calls": nc, "tottime": tt, "cumtime": ct})
-    return rows
-
-
-def _short(filename: str) -> str:
-    for marker in ("site-packages/", "onnx2mil/", "lib/python3"):
-        if marker in filename:
-            return filename.split(marker, 1)[1] if marker != "onnx2mil/" else "onnx2mil/" + filename.split(marker, 1)[1]
-    return filename
 
 
 def peak_rss_mb() -> float:

@@ -127,7 +127,7 @@ def versions() -> dict:
             "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "numpy": np.__version__}
 
 
-def ensure_venv(venv: Path, package: str, module: str) -> tuple[Optional[str], str]:
+def ensure_venv(venv: Path, package: str) -> tuple[Optional[str], str]:
     """A venv under /tmp with ``package`` from PyPI; returns (python, note) or (None, why not)."""
     python = venv / "bin" / "python"
     probe = [str(python), "-c", f"import importlib.metadata as m; print(m.version('{package}'))"]
@@ -314,8 +314,8 @@ def main(argv=None) -> int:
 
     o2c_python = None
     if not args.no_onnx2coreml:
-        o2c_python, state["o2c_note"] = ensure_venv(ONNX2COREML_VENV, "onnx2coreml", "onnx2coreml")
-        old_python, state["old_note"] = ensure_venv(ONNX_COREML_VENV, "onnx-coreml", "onnx_coreml")
+        o2c_python, state["o2c_note"] = ensure_venv(ONNX2COREML_VENV, "onnx2coreml")
+        old_python, state["old_note"] = ensure_venv(ONNX_COREML_VENV, "onnx-coreml")
         if old_python:
             m = runner.measure("onnx-coreml-import", "import_onnx_coreml", {}, python=old_python)
             state["old_note"] += f"; `import onnx_coreml` fails: {m.error}" if m.error else "; imports"
