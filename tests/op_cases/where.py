@@ -18,3 +18,9 @@ import coremltools as ct  # noqa: E402
 
 CASES.append(OpCase("where_int8", "Where", {"C": bools(3, 4), "X": ints(3, 4, dtype=np.int8),
                                             "Y": ints(4, seed=1, dtype=np.int8)}, opset=16, target=ct.target.iOS17))
+
+# The condition alone sets the output shape (MIL select types its output from a and b only).
+CASES += [
+    OpCase("where_cond_widens_float", "Where",
+           {"c": np.random.default_rng(3).random((2, 3, 4)) > 0.5, "x": rand(1, 4), "y": rand(3, 1, seed=2)}),
+]
