@@ -191,7 +191,9 @@ def load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool = True) 
     proto = read_model(model)
     if not proto.HasField("graph"):
         raise InvalidModelError("model has no graph")
-    inferred = _infer(proto)
+    # Inference and the checker see a skeleton: weights as typed inputs, not 100s of MB of data.
+    inferred = _infer(_skeleton(proto, proto.graph.node, _small_initializers(proto.graph.initializer),
+                                _typed(proto.graph.initializer)))
     if check:
         _check(inferred)
     opsets = {canonical_domain(o.domain): o.version for o in proto.opset_import}
@@ -249,25 +251,43 @@ def _fold_shape(node: OnnxNode, shape: tuple) -> list:
 
 def _reinfer(proto: onnx.ModelProto, constants: dict, info: dict) -> dict:
     """Shape inference again with folded tensors as initializers: Reshape targets become static."""
-    m = onnx.ModelProto()
-    m.CopyFrom(proto)
-    del m.graph.initializer[:]
-    folded_outputs = set(constants)
-    kept = [n for n in m.graph.node if not any(o in folded_outputs for o in n.output if o)]
-    del m.graph.node[:]
-    m.graph.node.extend(kept)
-    small = {k: v for k, v in constants.items() if v.size <= 4096}
-    # Large constants only need their shape: pass them as typed inputs instead of copying weights.
-    m.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in small.items())
-    existing = {i.name for i in m.graph.input}
-    for k, v in constants.items():
-        if k not in small and k not in existing:
-            m.graph.input.append(onnx.helper.make_tensor_value_info(
-                k, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape))
-    inferred = _infer(m)
+    kept = [n for n in proto.graph.node if not any(o in constants for o in n.output if o)]
+    small = [numpy_helper.from_array(v, k) for k, v in constants.items() if v.size <= _SMALL]
+    large = {k: (onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+             for k, v in constants.items() if v.size > _SMALL}
+    inferred = _infer(_skeleton(proto, kept, small, large))
     out = dict(info)
     for vi in _value_infos(inferred.graph):
         ti = _tensor_info(vi)
         if vi.name not in constants and (ti.shape is not None or vi.name not in out):
             out[vi.name] = ti
     return out
+
+
+_SMALL = 4096  # constants up to this many elements keep their values for inference (shape data)
+
+
+def _small_initializers(initializers) -> list:
+    return [t for t in initializers if int(np.prod(t.dims)) <= _SMALL]
+
+
+def _typed(initializers) -> dict:
+    return {t.name: (t.data_type, tuple(t.dims)) for t in initializers if int(np.prod(t.dims)) > _SMALL}
+
+
+def _skeleton(proto: onnx.ModelProto, nodes, initializers, typed: dict) -> onnx.ModelProto:
+    """The model without its large tensors: those become graph inputs of the same type and shape,
+    so shape inference and the checker never serialise the weights."""
+    m = onnx.ModelProto()
+    m.ir_version = proto.ir_version
+    m.opset_import.extend(proto.opset_import)
+    m.functions.extend(proto.functions)
+    g = m.graph
+    g.name = proto.graph.name
+    g.node.extend(nodes)
+    g.initializer.extend(initializers)
+    g.input.extend(i for i in proto.graph.input if i.name not in typed)
+    g.input.extend(onnx.helper.make_tensor_value_info(name, elem, dims) for name, (elem, dims) in typed.items())
+    g.output.extend(proto.graph.output)
+    g.value_info.extend(proto.graph.value_info)
+    return m
