@@ -28,3 +28,13 @@ CASES = [
     einsum("bilinear", "bn,anm,bm->ba", (2, 3), (4, 3, 5), (2, 5)),
 ]
 CASES[-2].inputs = {k: np.arange(v.size, dtype=np.int64).reshape(v.shape) - 2 for k, v in CASES[-2].inputs.items()}
+
+# Symbolic dims: the broadcast-product path (no static reshape).
+from op_cases.shape import SymbolicOpCase  # noqa: E402
+
+CASES += [
+    SymbolicOpCase("einsum_symbolic_batch_matmul", "Einsum", {"x0": rand(3, 2, 4), "x1": rand(3, 4, 5, seed=1)},
+                   {"equation": "bij,bjk->bik"}, opset=12, symbolic={"x0": {0: "b"}, "x1": {0: "b"}}),
+    SymbolicOpCase("einsum_symbolic_sum_transpose", "Einsum", {"x0": rand(3, 4, 2)}, {"equation": "abc->cb"},
+                   opset=12, symbolic={"x0": {0: "n", 1: "m"}}),
+]

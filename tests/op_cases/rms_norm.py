@@ -20,3 +20,13 @@ CASES = [
     rms_norm("broadcast_scale", (2, 3, 4), axis=1, scale_shape=(4,)),
     rms_norm("dynamic_scale", (2, 5, 8), dynamic_scale=True),
 ]
+
+# fp16 model inputs are fp16 in Core ML from iOS16: stash_type=1 computes in fp32 between casts.
+import coremltools as ct  # noqa: E402
+import numpy as np  # noqa: E402
+
+_fp16 = rms_norm("fp16_stash_fp32", (2, 4, 8))
+_fp16.inputs = {k: v.astype(np.float16) for k, v in _fp16.inputs.items()}
+_fp16.weights = {k: v.astype(np.float16) for k, v in _fp16.weights.items()}
+_fp16.target = ct.target.iOS16
+CASES.append(_fp16)
