@@ -22,11 +22,15 @@ def _corners(ctx, boxes, center: bool, out: str):
         xc, yc, w, h = parts
         hw = mb.mul(x=w, y=np.float32(0.5), name=ctx.scratch(f"{out}_half_w"))
         hh = mb.mul(x=h, y=np.float32(0.5), name=ctx.scratch(f"{out}_half_h"))
-        return (mb.sub(x=yc, y=hh, name=ctx.scratch(f"{out}_y1")), mb.sub(x=xc, y=hw, name=ctx.scratch(f"{out}_x1")),
-                mb.add(x=yc, y=hh, name=ctx.scratch(f"{out}_y2")), mb.add(x=xc, y=hw, name=ctx.scratch(f"{out}_x2")))
+        return (mb.sub(x=yc, y=hh, name=ctx.scratch(f"{out}_y1")),
+                mb.sub(x=xc, y=hw, name=ctx.scratch(f"{out}_x1")),
+                mb.add(x=yc, y=hh, name=ctx.scratch(f"{out}_y2")),
+                mb.add(x=xc, y=hw, name=ctx.scratch(f"{out}_x2")))
     a_y, a_x, b_y, b_x = parts
-    return (mb.minimum(x=a_y, y=b_y, name=ctx.scratch(f"{out}_y1")), mb.minimum(x=a_x, y=b_x, name=ctx.scratch(f"{out}_x1")),
-            mb.maximum(x=a_y, y=b_y, name=ctx.scratch(f"{out}_y2")), mb.maximum(x=a_x, y=b_x, name=ctx.scratch(f"{out}_x2")))
+    return (mb.minimum(x=a_y, y=b_y, name=ctx.scratch(f"{out}_y1")),
+            mb.minimum(x=a_x, y=b_x, name=ctx.scratch(f"{out}_x1")),
+            mb.maximum(x=a_y, y=b_y, name=ctx.scratch(f"{out}_y2")),
+            mb.maximum(x=a_x, y=b_x, name=ctx.scratch(f"{out}_x2")))
 
 
 def _overlaps(ctx, boxes, center: bool, threshold, out: str):
@@ -43,10 +47,10 @@ def _overlaps(ctx, boxes, center: bool, threshold, out: str):
                 y=mb.maximum(x=rows(y1), y=cols(y1), name=ctx.scratch(f"{out}_iy1")), name=ctx.scratch(f"{out}_ih"))
     iw = mb.sub(x=mb.minimum(x=rows(x2), y=cols(x2), name=ctx.scratch(f"{out}_ix2")),
                 y=mb.maximum(x=rows(x1), y=cols(x1), name=ctx.scratch(f"{out}_ix1")), name=ctx.scratch(f"{out}_iw"))
-    inter = mb.mul(x=mb.relu(x=ih, name=ctx.scratch(f"{out}_ih_pos")), y=mb.relu(x=iw, name=ctx.scratch(f"{out}_iw_pos")),
-                   name=ctx.scratch(f"{out}_inter"))
-    area = mb.mul(x=mb.sub(x=y2, y=y1, name=ctx.scratch(f"{out}_h")), y=mb.sub(x=x2, y=x1, name=ctx.scratch(f"{out}_w")),
-                  name=ctx.scratch(f"{out}_area"))
+    inter = mb.mul(x=mb.relu(x=ih, name=ctx.scratch(f"{out}_ih_pos")),
+                   y=mb.relu(x=iw, name=ctx.scratch(f"{out}_iw_pos")), name=ctx.scratch(f"{out}_inter"))
+    area = mb.mul(x=mb.sub(x=y2, y=y1, name=ctx.scratch(f"{out}_h")),
+                  y=mb.sub(x=x2, y=x1, name=ctx.scratch(f"{out}_w")), name=ctx.scratch(f"{out}_area"))
     union = mb.sub(x=mb.add(x=rows(area), y=cols(area), name=ctx.scratch(f"{out}_areas")), y=inter,
                    name=ctx.scratch(f"{out}_union"))
     # iou > t  <=>  inter > t * union (union > 0); both areas and the intersection must be positive
@@ -104,7 +108,8 @@ def nms(node, ctx):
                                     squeeze_mask=[False, False, True, False], name=ctx.scratch(f"{out}_row"))
             hit = mb.reduce_max(x=mb.mul(x=kept, y=row, name=ctx.scratch(f"{out}_hits")), axes=[2], keep_dims=True,
                                 name=ctx.scratch(f"{out}_hit"))
-            v = mb.mul(x=v, y=mb.sub(x=np.float32(1), y=hit, name=ctx.scratch(f"{out}_free")), name=ctx.scratch(f"{out}_keep"))
+            free = mb.sub(x=np.float32(1), y=hit, name=ctx.scratch(f"{out}_free"))
+            v = mb.mul(x=v, y=free, name=ctx.scratch(f"{out}_keep"))
         keeps.append(v)
     keep = mb.concat(values=keeps, axis=2, name=ctx.scratch(f"{out}_keep_all")) if n > 1 else keeps[0]
     count = mb.cumsum(x=keep, axis=2, name=ctx.scratch(f"{out}_count"))

@@ -1,7 +1,9 @@
 """ONNX QuantizeLinear / DequantizeLinear (per-tensor, per-axis, blocked) as MIL arithmetic:
 ``clip(round(x / scale) + zero_point)`` (MIL ``round`` is half-to-even, as ONNX) cast to int32, and
 ``(float(x) - zero_point) * scale``. A constant int8/uint8 weight with constant per-tensor or
-per-axis parameters becomes ``constexpr_affine_dequantize`` (iOS16+), kept compressed."""
+per-axis parameters becomes ``constexpr_affine_dequantize`` (iOS16+), kept compressed. Under fp16
+compute precision the arithmetic runs in fp16: values near a rounding tie may land one step off,
+and 16-bit ranges exceed fp16's integer precision (build those with fp32)."""
 from __future__ import annotations
 
 import coremltools as ct

@@ -1,8 +1,10 @@
 """ONNX RNN / GRU / LSTM (forward, reverse, bidirectional; layout 0/1; initial states; peepholes;
-clip; input_forget; linear_before_reset; every ONNX activation) unrolled over a static sequence:
+clip; input_forget; linear_before_reset; every ONNX activation; sequence_lens by masking each
+step: past its length a sequence keeps its state and outputs zeros) unrolled over a static sequence:
 one input-projection matmul for all steps, then per step a recurrent matmul and the gate math,
 exactly as the ONNX equations (gate orders: LSTM i,o,f,c; GRU z,r,h). MIL's lstm/gru/rnn ops
-are not used: their gate layouts and GRU reset placement differ from ONNX's."""
+are not used: they take constant weights only and fewer activations, and MIL gru adds the
+recurrent bias of the new gate outside ``r * (...)``, which matches neither linear_before_reset."""
 from __future__ import annotations
 
 import numpy as np
@@ -224,6 +226,7 @@ def recurrent(node, ctx):
     steps, batch = x.shape[0], x.shape[1]
     directions = ["forward", "reverse"] if node.attr("direction") == "bidirectional" else [node.attr("direction")]
     funcs = activations(node)
+    lens = _lengths(node, ctx, steps)
     ys, hs, cs = [], [], []
     for d, direction in enumerate(directions):
         xw = _project(r, x, d)
@@ -235,9 +238,16 @@ def recurrent(node, ctx):
         extra = _extra(r, d)
         outputs = [None] * steps
         for t in (range(steps) if direction == "forward" else range(steps - 1, -1, -1)):
-            h, c_new = _STEPS[node.op_type](r, xw_steps[t], h, c, d, funcs[d], rmat, extra)
-            c = c_new if c_new is not None else c
-            outputs[t] = h
+            h_new, c_new = _STEPS[node.op_type](r, xw_steps[t], h, c, d, funcs[d], rmat, extra)
+            if lens is None:
+                h, c, outputs[t] = h_new, c_new if c_new is not None else c, h_new
+                continue
+            # steps at or past a sequence's length keep its state and output zeros
+            active = mb.expand_dims(x=mb.greater(x=lens, y=np.int32(t), name=r.name(f"active{t}")), axes=[1],
+                                    name=r.name(f"active{t}_col"))
+            h = mb.select(cond=active, a=h_new, b=h, name=r.name("h_kept"))
+            c = mb.select(cond=active, a=c_new, b=c, name=r.name("c_kept")) if c_new is not None else c
+            outputs[t] = mb.select(cond=active, a=h_new, b=const_like(np.zeros(1), x), name=r.name("y_masked"))
         ys.append(mb.stack(values=outputs, axis=0, name=r.name(f"y_dir{d}")) if steps > 1
                   else mb.expand_dims(x=outputs[0], axes=[0], name=r.name(f"y_dir{d}")))
         hs.append(h)
@@ -255,6 +265,17 @@ def recurrent(node, ctx):
         c_final = [cc if not isinstance(cc, np.ndarray) else mb.identity(x=cc, name=r.name("c_init")) for cc in cs]
         results.append(_final(r, c_final, bound(2, "y_c")))
     ctx.set_output(node, *results)
+
+
+def _lengths(node, ctx, steps: int):
+    """sequence_lens as an int32 var or constant, or None when absent or every length is full."""
+    if not node.has_input(4):
+        return None
+    value = ctx.const(node.inputs[4])
+    if value is not None:
+        return None if np.all(value == steps) else value.astype(np.int32)
+    var = ctx.var(node.inputs[4])
+    return var if var.dtype.__name__ == "int32" else mb.cast(x=var, dtype="int32", name=ctx.scratch(f"{node.name}_lens"))
 
 
 def _final(r: Recurrence, states, name):
@@ -280,9 +301,8 @@ def _(node, ctx):
             return "W and R need static shapes"
     if node.has_input(4):
         lens = ctx.const(node.inputs[4])
-        if lens is None or not np.all(lens == steps):
-            return "sequence_lens shorter than the sequence (per-batch masking) is not supported; " \
-                   "only absent or constant full lengths"
+        if lens is not None and (np.any(lens < 1) or np.any(lens > steps)):
+            return f"sequence_lens {lens.tolist()} outside 1..{steps}"
     for func in sum(activations(node), []):
         if func[0] not in _ACTIVATIONS:
             return f"activation '{func[0]}'"

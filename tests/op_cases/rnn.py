@@ -1,5 +1,6 @@
 """RNN / GRU / LSTM: directions, layout 1, biases, initial states, peepholes, clip, input_forget,
-linear_before_reset, non-default activations with alpha/beta, graph-computed weights, Y_h/Y_c.
+linear_before_reset, non-default activations with alpha/beta, graph-computed weights, Y_h/Y_c,
+sequence_lens (constant or graph, shorter than the sequence).
 onnxruntime has no batchwise (layout=1) kernels: ONNX's own *_batchwise cases check layout 1."""
 import numpy as np
 
@@ -9,16 +10,17 @@ _GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 
 
 def recurrent(id, op, steps=4, batch=2, inputs=3, hidden=5, dirs=1, layout=0, bias=True, init=False,
-              peepholes=False, graph_weights=False, n_outputs=None, opset=14, **attrs):
+              peepholes=False, graph_weights=False, n_outputs=None, opset=14, lens=None, graph_lens=False,
+              **attrs):
     g = _GATES[op]
     x_shape = (batch, steps, inputs) if layout else (steps, batch, inputs)
     params = {"W": rand(dirs, g * hidden, inputs, seed=1), "R": rand(dirs, g * hidden, hidden, seed=2)}
     order = ["X", "W", "R"]
-    if bias or init or peepholes:
+    if bias or init or peepholes or lens is not None:
         params["B"] = rand(dirs, 2 * g * hidden, seed=3) if bias else np.zeros((dirs, 2 * g * hidden), np.float32)
         order.append("B")
-    if init or peepholes:
-        order.append("")
+    if init or peepholes or lens is not None:
+        order.append("L" if lens is not None else "")
         state = (batch, dirs, hidden) if layout else (dirs, batch, hidden)
         params["H0"] = rand(*state, seed=4)
         order.append("H0")
@@ -29,6 +31,8 @@ def recurrent(id, op, steps=4, batch=2, inputs=3, hidden=5, dirs=1, layout=0, bi
         params["P"] = rand(dirs, 3 * hidden, seed=6)
         order.append("P")
     inputs_ = {"X": rand(*x_shape, low=-2, high=2)}
+    if lens is not None:
+        (inputs_ if graph_lens else params)["L"] = np.array(lens, np.int32)
     if graph_weights:
         inputs_.update(params)
         params = {}
@@ -64,4 +68,8 @@ CASES = [
     recurrent("graph_weights_peepholes", "LSTM", graph_weights=True, peepholes=True),
     recurrent("activations", "LSTM", activations=["HardSigmoid", "Tanh", "Softsign"]),
     recurrent("y_only", "LSTM", n_outputs=1),
+    recurrent("sequence_lens", "RNN", lens=[4, 2]),
+    recurrent("sequence_lens_reverse", "GRU", direction="reverse", lens=[1, 3], linear_before_reset=1),
+    recurrent("sequence_lens_graph_bidirectional", "LSTM", dirs=2, lens=[3, 4], graph_lens=True, batch=2),
+    recurrent("sequence_lens_full", "LSTM", lens=[4, 4]),
 ]
