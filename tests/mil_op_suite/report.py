@@ -48,9 +48,21 @@ def reason_of(rep) -> str:
     return " ".join(text.split())[:400]
 
 
+def precision_of(nodeid: str) -> str:
+    """fp16/fp32 from a case id (coremltools' backend parameter), "-" when it has none."""
+    for precision in ("fp16", "fp32"):
+        if f"-{precision}-" in nodeid:
+            return precision
+    return "-"
+
+
 def summarize(records: list[dict]) -> dict:
     modules: dict[str, Counter] = defaultdict(Counter)
+    precisions: dict[str, Counter] = defaultdict(Counter)
     for r in records:
+        if r["predictions"] and r["outcome"] != "xfailed":
+            failed = bool(r.get("comparison_failures", 1)) and r["outcome"] in ("failed", "error")
+            precisions[precision_of(r["nodeid"])]["numeric_failed" if failed else "numeric_passed"] += 1
         counts = modules[r["module"]]
         counts[r["outcome"]] += 1
         counts["cases"] += 1
@@ -68,6 +80,7 @@ def summarize(records: list[dict]) -> dict:
         "modules": {m: dict(c) for m, c in sorted(modules.items())},
         "total": dict(total),
         "numeric_pass_rate": total["numeric_passed"] / graded if graded else None,
+        "precisions": {p: dict(c) for p, c in sorted(precisions.items())},
         "duration_s": round(sum(r["duration"] for r in records), 1),
     }
 
@@ -83,6 +96,8 @@ def summary_lines(summary: dict) -> list[str]:
     rate = summary["numeric_pass_rate"]
     lines.append(f"numeric cases: {t.get('numeric_passed', 0)} passed, {t.get('numeric_failed', 0)} failed"
                  + (f" ({100 * rate:.2f}% pass)" if rate is not None else ""))
+    for precision, c in summary.get("precisions", {}).items():
+        lines.append(f"  {precision}: {c.get('numeric_passed', 0)} passed, {c.get('numeric_failed', 0)} failed")
     return lines
 
 
@@ -108,6 +123,10 @@ def write_doc(data: dict, command: str, wall_s: float | None, path: Path = DOC) 
         f"All cases: {t.get('cases', 0)} — passed {t.get('passed', 0)}, xpassed {t.get('xpassed', 0)}, "
         f"failed {t.get('failed', 0)}, errors {t.get('error', 0)}, skipped {t.get('skipped', 0)}, "
         f"xfailed {t.get('xfailed', 0)} (coremltools' own expected failures).",
+        "",
+        "By precision (numeric cases): " + "; ".join(
+            f"{p} {c.get('numeric_passed', 0)} passed / {c.get('numeric_failed', 0)} failed"
+            for p, c in summary.get("precisions", {}).items()) + ".",
         "",
         "| module | cases | passed | failed | skipped | xfailed | numeric | numeric passed |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
