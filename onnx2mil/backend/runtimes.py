@@ -86,7 +86,8 @@ def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping
 
     ``runtime="mil"``: the numpy MIL interpreter on the program as saved (after coremltools'
     passes); fp16 programs hold fp16 values, so fp16 rounding and overflow show as on device.
-    ``runtime="coreml"``: CoreML itself (macOS only; see ``coreml_runtime``), at ``compute_units``.
+    ``runtime="coreml"``: CoreML itself (macOS only; see ``coreml_runtime``), at ``compute_units``
+    (a ct.ComputeUnit or its name; the interpreter ignores it).
 
     Returns ``{onnx output name: array}``. With ``capture=True`` (interpreter only) returns
     ``{"outputs": {onnx output name: array}, "tensors": {MIL var name: array}}`` where "tensors"
