@@ -38,6 +38,7 @@ class _VarSpec:
     scalar: bool
     rank: Optional[int]
     static_dims: tuple       # ((axis, size), ...) for the dims that are not symbolic
+    shape: Optional[tuple] = None  # the full shape when no dim is symbolic
 
     @classmethod
     def of(cls, var: Var) -> "_VarSpec":
@@ -45,7 +46,8 @@ class _VarSpec:
         if types.is_tensor(sym_type):
             shape = var.shape
             dims = tuple((i, int(d)) for i, d in enumerate(shape) if not is_symbolic(d) and int(d) >= 0)
-            return cls(var.name, _np_dtype(var.dtype), False, len(shape), dims)
+            full = tuple(d for _, d in dims) if len(dims) == len(shape) else None
+            return cls(var.name, _np_dtype(var.dtype), False, len(shape), dims, full)
         if types.is_scalar(sym_type) and not types.is_str(sym_type):
             return cls(var.name, _np_dtype(sym_type), True, 0, ())
         return cls(var.name, None, False, None, ())
@@ -70,6 +72,8 @@ def to_kernel_form(value, spec: _VarSpec, op_desc: str):
         if arr.size != 1:
             raise InterpreterError(f"{op_desc}: output '{spec.name}' is a scalar but the kernel returned shape {arr.shape}")
         return arr.reshape(()).item()
+    if arr.shape == spec.shape:
+        return arr
     if arr.ndim != spec.rank or any(arr.shape[i] != d for i, d in spec.static_dims):
         expected = ["?"] * (spec.rank or 0)
         for i, d in spec.static_dims:
