@@ -159,6 +159,8 @@ def _(node, ctx):
         dtype = ctx.dtype(name)
         if dtype is not None and not (np.issubdtype(dtype, np.floating) or dtype in (np.int32, np.int64)):
             return f"operand dtype {dtype}: MIL matmul/mul take fp16, fp32, int32"
+    if len(lo) > _MAX_RANK:
+        return f"a rank-{len(lo)} output (Core ML tensors have rank <= 5)"
     letters = set("".join(terms))
     if len(terms) > 1 and len(letters) > _MAX_RANK and not (
             len(terms) == 2 and _matmul_rank([''.join(dict.fromkeys(t)) for t in terms], lo) <= _MAX_RANK):

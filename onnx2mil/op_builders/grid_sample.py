@@ -1,8 +1,9 @@
 """ONNX GridSample (opset 16+). 4-D linear/nearest -> MIL ``resample`` on normalized [-1, 1]
 (x, y) coordinates. Padding: zeros -> constant 0, border -> border, reflection -> MIL reflection
 (about the corner pixel centers) with align_corners, MIL symmetric (about the image edges)
-without. Cubic (4-D) and 3-D volumes with zeros padding -> explicit taps: integer tap positions,
-Keys cubic (A = -0.75) / linear weights, batched ``gather`` (iOS16+), weighted sum."""
+without. Cubic (4-D) and 3-D volumes -> explicit taps: ONNX's border/reflection coordinate
+fix-up, integer tap positions, Keys cubic (A = -0.75) / linear weights, batched ``gather``
+(iOS16+), weighted sum."""
 from __future__ import annotations
 
 import itertools
@@ -55,15 +56,42 @@ def _tap_weights(ctx, frac, mode: str, out: str):
     return [(-1, far(shifted(1.0))), (0, near(frac)), (1, near(one_minus)), (2, far(two_minus))]
 
 
+def _reflect(ctx, v, low: float, high: float, out: str):
+    """Mirror ``v`` into [low, high] at both ends (identity inside), as ONNX's reflection."""
+    span = high - low
+    q = mb.mod(x=mb.sub(x=v, y=const_like(low, v), name=ctx.scratch(f"{out}_from_low")),
+               y=const_like(2 * span, v), name=ctx.scratch(f"{out}_period"))
+    back = mb.sub(x=const_like(2 * span, v), y=q, name=ctx.scratch(f"{out}_back"))
+    folded = mb.select(cond=mb.greater(x=q, y=const_like(span, v), name=ctx.scratch(f"{out}_far_half")),
+                       a=back, b=q, name=ctx.scratch(f"{out}_folded"))
+    return mb.add(x=folded, y=const_like(low, v), name=ctx.scratch(f"{out}_reflected"))
+
+
+def _pad_coordinate(ctx, p, size: int, align: bool, padding: str, out: str):
+    """ONNX's treatment of a pixel coordinate beyond the image's border range before sampling."""
+    low, high = (0.0, size - 1.0) if align else (-0.5, size - 0.5)
+    if padding == "reflection":
+        return _reflect(ctx, p, low, high, out)
+    if padding == "border":
+        outside = mb.logical_or(x=mb.less(x=p, y=const_like(low, p), name=ctx.scratch(f"{out}_below")),
+                                y=mb.greater(x=p, y=const_like(high, p), name=ctx.scratch(f"{out}_above")),
+                                name=ctx.scratch(f"{out}_outside"))
+        clamped = mb.clip(x=p, alpha=const_like(0.0, p), beta=const_like(size - 1.0, p), name=ctx.scratch(f"{out}_clamp"))
+        return mb.select(cond=outside, a=clamped, b=p, name=ctx.scratch(f"{out}_bordered"))
+    return p
+
+
 def _gather_taps(node, ctx, x, grid, out: str):
-    """Zeros-padded sampling by explicit taps over k = 2 or 3 spatial dims."""
+    """Sampling by explicit taps over k = 2 or 3 spatial dims; out-of-image taps weigh 0 (zeros),
+    clamp (border) or mirror (reflection)."""
     k = x.rank - 2
     sizes = list(x.shape[2:])
     batch, channels = x.shape[0], x.shape[1]
     out_sizes = list(grid.shape[1:-1])
     points = int(np.prod(out_sizes))
-    mode = node.attr("mode")
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(node.attr("mode"), node.attr("mode"))
     align = bool(node.attr("align_corners"))
+    padding = node.attr("padding_mode")
     flat_x = mb.reshape(x=mb.transpose(x=x, perm=[0] + list(range(2, k + 2)) + [1], name=ctx.scratch(f"{out}_last_c")),
                         shape=np.array([batch, int(np.prod(sizes)), channels], np.int32), name=ctx.scratch(f"{out}_flat"))
     flat_grid = mb.reshape(x=grid, shape=np.array([batch, points, k], np.int32), name=ctx.scratch(f"{out}_grid"))
@@ -80,7 +108,10 @@ def _gather_taps(node, ctx, x, grid, out: str):
                                 y=const_like(size / 2, c), name=ctx.scratch(f"{out}_p")),
                        y=const_like(0.5, c), name=ctx.scratch(f"{out}_pixel{j}"))
         if mode == "nearest":  # round half to even, as ONNX (MIL round is half-to-even)
-            axes.append([(mb.round(x=p, name=ctx.scratch(f"{out}_nearest{j}")), None)])
+            p = mb.round(x=p, name=ctx.scratch(f"{out}_nearest{j}"))
+        p = _pad_coordinate(ctx, p, size, align, padding, out)
+        if mode == "nearest":
+            axes.append([(p, None)])
             continue
         base = mb.floor(x=p, name=ctx.scratch(f"{out}_floor{j}"))
         frac = mb.sub(x=p, y=base, name=ctx.scratch(f"{out}_frac{j}"))
@@ -91,21 +122,29 @@ def _gather_taps(node, ctx, x, grid, out: str):
     for combo in itertools.product(*axes):
         flat_index, weight = None, None
         for j, (index, w) in enumerate(combo):
-            inside = mb.logical_and(
-                x=mb.greater_equal(x=index, y=const_like(0.0, index), name=ctx.scratch(f"{out}_lo")),
-                y=mb.less_equal(x=index, y=const_like(sizes[j] - 1, index), name=ctx.scratch(f"{out}_hi")),
-                name=ctx.scratch(f"{out}_inside"))
-            mask = mb.cast(x=inside, dtype="fp32", name=ctx.scratch(f"{out}_mask"))
-            w = mask if w is None else mb.mul(x=w, y=mask, name=ctx.scratch(f"{out}_wmask"))
-            weight = w if weight is None else mb.mul(x=weight, y=w, name=ctx.scratch(f"{out}_weight"))
+            if padding == "zeros":  # taps beyond the image weigh 0
+                inside = mb.logical_and(
+                    x=mb.greater_equal(x=index, y=const_like(0.0, index), name=ctx.scratch(f"{out}_lo")),
+                    y=mb.less_equal(x=index, y=const_like(sizes[j] - 1, index), name=ctx.scratch(f"{out}_hi")),
+                    name=ctx.scratch(f"{out}_inside"))
+                mask = mb.cast(x=inside, dtype="fp32", name=ctx.scratch(f"{out}_mask"))
+                w = mask if w is None else mb.mul(x=w, y=mask, name=ctx.scratch(f"{out}_wmask"))
+            elif padding == "reflection":  # taps beyond the image read their mirror image
+                low, high = (0.0, sizes[j] - 1.0) if align else (-0.5, sizes[j] - 0.5)
+                index = _reflect(ctx, index, low, high, out)
+            if w is not None:
+                weight = w if weight is None else mb.mul(x=weight, y=w, name=ctx.scratch(f"{out}_weight"))
             clamped = mb.clip(x=index, alpha=const_like(0.0, index), beta=const_like(sizes[j] - 1, index),
                               name=ctx.scratch(f"{out}_clamped"))
             term = mb.mul(x=clamped, y=const_like(strides[j], index), name=ctx.scratch(f"{out}_offset"))
             flat_index = term if flat_index is None else mb.add(x=flat_index, y=term, name=ctx.scratch(f"{out}_index"))
         flat_index = mb.cast(x=flat_index, dtype="int32", name=ctx.scratch(f"{out}_index_i32"))
         values = mb.gather(x=flat_x, indices=flat_index, axis=1, batch_dims=1, name=ctx.scratch(f"{out}_values"))
-        weight = mb.expand_dims(x=weight, axes=[-1], name=ctx.scratch(f"{out}_weight_c"))
-        term = mb.mul(x=values, y=weight, name=ctx.scratch(f"{out}_term"))
+        if weight is None:  # nearest sampling with border/reflection: one tap of weight 1
+            term = values
+        else:
+            weight = mb.expand_dims(x=weight, axes=[-1], name=ctx.scratch(f"{out}_weight_c"))
+            term = mb.mul(x=values, y=weight, name=ctx.scratch(f"{out}_term"))
         total = term if total is None else mb.add(x=total, y=term, name=ctx.scratch(f"{out}_sum"))
     total = mb.transpose(x=total, perm=[0, 2, 1], name=ctx.scratch(f"{out}_channels_first"))
     return mb.reshape(x=total, shape=np.array([batch, channels] + out_sizes, np.int32), name=ctx.mil_name(out))
@@ -137,9 +176,15 @@ def _(node, ctx):
     rank = ctx.rank(node.inputs[0])
     if rank not in (4, 5):
         return f"rank-{rank} input (2-D images and 3-D volumes only)"
+    if node.attr("padding_mode") not in ("zeros", "border", "reflection"):
+        return f"padding_mode '{node.attr('padding_mode')}'"
     if _needs_taps(node, rank):
-        if node.attr("padding_mode") != "zeros":
-            return f"padding_mode '{node.attr('padding_mode')}' with cubic or 3-D sampling (zeros only)"
+        shape = ctx.shape(node.inputs[0])
+        if node.attr("padding_mode") == "reflection" and node.attr("align_corners") and 1 in shape[2:]:
+            return "reflection with align_corners on a size-1 spatial dim (an empty reflection range)"
+        if node.attr("mode") in ("cubic", "bicubic") and node.attr("padding_mode") == "border":
+            return ("cubic sampling with border padding: ONNX's reference clamps the coordinate, "
+                    "onnxruntime (as PyTorch) clamps only the taps; the results differ")
         if ctx.target < ct.target.iOS16:
             return "cubic or 3-D sampling gathers with batch_dims (minimum_deployment_target >= iOS16)"
         shapes = [ctx.shape(n) for n in node.inputs[:2]]
@@ -150,8 +195,6 @@ def _(node, ctx):
         return None
     if node.attr("mode") not in _SAMPLING:
         return f"mode '{node.attr('mode')}'"
-    if node.attr("padding_mode") not in ("zeros", "border", "reflection"):
-        return f"padding_mode '{node.attr('padding_mode')}'"
     if ctx.dtype(node.inputs[1]) != ctx.dtype(node.inputs[0]):
         return "grid dtype differs from the input dtype"
     return None

@@ -28,3 +28,10 @@ CASES += [
     SymbolicOpCase("cumprod_symbolic_exclusive", "CumProd", {"X": rand(3, 5)}, {"exclusive": 1},
                    {"A": np.array(1, np.int64)}, opset=26, symbolic={"X": {0: "n"}}, target=ct.target.iOS16),
 ]
+
+_graph_axis = OpCase("cumprod_graph_axis_refused", "CumProd", {"X": rand(2, 3), "A": np.array(1, np.int64)},
+                     opset=26)
+REFUSED = [
+    (_graph_axis, "axis must be a constant"),
+    (cumprod("too_long_refused", rand(2, 300), 1), "exceeds 256"),
+]

@@ -38,3 +38,8 @@ CASES += [
     SymbolicOpCase("einsum_symbolic_sum_transpose", "Einsum", {"x0": rand(3, 4, 2)}, {"equation": "abc->cb"},
                    opset=12, symbolic={"x0": {0: "n", 1: "m"}}),
 ]
+
+REFUSED = [
+    (einsum("rank6_output_refused", "abc,def->abcdef", (2, 2, 2), (2, 2, 2)), "rank <= 5"),
+    (einsum("six_indices_three_operands_refused", "ab,bcd,def->af", (2, 2), (2, 2, 2), (2, 2, 2)), "rank-5"),
+]

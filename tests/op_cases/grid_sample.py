@@ -1,5 +1,5 @@
-"""GridSample (opsets 16, 20): bilinear/nearest, zeros/border/reflection padding, align_corners,
-grid points outside [-1, 1]."""
+"""GridSample (opsets 16, 20): bilinear/nearest/cubic, 2-D and 3-D, zeros/border/reflection
+padding, align_corners, grid points outside [-1, 1]."""
 from itertools import product
 
 import coremltools as ct
@@ -35,4 +35,19 @@ CASES += [
 ] + [
     volume(f"volume_{mode}_align{align}", mode=mode, align_corners=align)
     for mode, align in product(("linear", "nearest"), (0, 1))
+] + [
+    OpCase(f"gridsample_cubic_{pad}_align{align}", "GridSample",
+           {"X": rand(1, 2, 5, 4), "G": rand(1, 6, 7, 2, seed=3, low=-1.6, high=1.6)},
+           {"mode": "cubic", "padding_mode": pad, "align_corners": align}, opset=20, target=ct.target.iOS16)
+    for pad, align in product(("reflection",), (0, 1))
+] + [
+    volume(f"volume_{mode}_{pad}_align{align}", mode=mode, padding_mode=pad, align_corners=align)
+    for mode, pad, align in product(("linear", "nearest"), ("border", "reflection"), (0, 1))
+]
+
+REFUSED = [
+    (OpCase("gridsample_cubic_border_refused", "GridSample", {"X": rand(1, 1, 4, 4), "G": rand(1, 2, 2, 2)},
+            {"mode": "cubic", "padding_mode": "border"}, opset=20, target=ct.target.iOS16), "results differ"),
+    (OpCase("gridsample_volume_ios15_refused", "GridSample", {"X": rand(1, 1, 2, 3, 4), "G": rand(1, 2, 2, 2, 3)},
+            opset=20), "iOS16"),
 ]

@@ -36,3 +36,7 @@ CASES = [
         graph_iou=True),
     nms("identical_boxes", np.tile(np.array([[[0, 0, 1, 1]]], np.float32), (1, 5, 1)), np.full((1, 1, 5), 0.9, np.float32)),
 ]
+
+REFUSED = [
+    (nms("zero_cap_refused", _BOXES, _SCORES, cap=0), "zero-size"),
+]

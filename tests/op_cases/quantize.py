@@ -57,3 +57,8 @@ CASES = [
     dequantize("const_weight_uint8", _u8, np.array(0.02, np.float32), np.array(128, np.uint8),
                const_x=True, target=ct.target.iOS16),
 ]
+
+REFUSED = [
+    (quantize("per_axis_2d_scale_refused", rand(3, 4), np.full((3, 4), 0.1, np.float32), opset=21),
+     "per-tensor or 1-D per-axis"),
+]

@@ -73,3 +73,7 @@ CASES = [
     recurrent("sequence_lens_graph_bidirectional", "LSTM", dirs=2, lens=[3, 4], graph_lens=True, batch=2),
     recurrent("sequence_lens_full", "LSTM", lens=[4, 4]),
 ]
+
+REFUSED = [
+    (recurrent("sequence_lens_zero_refused", "RNN", lens=[0, 4]), "outside 1..4"),
+]

@@ -26,3 +26,7 @@ CASES = [
     roi_align("max", mode="max", coordinate_transformation_mode="output_half_pixel"),
     roi_align("graph_indices_1x1", graph_indices=True, output_height=1, output_width=1, sampling_ratio=1),
 ]
+
+REFUSED = [
+    (roi_align("adaptive_sampling_refused", sampling_ratio=0), "data-dependent"),
+]
