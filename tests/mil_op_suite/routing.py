@@ -15,6 +15,7 @@ from __future__ import annotations
 import types as _pytypes
 
 import numpy as np
+import pytest
 
 import coremltools as ct
 from coremltools.converters.mil import testing_utils
@@ -35,8 +36,8 @@ class InterpreterPredictionError(RuntimeError):
 def interpreter_predict(mlmodel: ct.models.MLModel, data, state=None) -> dict:
     if state is not None:
         raise NotImplementedError("stateful models (MLState) are not run by the onnx2mil interpreter")
-    if mlmodel.get_spec().WhichOneof("Type") != "mlProgram":
-        raise NotImplementedError("only ML Programs are run by the onnx2mil interpreter")
+    if mlmodel.get_spec().WhichOneof("Type") != "mlProgram":  # e.g. assert_model_is_valid's default backend
+        pytest.skip("a neuralnetwork model: only ML Programs are run by the onnx2mil interpreter")
     _COUNTS["predictions"] += 1
     prog = load_saved_program(mlmodel)
     inputs = {name: np.asarray(value) for name, value in dict(data).items()}
