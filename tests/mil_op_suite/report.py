@@ -170,7 +170,7 @@ def write_doc(data: dict, command: str, wall_s: float | None, path: Path = DOC) 
     if not failures:
         out.append("None.")
     for r in failures:
-        if r.get("comparison_failures"):
+        if r["predictions"] and r.get("comparison_failures", 1):
             kind = "numeric"
         elif r["predictions"]:
             kind = "after its comparisons passed"
