@@ -135,12 +135,14 @@ def _compare(expected: np.ndarray, got: np.ndarray, rtol: float, atol: float) ->
     return f"{int((~close).sum())}/{e.size} values differ (max abs err {worst:.3g})"
 
 
-# Tensor element types CoreML's MIL has no type for (cases using them are not applicable).
+# Tensor element types Core ML's ML programs cannot compute on (cases using them are not
+# applicable). uint32 appears in MIL only as a const parameter type (shapes, factors); no op
+# computes on uint32/uint64 tensors, and model inputs take fp16/fp32/int32 only.
 _LACKING_DTYPES = {
     onnx.TensorProto.BFLOAT16, onnx.TensorProto.FLOAT8E4M3FN, onnx.TensorProto.FLOAT8E4M3FNUZ,
     onnx.TensorProto.FLOAT8E5M2, onnx.TensorProto.FLOAT8E5M2FNUZ, onnx.TensorProto.UINT4,
     onnx.TensorProto.INT4, onnx.TensorProto.STRING, onnx.TensorProto.COMPLEX64,
-    onnx.TensorProto.COMPLEX128,
+    onnx.TensorProto.COMPLEX128, onnx.TensorProto.UINT32, onnx.TensorProto.UINT64,
 } | {getattr(onnx.TensorProto, n) for n in ("FLOAT4E2M1", "FLOAT8E8M0", "INT2", "UINT2")
      if hasattr(onnx.TensorProto, n)}
 
@@ -164,14 +166,36 @@ def _array(value) -> np.ndarray:
     return numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else np.asarray(value)
 
 
+# Formal ONNX inputs that are parameters, not data: most were attributes in earlier opsets, and
+# exporters emit them as initializers or Constant nodes.
+PARAMETER_INPUTS = {
+    "axes", "pads", "constant_value", "split", "shape", "sizes", "scales", "roi", "starts", "ends",
+    "steps", "K", "k", "repeats", "min", "max", "depth", "axis", "num_outputs", "size", "values",
+    "max_output_boxes_per_class", "iou_threshold", "score_threshold",
+}
+
+
+def _parameter_inputs(model: onnx.ModelProto) -> set:
+    opsets = {o.domain or "": o.version for o in model.opset_import}
+    names = set()
+    for node in model.graph.node:
+        try:
+            schema = onnx.defs.get_schema(node.op_type, opsets.get(node.domain or "", 1), node.domain or "")
+        except onnx.defs.SchemaError:
+            continue
+        formal = [i.name for i in schema.inputs]
+        names.update(actual for actual, name in zip(node.input, formal) if actual and name in PARAMETER_INPUTS)
+    return names
+
+
 def freeze_parameter_inputs(model: onnx.ModelProto, feeds: dict) -> tuple[onnx.ModelProto, dict, set]:
-    """Give small integer parameter inputs (axes, pads, shapes, sizes, K, repeats...: integer
-    tensors of rank <= 1 that are not a node's first, data, input) as initializers, as exporters
-    emit them. ONNX's cases feed them as graph inputs; MIL takes most of them as constants.
-    Nothing is frozen if that would leave the model without inputs."""
+    """Give parameter inputs (axes, pads, shape, sizes, scales, K, min/max...: see PARAMETER_INPUTS,
+    and integer tensors of rank <= 1 that are no node's first input) as initializers, as exporters
+    emit them; ONNX's cases feed them as graph inputs, while MIL takes
+    most of them as constants. Nothing is frozen if that would leave the model without inputs."""
     data_inputs = {n.input[0] for n in model.graph.node if n.input}
-    frozen = {k for k, v in feeds.items()
-              if v.dtype.kind in "iu" and v.ndim <= 1 and k not in data_inputs}
+    small_ints = {k for k, v in feeds.items() if v.dtype.kind in "iu" and v.ndim <= 1 and k not in data_inputs}
+    frozen = (_parameter_inputs(model) | small_ints) & set(feeds)
     if not frozen or frozen == set(feeds):
         return model, feeds, set()
     out = onnx.ModelProto()
@@ -200,7 +224,11 @@ def run_case(case, op: tuple[str, str]) -> CaseResult:
     lacking = _dtypes_mil_lacks(case.model)
     if lacking:
         result.status = "not_applicable"
-        result.detail = f"tensor dtype(s) MIL has no type for: {', '.join(lacking)}"
+        result.detail = f"tensor dtype(s) Core ML programs cannot compute on: {', '.join(lacking)}"
+        return result
+    if any(_array(v).size == 0 for _, outputs in case.data_sets for v in outputs):
+        result.status = "not_applicable"
+        result.detail = "expects a zero-size output; Core ML has no zero-size tensors"
         return result
     try:
         for inputs, outputs in case.data_sets:
@@ -292,8 +320,10 @@ def write_reports(results: list[CaseResult], docs: Path) -> dict:
         "(`onnx.backend.test.case.node.collect_testcases()`): each case is built with "
         "`build_coreml(compute_precision=\"fp32\", minimum_deployment_target=iOS18)`, run by the MIL "
         "interpreter and compared with ONNX's expected outputs at the case's own tolerances. "
-        "Small integer parameter inputs (axes, pads, shapes, sizes, K...: integer tensors of rank <= 1 "
-        "that are not a node's first input) are given as initializers, as exporters emit them; "
+        "Parameter inputs (formal inputs named " + ", ".join(sorted(PARAMETER_INPUTS)) + ", and integer "
+        "tensors of rank <= 1 that are no node's first input) are given as initializers, as exporters "
+        "emit them; cases that expect a zero-size output are not applicable (Core ML has no "
+        "zero-size tensors); "
         f"{sum(1 for r in results if r.frozen)} cases had such inputs. Cases on dtypes MIL has no type "
         "for (bfloat16, float8, int4/uint4, string...) are not applicable.",
         "",

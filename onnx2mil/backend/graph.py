@@ -85,6 +85,16 @@ def emit_subgraph(ctx: BuildContext, graph: onnx.GraphProto, bindings: Mapping[s
     return [ctx.var(o.name) for o in graph.output]
 
 
+MAX_RANK = 5  # Core ML tensors have rank <= 5
+
+
+def _rank_refusal(ctx: BuildContext, node) -> Optional[str]:
+    high = [(o, ctx.rank(o)) for o in node.outputs if o and (ctx.rank(o) or 0) > MAX_RANK]
+    if high:
+        return ", ".join(f"output '{o}' has rank {r}" for o, r in high) + f" (Core ML tensors have rank <= {MAX_RANK})"
+    return None
+
+
 def collect_refusals(ctx: BuildContext) -> list[Refusal]:
     refusals = []
     g = ctx.graph
@@ -97,7 +107,7 @@ def collect_refusals(ctx: BuildContext) -> list[Refusal]:
             refusals.append(Refusal(f"<input {name}>", "graph input", "", g.opset,
                                     "input has unknown rank; give its shape via inputs="))
     for node in g.nodes:
-        reason = node_refusal(ctx, node)
+        reason = node_refusal(ctx, node) or _rank_refusal(ctx, node)
         if reason:
             refusals.append(Refusal(node.name, node.op_type, node.domain, node.opset, reason))
     return refusals

@@ -212,6 +212,10 @@ def load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool = True) 
             values = [constant_value(node)]
         elif node.op_type in ("Shape", "Size") and not node.domain and info.get(p.input[0], TensorInfo(None, None)).is_static:
             values = _fold_shape(node, info[p.input[0]].shape)
+        elif (node.op_type == "CastLike" and not node.domain and p.input[0] in constants
+              and info.get(p.input[1], TensorInfo(None, None)).dtype is not None):
+            # only the dtype of the second input matters, not its values
+            values = [constants[p.input[0]].astype(info[p.input[1]].dtype)]
         else:
             values = _fold(node, p, constants, opsets)
         if values is None:
