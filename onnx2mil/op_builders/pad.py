@@ -11,6 +11,7 @@ from typing import Optional
 
 import numpy as np
 from coremltools.converters.mil import Builder as mb
+from coremltools.converters.mil.mil import types
 
 from ..backend.registry import op_builder
 
@@ -103,14 +104,20 @@ def pad(node, ctx):
     x = ctx.input(node, 0)
     out = node.outputs[0]
     tmp = lambda what: ctx.scratch(f"{out}_{what}")  # noqa: E731
+    if x.dtype == types.int32:  # MIL pad takes floats: int32 goes through fp32 (exact below 2^24)
+        y = _pad(node, ctx, mb.cast(x=x, dtype="fp32", name=tmp("as_fp32")), tmp("fp32"), tmp)
+        ctx.set_output(node, mb.cast(x=y, dtype="int32", name=ctx.mil_name(out)))
+    else:
+        ctx.set_output(node, _pad(node, ctx, x, ctx.mil_name(out), tmp))
+
+
+def _pad(node, ctx, x, final: str, tmp):
     mode = _MODES[node.attr("mode", "constant")]
     value = _constant_value(node, ctx)
     pairs = onnx_pads(node, ctx, x.rank)
     if pairs is None:
-        y = mb.pad(x=x, pad=_runtime_pads(node, ctx, x, tmp), mode="constant", constant_val=_scalar(value, x),
-                   name=ctx.mil_name(out))
-        ctx.set_output(node, y)
-        return
+        return mb.pad(x=x, pad=_runtime_pads(node, ctx, x, tmp), mode="constant", constant_val=_scalar(value, x),
+                      name=final)
     grow = [(max(b, 0), max(e, 0)) for b, e in pairs]
     crop = any(b < 0 or e < 0 for b, e in pairs)
     steps = []  # (kind, arg): the pads and the final crop, each named in turn
@@ -128,10 +135,9 @@ def pad(node, ctx):
     if crop:
         steps.append(("crop", pairs))
     if not steps:
-        ctx.set_output(node, mb.identity(x=x, name=ctx.mil_name(out)))
-        return
+        return mb.identity(x=x, name=final)
     for n, (kind, arg) in enumerate(steps):
-        name = ctx.mil_name(out) if n == len(steps) - 1 else tmp(kind)
+        name = final if n == len(steps) - 1 else tmp(kind)
         if kind == "pad":
             x = _pad_trailing(x, arg, mode, value, name)
         elif kind == "axis":
@@ -143,7 +149,7 @@ def pad(node, ctx):
             end = [min(e, 0) for _, e in arg]  # negative: counted from the end
             x = mb.slice_by_index(x=x, begin=begin, end=end, begin_mask=[b >= 0 for b, _ in arg],
                                   end_mask=[e >= 0 for _, e in arg], name=name)
-    ctx.set_output(node, x)
+    return x
 
 
 @pad.check
@@ -152,8 +158,8 @@ def _(node, ctx):
     if shape is None:
         return "input rank is unknown"
     dtype = ctx.dtype(node.inputs[0])
-    if dtype is not None and not np.issubdtype(dtype, np.floating):
-        return f"data dtype {dtype}: MIL pad takes fp16/fp32 only"
+    if dtype is not None and not (np.issubdtype(dtype, np.floating) or dtype in (np.int32, np.int64)):
+        return f"data dtype {dtype}: MIL pad takes fp16/fp32 (int32/int64 go through fp32)"
     mode = node.attr("mode", "constant")
     if mode not in _MODES:
         return f"mode '{mode}' has no MIL equivalent"

@@ -74,3 +74,11 @@ REFUSED = [
     (pad("runtime_pads_reflect", (2, 3, 4), [0, 1, 2, 1, 0, 3], mode="reflect", runtime=True), "runtime pads"),
     (pad("wrap_crop", (2, 4, 5), [0, -1, 2, 0, 3, 5], mode="wrap", opset=19), "negative"),
 ]
+
+# int data goes through fp32 (MIL pad takes floats only)
+_ints = np.arange(-6, 6, dtype=np.int64).reshape(3, 4)
+CASES += [
+    OpCase(f"pad_int64_{mode}", "Pad", {"x": _ints}, {"mode": mode},
+           {"pads": np.array([1, 2, 0, 1], np.int64)}, opset=19, fp16=False)
+    for mode in ("constant", "edge", "reflect", "wrap")
+]
