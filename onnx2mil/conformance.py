@@ -171,8 +171,19 @@ def _array(value) -> np.ndarray:
 PARAMETER_INPUTS = {
     "axes", "pads", "constant_value", "split", "shape", "sizes", "scales", "roi", "starts", "ends",
     "steps", "K", "k", "repeats", "min", "max", "depth", "axis", "num_outputs", "size", "values",
-    "max_output_boxes_per_class", "iou_threshold", "score_threshold",
+    "max_output_boxes_per_class", "iou_threshold", "score_threshold", "ratio", "training_mode",
 }
+
+
+def _random_dropout(model: onnx.ModelProto) -> bool:
+    """A Dropout in training mode with a non-zero ratio draws random masks: no reference can match."""
+    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2] in values:
+            ratio = values.get(node.input[1], np.array(0.5)) if len(node.input) > 1 and node.input[1] else np.array(0.5)
+            if bool(values[node.input[2]]) and float(ratio) != 0.0:
+                return True
+    return False
 
 
 def _parameter_inputs(model: onnx.ModelProto) -> set:
@@ -226,7 +237,8 @@ def run_case(case, op: tuple[str, str]) -> CaseResult:
         result.status = "not_applicable"
         result.detail = f"tensor dtype(s) Core ML programs cannot compute on: {', '.join(lacking)}"
         return result
-    if any(_array(v).size == 0 for _, outputs in case.data_sets for v in outputs):
+    if any(_array(v).size == 0 for _, outputs in case.data_sets for v in outputs
+           if isinstance(v, (np.ndarray, onnx.TensorProto))):  # sequences/optionals are refused later
         result.status = "not_applicable"
         result.detail = "expects a zero-size output; Core ML has no zero-size tensors"
         return result
@@ -236,6 +248,9 @@ def run_case(case, op: tuple[str, str]) -> CaseResult:
             model, feeds, frozen = freeze_parameter_inputs(case.model, feeds)
             if frozen:
                 result.frozen = sorted(frozen)
+            if _random_dropout(model):
+                result.status, result.detail = "not_applicable", "training-mode Dropout draws random masks"
+                return result
             mlmodel = onnx2mil.build_coreml(model, compute_precision="fp32",
                                             inputs={k: np.shape(v) for k, v in feeds.items()},
                                             minimum_deployment_target=_target())

@@ -98,6 +98,7 @@ def _(node, ctx):
     training = ctx.const(node.inputs[2])
     if training is None:
         return "training_mode must be a constant (only inference Dropout converts)"
-    if bool(training):
+    ratio = ctx.const(node.inputs[1]) if node.has_input(1) else np.array(0.5)
+    if bool(training) and (ratio is None or float(ratio) != 0.0):
         return "training_mode=True: random dropout has no MIL form; export the model in eval mode"
-    return None
+    return None  # inference, or training with ratio 0: the identity, every mask element kept

@@ -43,3 +43,9 @@ from op_cases.shape import SymbolicOpCase  # noqa: E402
 
 CASES.append(SymbolicOpCase("dropout_mask_symbolic", "Dropout", {"X": F}, n_outputs=2, opset=13,
                             symbolic={"X": {0: "batch"}}))
+
+# Training-mode Dropout with ratio 0 is the identity (every mask element kept).
+CASES += [
+    OpCase("dropout_training_zero_ratio", "Dropout", {"x": rand(3, 4)}, {},
+           {"ratio": np.array(0.0, np.float32), "training_mode": np.array(True)}, n_outputs=2, opset=13),
+]
