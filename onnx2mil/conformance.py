@@ -337,10 +337,10 @@ def write_reports(results: list[CaseResult], docs: Path) -> dict:
         "interpreter and compared with ONNX's expected outputs at the case's own tolerances. "
         "Parameter inputs (formal inputs named " + ", ".join(sorted(PARAMETER_INPUTS)) + ", and integer "
         "tensors of rank <= 1 that are no node's first input) are given as initializers, as exporters "
-        "emit them; cases that expect a zero-size output are not applicable (Core ML has no "
-        "zero-size tensors); "
-        f"{sum(1 for r in results if r.frozen)} cases had such inputs. Cases on dtypes MIL has no type "
-        "for (bfloat16, float8, int4/uint4, string...) are not applicable.",
+        f"emit them ({sum(1 for r in results if r.frozen)} cases had such inputs). Not applicable: "
+        "cases of ops listed below as not expressible, cases on dtypes Core ML programs cannot compute "
+        "on (bfloat16, float8, int4/uint4, uint32/uint64, string...), cases that expect a zero-size "
+        "output (Core ML has no zero-size tensors) and random training-mode Dropout.",
         "",
         f"- cases: {summary['cases']}; applicable (op expressible in MIL): {summary['applicable']}",
         f"- pass: {summary['pass']} ({summary['pass_rate']:.1%} of applicable); unsupported: "
