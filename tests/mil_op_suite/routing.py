@@ -35,7 +35,7 @@ class InterpreterPredictionError(RuntimeError):
 
 def interpreter_predict(mlmodel: ct.models.MLModel, data, state=None) -> dict:
     if state is not None:
-        raise NotImplementedError("stateful models (MLState) are not run by the onnx2mil interpreter")
+        raise UnsupportedMILOpError("read_state", reason="stateful models (MLState) are not run by the interpreter")
     if mlmodel.get_spec().WhichOneof("Type") != "mlProgram":  # e.g. assert_model_is_valid's default backend
         pytest.skip("a neuralnetwork model: only ML Programs are run by the onnx2mil interpreter")
     _COUNTS["predictions"] += 1

@@ -95,7 +95,7 @@ _CAST_DTYPES = {
 @kernel("cast")
 def cast(op, x, dtype):
     if dtype not in _CAST_DTYPES:
-        raise NotImplementedError(f"cast '{op.name}': dtype '{dtype}' is not a MIL cast target")
+        raise ValueError(f"cast '{op.name}': dtype '{dtype}' is not a MIL cast target")
     x = np.asarray(x)
     target = _CAST_DTYPES[dtype]
     if np.issubdtype(target, np.integer) and np.issubdtype(x.dtype, np.floating):

@@ -33,7 +33,7 @@ def _grid(size_in: int, size_out: int, mode: str) -> np.ndarray:
         spacing = size_in / size_out
         points = i * spacing + 0.5 * spacing - 0.5
     else:
-        raise NotImplementedError(f"sampling_mode '{mode}' is not a MIL sampling mode")
+        raise ValueError(f"sampling_mode '{mode}' is not a MIL sampling mode")
     return np.clip(points, 0, size_in - 1)
 
 
@@ -108,7 +108,7 @@ def resize(op, x, shape, resized_dims, interpolation_mode="LINEAR", sampling_mod
             points = _grid(x.shape[axis], size, sampling_mode)
             out = np.take(out, np.clip(np.floor(points + 0.5).astype(np.int64), 0, x.shape[axis] - 1), axis=axis)
         else:
-            raise NotImplementedError(f"resize '{op.name}': interpolation_mode '{interpolation_mode}'")
+            raise ValueError(f"resize '{op.name}': interpolation_mode '{interpolation_mode}'")
     return out
 
 
@@ -131,7 +131,7 @@ def _box_corners(box, mode: str):
         return a - c / 2, b - d / 2, a + c / 2, b + d / 2
     if mode == "CENTER_SIZE_WIDTH_FIRST":
         return b - d / 2, a - c / 2, b + d / 2, a + c / 2
-    raise NotImplementedError(f"box_coordinate_mode '{mode}' is not a MIL box mode")
+    raise ValueError(f"box_coordinate_mode '{mode}' is not a MIL box mode")
 
 
 def _box_points(start: float, end: float, count: int, mode: str) -> np.ndarray:
@@ -148,7 +148,7 @@ def _box_points(start: float, end: float, count: int, mode: str) -> np.ndarray:
         return start + (i + 0.5) * (end - start) / count
     if mode == "UNALIGN_CORNERS":
         return start + (i + 0.5) * span / count - 0.5 * np.sign(span)
-    raise NotImplementedError(f"sampling_mode '{mode}' is not a MIL sampling mode")
+    raise ValueError(f"sampling_mode '{mode}' is not a MIL sampling mode")
 
 
 def _sample_points(image, rows, cols, pad_value):
@@ -204,7 +204,7 @@ def _to_pixels(coord, size: int, coordinates_mode: str, align_corners: bool):
         return (coord + 1) / 2 * (size - 1) if align_corners else ((coord + 1) * size - 1) / 2
     if coordinates_mode == "normalized_zero_to_one":
         return coord * (size - 1) if align_corners else coord * size - 0.5
-    raise NotImplementedError(f"coordinates_mode '{coordinates_mode}' is not a MIL coordinates mode")
+    raise ValueError(f"coordinates_mode '{coordinates_mode}' is not a MIL coordinates mode")
 
 
 def _reflect(p, low: float, high: float):
@@ -227,7 +227,7 @@ def _grid_sample(x, px, py, sampling_mode: str, padding_mode: str, padding_value
         px = np.clip(_reflect(px, -0.5, width - 0.5), 0, width - 1)
         py = np.clip(_reflect(py, -0.5, height - 0.5), 0, height - 1)
     elif padding_mode != "constant":
-        raise NotImplementedError(f"padding_mode '{padding_mode}' is not a MIL resample padding mode")
+        raise ValueError(f"padding_mode '{padding_mode}' is not a MIL resample padding mode")
     batch = np.arange(x.shape[0])[:, None, None]
 
     def tap(rows, cols):
@@ -243,7 +243,7 @@ def _grid_sample(x, px, py, sampling_mode: str, padding_mode: str, padding_value
         out = ((tap(y0, x0) * (1 - fx) + tap(y0, x0 + 1) * fx) * (1 - fy)
                + (tap(y0 + 1, x0) * (1 - fx) + tap(y0 + 1, x0 + 1) * fx) * fy)
     else:
-        raise NotImplementedError(f"sampling_mode '{sampling_mode}' is not a MIL resample mode")
+        raise ValueError(f"sampling_mode '{sampling_mode}' is not a MIL resample mode")
     return np.moveaxis(out, -1, 1)
 
 
@@ -264,7 +264,7 @@ def affine(op, x, transform_matrix, output_height, output_width, sampling_mode, 
     matrix = np.broadcast_to(np.asarray(transform_matrix, np.float64), (x.shape[0], 6))
     height, width = int(output_height), int(output_width)
     if coordinates_mode != "normalized_minus_one_to_one":
-        raise NotImplementedError(f"affine '{op.name}': coordinates_mode '{coordinates_mode}'")
+        raise ValueError(f"affine '{op.name}': coordinates_mode '{coordinates_mode}'")
     # output grid in normalized [-1, 1] coordinates, then x' = a0 x + a1 y + a2, y' = b0 x + b1 y + b2
     gx = _to_normalized(width, bool(align_corners))[None, None, :]
     gy = _to_normalized(height, bool(align_corners))[None, :, None]

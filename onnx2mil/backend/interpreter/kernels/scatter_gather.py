@@ -98,7 +98,7 @@ def _apply(mode, op, data, index, updates):
         data[index] = updates  # numpy writes repeated indices in order: the last update wins
         return
     if mode not in _SCATTER_UFUNCS:
-        raise NotImplementedError(f"{op.op_type} '{op.name}': mode '{mode}' is not a MIL scatter mode")
+        raise ValueError(f"{op.op_type} '{op.name}': mode '{mode}' is not a MIL scatter mode")
     with np.errstate(all="ignore"):
         _SCATTER_UFUNCS[mode].at(data, index, updates)
 

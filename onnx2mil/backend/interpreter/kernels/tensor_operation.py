@@ -73,7 +73,7 @@ def pad(op, x, pad, mode="constant", constant_val=0.0):
         return np.pad(x, widths, mode="reflect")
     if mode == "replicate":
         return np.pad(x, widths, mode="edge")
-    raise NotImplementedError(f"pad '{op.name}': mode '{mode}' is not a MIL pad mode")
+    raise ValueError(f"pad '{op.name}': mode '{mode}' is not a MIL pad mode")
 
 
 @kernel("range_1d")
