@@ -11,8 +11,10 @@ from .registry import kernel
 
 
 def _wide(x):
+    """fp16 is computed in float32, and so is float64: MIL has no fp64, a float64 here is a Python
+    float scalar promoted by numpy (it would turn every fp32 result into a float64 copy)."""
     x = np.asarray(x)
-    return x.astype(np.float32) if x.dtype == np.float16 else x
+    return x.astype(np.float32) if x.dtype in (np.float16, np.float64) else x
 
 
 def _real_div(x, y):
