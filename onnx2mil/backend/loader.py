@@ -139,7 +139,7 @@ def _check(inferred: onnx.ModelProto) -> None:
             raise InvalidModelError(f"onnx.checker rejected the model: {e}") from e
 
 
-def _topological(graph: onnx.GraphProto, known: set[str]) -> list[onnx.NodeProto]:
+def topological_order(graph: onnx.GraphProto, known: set[str]) -> list[onnx.NodeProto]:
     """Kahn's order, stable w.r.t. the file order (ONNX requires sorted graphs, exporters slip)."""
     producers = {o: i for i, n in enumerate(graph.node) for o in n.output if o}
     pending = list(graph.node)
@@ -203,7 +203,7 @@ def load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool = True) 
 
     info = {vi.name: _tensor_info(vi) for vi in _value_infos(inferred.graph)}
 
-    order = _topological(graph, set(inputs) | set(constants))
+    order = topological_order(graph, set(inputs) | set(constants))
     nodes, folded = [], []
     for index, p in enumerate(order):
         node = OnnxNode(p, opsets.get(canonical_domain(p.domain), 1), index)

@@ -146,10 +146,9 @@ def write_metadata(mlmodel: ct.models.MLModel, *, name_map: dict, pipeline: ct.P
 
 def read_name_map(mlmodel: ct.models.MLModel) -> dict:
     """{"inputs": {onnx: mil}, "outputs": {onnx: mil}, "tensors": {onnx: mil or None}}."""
-    raw = mlmodel.user_defined_metadata[META_NAME_MAP] if META_NAME_MAP in mlmodel.user_defined_metadata else None
-    if raw is None:
+    if META_NAME_MAP not in mlmodel.user_defined_metadata:
         raise ValueError("this model was not built by onnx2mil (no name map in its metadata)")
-    return json.loads(raw)
+    return json.loads(mlmodel.user_defined_metadata[META_NAME_MAP])
 
 
 def read_pipeline(mlmodel: ct.models.MLModel) -> dict:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional
 
 import onnx
 
@@ -126,7 +126,3 @@ class OnnxNode:
     def __repr__(self) -> str:
         return f"OnnxNode({self.name!r}, {self.op_type}, opset {self.opset})"
 
-
-def iter_input_names(nodes: Iterable[OnnxNode]) -> Iterable[str]:
-    for n in nodes:
-        yield from (i for i in n.inputs if i)

@@ -21,10 +21,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from ..errors import Onnx2MilError, RuntimeUnavailableError
+from ..errors import InvalidModelError, Onnx2MilError, RuntimeUnavailableError
 from . import pipeline as pipeline_mod
 from .config import Config
-from .loader import read_model
+from .loader import read_model, topological_order
 from .report import COMPARED, FAIL, FOLDED, FUSED, MISSING, PASS, Divergence, LayerResult, ValidationReport
 
 RUNTIMES = ("mil", "coreml")
@@ -154,25 +154,15 @@ class OnnxNodeInfo:
 
 
 def topological_nodes(model: onnx.ModelProto) -> list[OnnxNodeInfo]:
-    """Top-level nodes in a topological order that keeps the file order where it can (Kahn)."""
+    """Top-level nodes in the loader's topological order, unnamed nodes named as the build names them."""
     graph = model.graph
-    produced = {o for n in graph.node for o in n.output if o}
-    available = {i.name for i in graph.input} | {t.name for t in graph.initializer}
-    pending = list(enumerate(graph.node))
-    order = []
-    while pending:
-        rest = []
-        for index, n in pending:
-            if all(i in available for i in n.input if i and i in produced):
-                order.append(OnnxNodeInfo(n.name or f"{n.op_type}_{index}", n.op_type,
-                                          list(n.input), [o for o in n.output if o]))
-                available.update(o for o in n.output if o)
-            else:
-                rest.append((index, n))
-        if len(rest) == len(pending):
-            raise ValidationInputError("the ONNX graph has a cycle or dangling inputs")
-        pending = rest
-    return order
+    known = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    try:
+        order = topological_order(graph, known)
+    except InvalidModelError as e:
+        raise ValidationInputError(f"the ONNX graph has a cycle or dangling inputs ({e})") from e
+    return [OnnxNodeInfo(n.name or f"{n.op_type}_{index}", n.op_type, list(n.input), [o for o in n.output if o])
+            for index, n in enumerate(order)]
 
 
 def run_reference(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
