@@ -29,21 +29,32 @@ class LayerResult:
     status: str
     mil_var: Optional[str] = None
     dtype: Optional[str] = None
+    # Accumulated error: the MIL program run end to end from the model's inputs.
     max_abs_err: Optional[float] = None
     max_abs_ref: Optional[float] = None
     rel_to_max: Optional[float] = None    # max abs error / max |reference| (MNN's check)
     cosine: Optional[float] = None
     snr_db: Optional[float] = None        # None when the error is exactly zero (infinite SNR)
+    drift: Optional[bool] = None          # accumulated error beyond the tolerance
+    # Local error: the ops that compute this tensor, run on onnxruntime's values of their inputs
+    # (method "capture"). The status judges the local error when there is one.
+    local_max_abs_err: Optional[float] = None
+    local_rel_to_max: Optional[float] = None
+    local_cosine: Optional[float] = None
+    allowed_abs_err: Optional[float] = None   # the tolerance the local error was judged by
     reason: str = ""
 
     @property
     def metrics(self) -> dict:
         return {"max_abs_err": self.max_abs_err, "max_abs_ref": self.max_abs_ref,
-                "rel_to_max": self.rel_to_max, "cosine": self.cosine, "snr_db": self.snr_db}
+                "rel_to_max": self.rel_to_max, "cosine": self.cosine, "snr_db": self.snr_db,
+                "local_max_abs_err": self.local_max_abs_err, "local_rel_to_max": self.local_rel_to_max,
+                "local_cosine": self.local_cosine, "allowed_abs_err": self.allowed_abs_err}
 
     @property
-    def passed(self) -> bool:
-        return self.status != FAIL
+    def judged_error(self) -> Optional[float]:
+        """The error the status judges: local when measured, else accumulated (rel to max|ref|)."""
+        return self.local_rel_to_max if self.local_rel_to_max is not None else self.rel_to_max
 
 
 @dataclass
@@ -78,10 +89,22 @@ class ValidationReport:
     first_divergence: Optional[Divergence] = None
     compute_units: Optional[str] = None
     notes: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)   # the model's output tensors
 
     @property
     def ok(self) -> bool:
-        return not any(layer.status == FAIL for layer in self.layers)
+        """No op is wrong (local error) and the model's outputs are within tolerance end to end."""
+        return not any(layer.status == FAIL for layer in self.layers) and not self.drifting_outputs
+
+    @property
+    def drifting_outputs(self) -> list:
+        """Model outputs whose accumulated error exceeds the tolerance."""
+        return [layer for layer in self.layers if layer.tensor in self.outputs and layer.drift]
+
+    @property
+    def drifting(self) -> list:
+        """Tensors within tolerance locally whose accumulated error exceeds it."""
+        return [layer for layer in self.layers if layer.drift and layer.status == PASS]
 
     @property
     def counts(self) -> dict:

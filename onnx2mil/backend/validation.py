@@ -22,7 +22,10 @@ import onnx
 import onnxruntime as ort
 
 from ..errors import InvalidModelError, Onnx2MilError, RuntimeUnavailableError
+from onnx import numpy_helper
+
 from . import pipeline as pipeline_mod
+from .compare import FP16_MAX, compare, input_rounding_allowance
 from .config import Config
 from .loader import read_model, topological_order
 from .report import COMPARED, FAIL, FOLDED, FUSED, MISSING, PASS, Divergence, LayerResult, ValidationReport
@@ -195,54 +198,6 @@ def run_reference(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> di
     return dict(zip(names, session.run(names, dict(feeds))))
 
 
-# ---- metrics -------------------------------------------------------------------------------------
-
-def compare(reference: np.ndarray, value: np.ndarray, tolerance: Mapping) -> dict:
-    """Metrics of ``value`` against ``reference`` and a status.
-
-    Float tensors pass when max abs error <= ``rel_to_max`` x max |reference| (MNN's check) and
-    the cosine similarity >= ``min_cosine``; integer and bool tensors must match exactly.
-    """
-    ref = np.asarray(reference)
-    got = np.asarray(value)
-    if ref.shape != got.shape:
-        if ref.size != got.size:
-            return {"status": FAIL, "reason": f"shape {got.shape} != reference {ref.shape}"}
-        got = got.reshape(ref.shape)
-    exact = ref.dtype.kind in "biu"
-    r = ref.astype(np.float64)
-    g = got.astype(np.float64)
-    finite = np.isfinite(r) & np.isfinite(g)
-    same_nonfinite = ~finite & ((r == g) | (np.isnan(r) & np.isnan(g)))
-    bad_nonfinite = int(np.count_nonzero(~finite & ~same_nonfinite))
-    r, g = r[finite], g[finite]
-    err = np.abs(r - g)
-    max_abs_err = float(err.max()) if err.size else 0.0
-    max_abs_ref = float(np.abs(r).max()) if r.size else 0.0
-    rel = max_abs_err / max_abs_ref if max_abs_ref > 0 else max_abs_err
-    nr, ng = float(np.linalg.norm(r)), float(np.linalg.norm(g))
-    if nr > 0 and ng > 0:
-        cosine = float(np.dot(r, g) / (nr * ng))
-    else:
-        cosine = 1.0 if nr == ng else 0.0
-    noise = float(np.sum(err ** 2))
-    snr = None if noise == 0 else (float(10.0 * np.log10(float(np.sum(r ** 2)) / noise)) if nr > 0 else float("-inf"))
-    metrics = {"max_abs_err": max_abs_err, "max_abs_ref": max_abs_ref, "rel_to_max": rel,
-               "cosine": cosine, "snr_db": snr}
-    reasons = []
-    if bad_nonfinite:
-        reasons.append(f"{bad_nonfinite} non-finite values where the reference differs")
-    if exact:
-        if max_abs_err != 0:
-            reasons.append(f"{int(np.count_nonzero(err))} of {err.size} values differ (exact match required)")
-    else:
-        if rel > tolerance["rel_to_max"]:
-            reasons.append(f"err/max|ref| {rel:.3g} > {tolerance['rel_to_max']:g}")
-        if cosine < tolerance["min_cosine"]:
-            reasons.append(f"cosine {cosine:.6g} < {tolerance['min_cosine']:g}")
-    return {**metrics, "status": FAIL if reasons else PASS, "reason": "; ".join(reasons)}
-
-
 # ---- first divergence ----------------------------------------------------------------------------
 
 def first_divergence(layers: list[LayerResult], nodes: list[OnnxNodeInfo]) -> Optional[Divergence]:
@@ -304,11 +259,12 @@ def check_runtime(runtime: str) -> None:
 
 
 def run_coreml_side(mlmodel, feeds: Mapping[str, np.ndarray], *, runtime: str, compute_units=None,
-                    capture: bool = False) -> tuple[dict, dict]:
+                    capture: bool = False, observe=None) -> tuple[dict, dict]:
     """(outputs keyed by ONNX names, captured vars keyed by MIL var names or {})."""
     from .runtimes import predict
 
-    result = predict(mlmodel, mil_feeds(feeds), runtime=runtime, compute_units=compute_units, capture=capture)
+    result = predict(mlmodel, mil_feeds(feeds), runtime=runtime, compute_units=compute_units, capture=capture,
+                     observe=observe)
     if capture:
         return dict(result["outputs"]), dict(result["tensors"])
     return dict(result), {}
@@ -323,6 +279,7 @@ def _node_rows(nodes: list[OnnxNodeInfo], reference: Mapping, name_map: Mapping)
     """One row per node output in topological order, statuses for what cannot be compared."""
     folded = set(name_map.get("folded", []))
     tensors = name_map.get("tensors", {})
+    unobservable = name_map.get("unobservable", {})
     rows = []
     for node in nodes:
         if node.op_type == "Constant":  # a value, not a layer
@@ -339,21 +296,81 @@ def _node_rows(nodes: list[OnnxNodeInfo], reference: Mapping, name_map: Mapping)
             elif tensor not in tensors:
                 row.reason = "not in the model's name map (was it built from another ONNX model?)"
             elif tensors[tensor] is None:
-                row.status, row.reason = FUSED, "fused away by the passes: no MIL var holds it"
+                row.status = FUSED
+                row.reason = unobservable.get(tensor, "fused away by the passes: no var holds it")
             else:
                 row.mil_var, row.status = tensors[tensor], _PENDING
             rows.append(row)
     return rows
 
 
-def _fill(row: LayerResult, value: Optional[np.ndarray], reference: np.ndarray, tolerance: Mapping) -> None:
+def _holds(row: LayerResult, value: np.ndarray, reference: np.ndarray) -> bool:
+    """Whether ``value`` can be the tensor at all: same shape and dtype kind. A var the passes
+    left in another layout (``reduce_transposes``) or type is not observable, not a failure."""
+    value, reference = np.asarray(value), np.asarray(reference)
+    kind = {"f": "float", "i": "int", "u": "int", "b": "bool"}
+    if value.shape == reference.shape and kind.get(value.dtype.kind) == kind.get(reference.dtype.kind):
+        return True
+    row.status = FUSED
+    row.reason = (f"var '{row.mil_var}' holds {value.dtype} {list(value.shape)}, not the tensor's "
+                  f"{reference.dtype} {list(reference.shape)}: the passes changed its layout or type")
+    return False
+
+
+def _fill(row: LayerResult, value: Optional[np.ndarray], reference: np.ndarray, tolerance: Mapping,
+          saturate: Optional[float]) -> None:
+    """Accumulated metrics (the program run end to end) and, without a local check, the status."""
     if value is None:
         row.status, row.reason = MISSING, f"MIL var '{row.mil_var}' has no value in the run"
         return
-    result = compare(reference, value, tolerance)
+    if not _holds(row, value, reference):
+        return
+    result = compare(reference, value, tolerance, saturate=saturate)
     row.status, row.reason = result.pop("status"), result.pop("reason")
+    row.drift = row.status == FAIL
     for k, v in result.items():
         setattr(row, k, v)
+
+
+def _compare_capture(mlmodel, feeds, rows: list[LayerResult], reference: Mapping, tolerance: Mapping,
+                     allowance, saturate: Optional[float], runtime: str) -> None:
+    """Two interpreter runs, compared as each var is produced and then freed.
+
+    Accumulated: the program end to end, every held var against onnxruntime. Local: the same
+    program with every held var replaced by onnxruntime's value as soon as it is computed, so each
+    op runs on reference inputs and its error is its own (MNN's per-op check). The row's status
+    is the local verdict; ``drift`` says whether the accumulated error exceeds the tolerance.
+    """
+    pending = {row.mil_var: row for row in rows if row.status == _PENDING}
+
+    def accumulated(name, value):
+        row = pending[name]
+        if _holds(row, value, reference[row.tensor]):
+            result = compare(reference[row.tensor], value, tolerance, saturate=saturate)
+            row.drift = result.pop("status") == FAIL
+            result.pop("reason")
+            for k, v in result.items():
+                setattr(row, k, v)
+        return None
+
+    outputs, _ = run_coreml_side(mlmodel, feeds, runtime=runtime, observe={n: accumulated for n in pending})
+
+    def local(name, value):
+        row = pending[name]
+        if row.status != _PENDING:  # not held (shape/dtype): leave the program's own value
+            return None
+        ref = reference[row.tensor]
+        result = compare(ref, value, tolerance, allowance=allowance(row), saturate=saturate)
+        row.status, row.reason = result["status"], result["reason"]
+        row.local_max_abs_err, row.local_rel_to_max = result["max_abs_err"], result["rel_to_max"]
+        row.local_cosine, row.allowed_abs_err = result["cosine"], result["allowed_abs_err"]
+        return ref
+
+    run_coreml_side(mlmodel, feeds, runtime=runtime, observe={n: local for n in pending})
+    for row in pending.values():
+        if row.status == _PENDING:
+            row.status, row.reason = MISSING, f"MIL var '{row.mil_var}' has no value in the run"
+    return outputs
 
 
 # ---- validate ------------------------------------------------------------------------------------
@@ -420,19 +437,18 @@ def validate(
     rows = _node_rows(nodes, reference, name_map)
     units = None if compute_units is None else getattr(compute_units, "name", str(compute_units))
     report = ValidationReport(model=_model_label(onnx_model, reference_model), runtime=runtime, method=method,
-                              precision=precision, tolerances=dict(tolerance), layers=rows, compute_units=units)
+                              precision=precision, tolerances=dict(tolerance), layers=rows, compute_units=units,
+                              outputs=[o.name for o in reference_model.graph.output])
 
     def rebuild(outputs: list[str]):
         return build_coreml(source_model, inputs=shapes, outputs=outputs, compute_precision=precision,
                             config=cfg.data, minimum_deployment_target=minimum_deployment_target)
 
+    saturate = FP16_MAX if precision == "fp16" else None
     if method == "capture":
-        say(f"running the MIL program ({runtime}, capturing every var)")
-        outputs, captured = run_coreml_side(mlmodel, feeds, runtime=runtime, compute_units=compute_units,
-                                            capture=True)
-        for row in rows:
-            if row.status == _PENDING:
-                _fill(row, captured.get(row.mil_var), reference[row.tensor], tolerance)
+        say(f"running the MIL program ({runtime}) end to end and op by op on the reference's values")
+        allowance = _allowance(reference_model, reference, feeds, nodes, precision, cfg)
+        _compare_capture(mlmodel, feeds, rows, reference, tolerance, allowance, saturate, runtime)
     elif method == "outputs":
         wanted = [r.tensor for r in rows if r.status in (_PENDING, FUSED)]
         say(f"rebuilding with {len(wanted)} tensors as outputs and running {runtime}")
@@ -442,11 +458,12 @@ def validate(
         for row in rows:
             if row.tensor in wanted:
                 row.mil_var = output_vars.get(row.tensor)
-                _fill(row, outputs.get(row.tensor), reference[row.tensor], tolerance)
+                _fill(row, outputs.get(row.tensor), reference[row.tensor], tolerance, saturate)
         report.notes.append("every ONNX tensor was exposed as a model output: on CoreML this changes the "
                             "CPU/GPU/ANE partitioning and can hide a device bug; confirm with method 'truncation'")
     else:
-        worst = _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_units, say, report)
+        worst = _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_units, say, report,
+                        saturate)
         if worst is not None:
             node = next(n for n in nodes if worst in n.outputs)
             report.first_divergence = Divergence(node.name, node.op_type, worst, report.layer(worst))
@@ -456,7 +473,7 @@ def validate(
 
 
 def _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_units, say,
-            report) -> Optional[str]:
+            report, saturate) -> Optional[str]:
     """Truncation bisection: build the model cut at one tensor, run it, compare. The candidates
     narrow to the ancestors of the latest failing tensor that no passing probe already clears
     (a passing probe clears its ancestors). Returns the first failing tensor, or None."""
@@ -486,7 +503,7 @@ def _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_
         for t in tensors:
             row = by_tensor[t]
             row.mil_var = output_vars.get(t)
-            _fill(row, outputs.get(t), reference[t], tolerance)
+            _fill(row, outputs.get(t), reference[t], tolerance, saturate)
 
     ends = [r.tensor for r in candidates if r.tensor not in consumed]
     probe(ends)
@@ -524,6 +541,36 @@ def _best_split(pool: list[str], ancestors: Callable[[str], frozenset], samples:
         return max(kept_if_fail, len(pool) - kept_if_fail - 1)
 
     return min(pool[::step], key=worst_case)
+
+
+def _allowance(model: onnx.ModelProto, reference: Mapping, feeds: Mapping, nodes: list[OnnxNodeInfo],
+               precision: str, cfg: Config) -> Callable[[LayerResult], float]:
+    """Per row, the input-rounding allowance of its op (see ``compare``), from the largest
+    magnitude among the node's float inputs (reference values, graph inputs or initializers)."""
+    rounding = cfg.data["input_rounding"]
+    sensitive = set(rounding["absolute"]) | set(rounding["relative"])
+    node_of = {n.name: n for n in nodes}
+    initializers = {t.name: t for t in model.graph.initializer}
+
+    def magnitude(name: str) -> float:
+        value = reference.get(name)
+        if value is None:
+            value = feeds.get(name)
+        if value is None and name in initializers:
+            value = numpy_helper.to_array(initializers[name])
+        if value is None or np.asarray(value).dtype.kind != "f" or not np.size(value):
+            return 0.0
+        finite = np.abs(np.asarray(value, dtype=np.float32))
+        return float(finite[np.isfinite(finite)].max(initial=0.0))
+
+    def allowance(row: LayerResult) -> float:
+        if row.op_type not in sensitive:
+            return 0.0
+        largest = max((magnitude(i) for i in node_of[row.node].inputs if i), default=0.0)
+        output = float(np.abs(reference[row.tensor]).max(initial=0.0)) if np.size(reference[row.tensor]) else 0.0
+        return input_rounding_allowance(row.op_type, precision, largest, output, rounding)
+
+    return allowance
 
 
 def _model_label(given, proto: onnx.ModelProto) -> str:
