@@ -101,7 +101,7 @@ def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping
     if runtime == "coreml":
         from . import coreml_runtime
         if capture or observe:
-            raise ValueError("capture=True (or observe) needs runtime='mil': CoreML exposes only the model's outputs "
+            raise ValueError("capture=True needs runtime='mil' (observe too): CoreML exposes only the model's outputs "
                              "(bisect by truncation with build_coreml(..., outputs=[tensor]) instead)")
         if isinstance(model, Program):
             raise ValueError("runtime='coreml' needs an MLModel or a .mlpackage path, not a bare Program")
