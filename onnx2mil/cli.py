@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     _build_options(v)
     v.add_argument("--html", help="write a self-contained HTML report here")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
-    v.add_argument("--all-rows", action="store_true", help="table: also the fused and folded tensors")
+    v.add_argument("--all", dest="all_rows", action="store_true",
+                   help="print every row (default: the summary, the first divergence and the worst rows)")
     v.set_defaults(func=_validate)
 
     i = sub.add_parser("isolate", help="one node alone: variant x runtime matrix, bundle on disk")
@@ -194,7 +195,7 @@ def _validate(args) -> int:
     if args.json:
         print(report.to_json())
     else:
-        report.print(_stdout(), only_compared=not args.all_rows)
+        report.print(_stdout(), all_rows=args.all_rows)
         if args.html:
             print(f"HTML report: {args.html}")
     return EXIT_OK if report.ok else EXIT_DIVERGENCE

@@ -136,40 +136,85 @@ class ValidationReport:
         return text
 
     # ---- terminal ------------------------------------------------------------------------------
-    def rich_table(self, only_compared: bool = False):
+    def worst_rows(self, count: int = 10) -> list:
+        """What a person reads first: every failing row (up to ``count``), the drifting model
+        outputs, then the compared rows with the largest judged error, in topological order."""
+        compared = [layer for layer in self.layers if layer.status in COMPARED]
+        chosen = {id(layer): layer for layer in compared if layer.status == FAIL}
+        chosen = dict(list(chosen.items())[:count])
+        for layer in compared:  # the model's outputs: what the user ships
+            if layer.tensor in self.outputs:
+                chosen[id(layer)] = layer
+        ranked = sorted(compared, key=lambda layer: -(layer.judged_error or 0.0))
+        for layer in ranked:
+            if len(chosen) >= count:
+                break
+            chosen.setdefault(id(layer), layer)
+        return sorted(chosen.values(), key=lambda layer: layer.index)
+
+    def rich_table(self, rows: Optional[list] = None):
+        """The given rows (default: every row) as a rich table."""
         from rich.table import Table
 
         title = (f"{self.model}: {self.runtime} ({self.precision}, method {self.method}) vs onnxruntime"
                  f" — {'OK' if self.ok else 'DIVERGES'}")
         table = Table(title=title, show_lines=False)
-        for col, justify in (("#", "right"), ("node", "left"), ("op", "left"), ("tensor", "left"),
-                             ("shape", "left"), ("max abs err", "right"), ("err / max|ref|", "right"),
-                             ("cosine", "right"), ("SNR dB", "right"), ("status", "left")):
+        local = any(layer.local_rel_to_max is not None for layer in self.layers)
+        columns = [("#", "right"), ("node", "left"), ("op", "left"), ("shape", "left")]
+        if local:
+            columns += [("local err/max|ref|", "right"), ("allowed", "right")]
+        columns += [("accumulated err/max|ref|", "right"), ("cosine", "right"), ("SNR dB", "right"),
+                    ("status", "left")]
+        for col, justify in columns:
             table.add_column(col, justify=justify)
         first = self.first_divergence.tensor if self.first_divergence else None
-        for layer in self.layers:
-            if only_compared and layer.status not in COMPARED:
-                continue
+        for layer in self.layers if rows is None else rows:
             style = {PASS: "green", FAIL: "bold red"}.get(layer.status, "dim")
             status = layer.status + (" ◀ first" if layer.tensor == first else "")
-            table.add_row(str(layer.index), layer.node, layer.op_type, layer.tensor, _shape(layer.shape),
-                          _num(layer.max_abs_err), _num(layer.rel_to_max), _num(layer.cosine, 6),
-                          _snr(layer), f"[{style}]{status}[/{style}]")
+            if layer.drift and layer.status == PASS:
+                status += " (drift)"
+            cells = [str(layer.index), layer.node, layer.op_type, _shape(layer.shape)]
+            if local:
+                allowed = (layer.allowed_abs_err / layer.max_abs_ref
+                           if layer.allowed_abs_err is not None and layer.max_abs_ref else None)
+                cells += [_num(layer.local_rel_to_max), _num(allowed)]
+            cells += [_num(layer.rel_to_max), _num(layer.cosine, 6), _snr(layer), f"[{style}]{status}[/{style}]"]
+            table.add_row(*cells)
         return table
 
     def summary(self) -> str:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+        lines = []
         if self.ok:
-            return f"OK: every compared tensor within tolerance ({counts})"
-        d = self.first_divergence
-        where = f"node '{d.node}' ({d.op_type}), tensor '{d.tensor}'" if d else "unknown node"
-        return f"DIVERGES: first divergence at {where} ({counts})"
+            lines.append(f"OK: every op within tolerance and the outputs too ({counts})")
+        elif self.first_divergence is not None:
+            d = self.first_divergence
+            lines.append(f"DIVERGES: first divergence at node '{d.node}' ({d.op_type}), tensor '{d.tensor}' ({counts})")
+        elif self.drifting_outputs:
+            names = ", ".join(f"'{layer.tensor}'" for layer in self.drifting_outputs)
+            lines.append(f"DIVERGES: output {names} beyond tolerance end to end, although every op is within "
+                         f"tolerance on reference inputs: error accumulates ({counts})")
+        else:
+            lines.append(f"DIVERGES: unknown node ({counts})")
+        drifting = self.drifting
+        if drifting:
+            cause = ("error carried from the divergence upstream" if self.first_divergence is not None
+                     else f"accumulated {self.precision} error, no op is wrong")
+            lines.append(f"{len(drifting)} tensor(s) beyond tolerance end to end while their own ops are right: "
+                         f"{cause} (first: '{drifting[0].node}')")
+        return "\n".join(lines)
 
-    def print(self, console=None, only_compared: bool = False) -> None:
+    def print(self, console=None, all_rows: bool = False, count: int = 10) -> None:
+        """Summary, first divergence and the worst rows; ``all_rows`` for the full table."""
         from rich.console import Console
 
         console = console or Console()
-        console.print(self.rich_table(only_compared=only_compared))
+        rows = None if all_rows else self.worst_rows(count)
+        console.print(self.rich_table(rows))
+        if rows is not None:
+            compared = sum(layer.status in COMPARED for layer in self.layers)
+            console.print(f"{len(rows)} of {len(self.layers)} rows shown ({compared} compared): the worst; "
+                          f"--all for every row")
         console.print(self.summary())
 
     # ---- HTML --------------------------------------------------------------------------------
@@ -185,13 +230,14 @@ class ValidationReport:
         rows = []
         for layer in self.layers:
             cls = layer.status + (" first" if layer.tensor == first else "")
+            status = layer.status + (" (drift)" if layer.drift and layer.status == PASS else "")
             cells = [str(layer.index), layer.node, layer.op_type, layer.tensor, _shape(layer.shape),
-                     layer.mil_var or "", _num(layer.max_abs_err), _num(layer.rel_to_max),
-                     _num(layer.cosine, 6), _snr(layer), layer.status, layer.reason]
+                     layer.mil_var or "", _num(layer.local_rel_to_max), _num(layer.max_abs_err),
+                     _num(layer.rel_to_max), _num(layer.cosine, 6), _snr(layer), status, layer.reason]
             anchor = ' id="first-divergence"' if layer.tensor == first else ""
             rows.append(f'<tr class="{esc(cls)}"{anchor}>' + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-        heads = ["#", "node", "op", "tensor", "shape", "MIL var", "max abs err", "err / max|ref|",
-                 "cosine", "SNR dB", "status", "reason"]
+        heads = ["#", "node", "op", "tensor", "shape", "MIL var", "local err / max|ref|", "accumulated max abs err",
+                 "accumulated err / max|ref|", "cosine", "SNR dB", "status", "reason"]
         tol = ", ".join(f"{k} {v}" for k, v in self.tolerances.items())
         notes = "".join(f"<li>{esc(n)}</li>" for n in self.notes)
         jump = ' <a href="#first-divergence">(go to the row)</a>' if first else ""
@@ -222,14 +268,17 @@ precision <b>{esc(self.precision)}</b>, method <b>{esc(self.method)}</b>; tolera
 """
 
     def svg_plot(self, width: int = 900, height: int = 260) -> str:
-        """Error / max|ref| per compared layer on a log scale, with the tolerance as a line."""
+        """Error / max|ref| per compared layer on a log scale, accumulated (blue) and local (orange,
+        when measured), with the tolerance as a line."""
         points = [(layer.index, layer.rel_to_max, layer.status, layer.tensor) for layer in self.layers
                   if layer.status in COMPARED and layer.rel_to_max is not None]
+        local = [(layer.index, layer.local_rel_to_max, layer.status, layer.tensor) for layer in self.layers
+                 if layer.status in COMPARED and layer.local_rel_to_max is not None]
         margin_l, margin_b, margin_t, margin_r = 60, 30, 20, 20
         plot_w, plot_h = width - margin_l - margin_r, height - margin_t - margin_b
         floor = 1e-8
         tol = self.tolerances.get("rel_to_max")
-        values = [max(p[1], floor) for p in points] + ([tol] if tol else [])
+        values = [max(p[1], floor) for p in points + local] + ([tol] if tol else [])
         lo = math.floor(math.log10(min(values))) if values else -8
         hi = math.ceil(math.log10(max(values))) if values else 0
         hi = max(hi, lo + 1)
@@ -258,14 +307,20 @@ precision <b>{esc(self.precision)}</b>, method <b>{esc(self.method)}</b>; tolera
             parts.append(f'<line x1="{x:.1f}" y1="{margin_t}" x2="{x:.1f}" y2="{margin_t + plot_h}" '
                          f'stroke="#c62828" stroke-width="1"/><text x="{x - 4:.1f}" y="{margin_t + 10}" '
                          f'font-size="10" text-anchor="end" fill="#c62828">first divergence</text>')
-        if points:
+        for series, line, label in ((points, "#1565c0", "accumulated"), (local, "#ef6c00", "local")):
+            if not series:
+                continue
             path = " ".join(f"{'M' if k == 0 else 'L'}{x_of(i):.1f},{y_of(v):.1f}"
-                            for k, (i, v, _, _) in enumerate(points))
-            parts.append(f'<path d="{path}" fill="none" stroke="#1565c0" stroke-width="1"/>')
-        for i, v, status, tensor in points:
-            color = "#c62828" if status == FAIL else "#1565c0"
-            parts.append(f'<circle cx="{x_of(i):.1f}" cy="{y_of(v):.1f}" r="2.5" fill="{color}">'
-                         f'<title>{html.escape(tensor)}: {v:.3g}</title></circle>')
+                            for k, (i, v, _, _) in enumerate(series))
+            parts.append(f'<path class="{label}" d="{path}" fill="none" stroke="{line}" stroke-width="1"/>')
+            for i, v, status, tensor in series:
+                color = "#c62828" if status == FAIL and label == "local" or not local and status == FAIL else line
+                parts.append(f'<circle cx="{x_of(i):.1f}" cy="{y_of(v):.1f}" r="2.5" fill="{color}">'
+                             f'<title>{html.escape(tensor)} ({label}): {v:.3g}</title></circle>')
+        legend = [("accumulated", "#1565c0")] + ([("local (judged)", "#ef6c00")] if local else [])
+        for k, (label, color) in enumerate(legend):
+            parts.append(f'<text x="{margin_l + 8 + 130 * k}" y="{margin_t + 12}" font-size="11" fill="{color}">'
+                         f'&#9679; {label}</text>')
         parts.append(f'<text x="{margin_l + plot_w / 2}" y="{height - 6}" font-size="11" text-anchor="middle">'
                      f'layer (topological order)</text>')
         parts.append(f'<text x="12" y="{margin_t + plot_h / 2}" font-size="11" text-anchor="middle" '
