@@ -175,20 +175,27 @@ def emit_program(ctx: BuildContext, input_shapes: Mapping[str, tuple] = {}) -> P
                 raise RuntimeError(f"builder of {node.op_type} left outputs {missing} of '{node.name}' unbound")
             producer.update((o, index) for o in node.outputs if o)
         ctx.node = None
+        consumed = {i for node in g.nodes for i in node.inputs}
         outputs = []
         for name in g.outputs:
             with node_scope(producer.get(name)):
-                outputs.append(_output_var(ctx, name))
+                outputs.append(_output_var(ctx, name, name in consumed))
         func.set_outputs(outputs)
     prog = Program()
     prog.add_function("main", func)
     return prog
 
 
-def _output_var(ctx: BuildContext, name: str):
-    """A graph output must be produced by a real op named after the ONNX output."""
+def _output_var(ctx: BuildContext, name: str, consumed: bool = False):
+    """A graph output must be produced by a real op named after the ONNX output. ``consumed``:
+    other nodes read it too (an intermediate exposed by ``outputs=``): it is given its own
+    identity, since passes that fuse its op into a consumer cannot delete a block output."""
     var = ctx.var(name)
     wanted = ctx.mil_name(name)
+    if consumed and var.op is not None and var.op.op_type != "const":
+        var = mb.identity(x=var, name=ctx.scratch(wanted))
+        ctx.bind(name, var)
+        return var
     if var.dtype == types.fp16 and ctx.target < ct.target.iOS16:  # no fp16 outputs before iOS16
         var = mb.cast(x=var, dtype="fp32", name=ctx.scratch(wanted) if var.name == wanted else wanted)
         ctx.bind(name, var)
