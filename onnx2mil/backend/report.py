@@ -42,6 +42,7 @@ class LayerResult:
     local_rel_to_max: Optional[float] = None
     local_cosine: Optional[float] = None
     allowed_abs_err: Optional[float] = None   # the tolerance the local error was judged by
+    underflow: bool = False   # values below the precision's normal range: a precision warning
     reason: str = ""
 
     @property
@@ -196,6 +197,11 @@ class ValidationReport:
                          f"tolerance on reference inputs: error accumulates ({counts})")
         else:
             lines.append(f"DIVERGES: unknown node ({counts})")
+        underflowing = [layer for layer in self.layers if layer.underflow]
+        if underflowing:
+            lines.append(f"precision warning: {len(underflowing)} tensor(s) lie below {self.precision}'s normal "
+                         f"range and keep little precision (first: '{underflowing[0].node}'); "
+                         "consider fp32 for them")
         drifting = self.drifting
         if drifting:
             cause = ("error carried from the divergence upstream" if self.first_divergence is not None

@@ -25,7 +25,7 @@ from ..errors import InvalidModelError, Onnx2MilError, RuntimeUnavailableError
 from onnx import numpy_helper
 
 from . import pipeline as pipeline_mod
-from .compare import FP16_MAX, compare, input_rounding_allowance
+from .compare import compare, input_rounding_allowance
 from .config import Config
 from .loader import read_model, topological_order
 from .report import COMPARED, FAIL, FOLDED, FUSED, MISSING, PASS, Divergence, LayerResult, ValidationReport
@@ -318,22 +318,27 @@ def _holds(row: LayerResult, value: np.ndarray, reference: np.ndarray) -> bool:
 
 
 def _fill(row: LayerResult, value: Optional[np.ndarray], reference: np.ndarray, tolerance: Mapping,
-          saturate: Optional[float]) -> None:
+          precision: str) -> None:
     """Accumulated metrics (the program run end to end) and, without a local check, the status."""
     if value is None:
         row.status, row.reason = MISSING, f"MIL var '{row.mil_var}' has no value in the run"
         return
     if not _holds(row, value, reference):
         return
-    result = compare(reference, value, tolerance, saturate=saturate)
+    result = compare(reference, value, tolerance, precision=precision)
     row.status, row.reason = result.pop("status"), result.pop("reason")
     row.drift = row.status == FAIL
-    for k, v in result.items():
-        setattr(row, k, v)
+    _set_metrics(row, result)
+
+
+def _set_metrics(row: LayerResult, result: Mapping) -> None:
+    for key in ("max_abs_err", "max_abs_ref", "rel_to_max", "cosine", "snr_db"):
+        setattr(row, key, result[key])
+    row.underflow = bool(result.get("underflow"))
 
 
 def _compare_capture(mlmodel, feeds, rows: list[LayerResult], reference: Mapping, tolerance: Mapping,
-                     allowance, saturate: Optional[float], runtime: str) -> None:
+                     allowance, precision: str, runtime: str) -> None:
     """Two interpreter runs, compared as each var is produced and then freed.
 
     Accumulated: the program end to end, every held var against onnxruntime. Local: the same
@@ -346,11 +351,9 @@ def _compare_capture(mlmodel, feeds, rows: list[LayerResult], reference: Mapping
     def accumulated(name, value):
         row = pending[name]
         if _holds(row, value, reference[row.tensor]):
-            result = compare(reference[row.tensor], value, tolerance, saturate=saturate)
-            row.drift = result.pop("status") == FAIL
-            result.pop("reason")
-            for k, v in result.items():
-                setattr(row, k, v)
+            result = compare(reference[row.tensor], value, tolerance, precision=precision)
+            row.drift = result["status"] == FAIL
+            _set_metrics(row, result)
         return None
 
     outputs, _ = run_coreml_side(mlmodel, feeds, runtime=runtime, observe={n: accumulated for n in pending})
@@ -360,10 +363,11 @@ def _compare_capture(mlmodel, feeds, rows: list[LayerResult], reference: Mapping
         if row.status != _PENDING:  # not held (shape/dtype): leave the program's own value
             return None
         ref = reference[row.tensor]
-        result = compare(ref, value, tolerance, allowance=allowance(row), saturate=saturate)
+        result = compare(ref, value, tolerance, allowance=allowance(row), precision=precision)
         row.status, row.reason = result["status"], result["reason"]
         row.local_max_abs_err, row.local_rel_to_max = result["max_abs_err"], result["rel_to_max"]
         row.local_cosine, row.allowed_abs_err = result["cosine"], result["allowed_abs_err"]
+        row.underflow = row.underflow or bool(result.get("underflow"))
         return ref
 
     run_coreml_side(mlmodel, feeds, runtime=runtime, observe={n: local for n in pending})
@@ -444,11 +448,10 @@ def validate(
         return build_coreml(source_model, inputs=shapes, outputs=outputs, compute_precision=precision,
                             config=cfg.data, minimum_deployment_target=minimum_deployment_target)
 
-    saturate = FP16_MAX if precision == "fp16" else None
     if method == "capture":
         say(f"running the MIL program ({runtime}) end to end and op by op on the reference's values")
         allowance = _allowance(reference_model, reference, feeds, nodes, precision, cfg)
-        _compare_capture(mlmodel, feeds, rows, reference, tolerance, allowance, saturate, runtime)
+        _compare_capture(mlmodel, feeds, rows, reference, tolerance, allowance, precision, runtime)
     elif method == "outputs":
         wanted = [r.tensor for r in rows if r.status in (_PENDING, FUSED)]
         say(f"rebuilding with {len(wanted)} tensors as outputs and running {runtime}")
@@ -458,12 +461,12 @@ def validate(
         for row in rows:
             if row.tensor in wanted:
                 row.mil_var = output_vars.get(row.tensor)
-                _fill(row, outputs.get(row.tensor), reference[row.tensor], tolerance, saturate)
+                _fill(row, outputs.get(row.tensor), reference[row.tensor], tolerance, precision)
         report.notes.append("every ONNX tensor was exposed as a model output: on CoreML this changes the "
                             "CPU/GPU/ANE partitioning and can hide a device bug; confirm with method 'truncation'")
     else:
         worst = _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_units, say, report,
-                        saturate)
+                        precision)
         if worst is not None:
             node = next(n for n in nodes if worst in n.outputs)
             report.first_divergence = Divergence(node.name, node.op_type, worst, report.layer(worst))
@@ -473,7 +476,7 @@ def validate(
 
 
 def _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_units, say,
-            report, saturate) -> Optional[str]:
+            report, precision) -> Optional[str]:
     """Truncation bisection: build the model cut at one tensor, run it, compare. The candidates
     narrow to the ancestors of the latest failing tensor that no passing probe already clears
     (a passing probe clears its ancestors). Returns the first failing tensor, or None."""
@@ -503,7 +506,7 @@ def _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_
         for t in tensors:
             row = by_tensor[t]
             row.mil_var = output_vars.get(t)
-            _fill(row, outputs.get(t), reference[t], tolerance, saturate)
+            _fill(row, outputs.get(t), reference[t], tolerance, precision)
 
     ends = [r.tensor for r in candidates if r.tensor not in consumed]
     probe(ends)
