@@ -168,34 +168,37 @@ def topological_nodes(model: onnx.ModelProto) -> list[OnnxNodeInfo]:
             for index, n in enumerate(order)]
 
 
-def run_reference(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every node output of ``model`` from ONE onnxruntime session run.
+def run_reference(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
+                  tensors: Optional[set] = None) -> dict[str, np.ndarray]:
+    """Node outputs of ``model`` from ONE onnxruntime session run: every one, or those in
+    ``tensors`` (plus the graph's outputs).
 
-    Each node output is appended as a graph output with its shape-inferred type; a tensor shape
-    inference cannot type is left out (reported as "missing").
+    They are appended to the graph's outputs without types (onnxruntime types them itself, so no
+    shape inference over the weights is needed) and removed again afterwards: ``model`` is not
+    copied, since a large model's weights would be.
     """
-    exposed = onnx.ModelProto()
-    exposed.CopyFrom(model)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, data_prop=True)
-    except Exception as e:  # onnx raises InferenceError, ValidationError or RuntimeError
-        raise ValidationInputError(f"ONNX shape inference failed: {e}") from e
-    typed = {vi.name: vi for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
-    present = {o.name for o in exposed.graph.output}
-    for node in exposed.graph.node:
+    graph = model.graph
+    present = {o.name for o in graph.output}
+    kept = len(graph.output)
+    for node in graph.node:
         for name in node.output:
-            if not name or name in present:
-                continue
-            vi = typed.get(name)
-            if vi is None or not vi.type.HasField("tensor_type") or not vi.type.tensor_type.elem_type:
-                continue
-            exposed.graph.output.append(vi)
-            present.add(name)
+            if name and name not in present and (tensors is None or name in tensors):
+                graph.output.append(onnx.ValueInfoProto(name=name))
+                present.add(name)
+    try:
+        serialized = model.SerializeToString()
+    finally:
+        del graph.output[kept:]
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(exposed.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, dict(feeds))))
+    try:
+        session = ort.InferenceSession(serialized, options, providers=["CPUExecutionProvider"])
+        del serialized
+        names = [o.name for o in session.get_outputs()]
+        return dict(zip(names, session.run(names, dict(feeds))))
+    except (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidArgument,
+            ort.capi.onnxruntime_pybind11_state.InvalidGraph) as e:
+        raise ValidationInputError(f"onnxruntime cannot run the reference model: {e}") from e
 
 
 # ---- first divergence ----------------------------------------------------------------------------
@@ -436,8 +439,9 @@ def validate(
     tolerance = cfg.tolerance(precision)
 
     say("running onnxruntime (every node output)")
-    reference = run_reference(reference_model, feeds)
+    folded = set(name_map.get("folded", []))  # constants at build time: not compared
     nodes = topological_nodes(reference_model)
+    reference = run_reference(reference_model, feeds, {o for n in nodes for o in n.outputs} - folded)
     rows = _node_rows(nodes, reference, name_map)
     units = None if compute_units is None else getattr(compute_units, "name", str(compute_units))
     report = ValidationReport(model=_model_label(onnx_model, reference_model), runtime=runtime, method=method,
