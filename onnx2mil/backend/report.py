@@ -14,7 +14,8 @@ PASS, FAIL = "pass", "fail"
 FUSED = "fused"        # the passes fused the tensor away: no MIL var holds it
 FOLDED = "folded"      # folded to a constant at build time
 MISSING = "missing"    # expected in the run but absent (no ORT type, or var not captured)
-COMPARED = (PASS, FAIL)
+LOSSY = "lossy"        # beyond tolerance where the op reads compressed weights: compression's error
+COMPARED = (PASS, FAIL, LOSSY)
 
 
 @dataclass
@@ -43,6 +44,8 @@ class LayerResult:
     local_cosine: Optional[float] = None
     allowed_abs_err: Optional[float] = None   # the tolerance the local error was judged by
     underflow: bool = False   # values below the precision's normal range: a precision warning
+    compressed: Optional[str] = None  # the constexpr op that decompresses this op's weight
+    uncompressed_local_rel_to_max: Optional[float] = None  # same layer, uncompressed build (compression report)
     reason: str = ""
 
     @property
@@ -91,6 +94,8 @@ class ValidationReport:
     compute_units: Optional[str] = None
     notes: list = field(default_factory=list)
     outputs: list = field(default_factory=list)   # the model's output tensors
+    # With compressed weights and compression_report: the compressed layers, most hurt first
+    compression: list = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -127,6 +132,7 @@ class ValidationReport:
             "compute_units": self.compute_units, "precision": self.precision,
             "tolerances": self.tolerances, "counts": self.counts, "notes": list(self.notes),
             "first_divergence": self.first_divergence.to_dict() if self.first_divergence else None,
+            "compression": list(self.compression),
             "layers": [asdict(layer) for layer in self.layers],
         }
 
@@ -170,7 +176,7 @@ class ValidationReport:
             table.add_column(col, justify=justify)
         first = self.first_divergence.tensor if self.first_divergence else None
         for layer in self.layers if rows is None else rows:
-            style = {PASS: "green", FAIL: "bold red"}.get(layer.status, "dim")
+            style = {PASS: "green", FAIL: "bold red", LOSSY: "yellow"}.get(layer.status, "dim")
             status = layer.status + (" ◀ first" if layer.tensor == first else "")
             if layer.drift and layer.status == PASS:
                 status += " (drift)"
@@ -193,10 +199,18 @@ class ValidationReport:
             lines.append(f"DIVERGES: first divergence at node '{d.node}' ({d.op_type}), tensor '{d.tensor}' ({counts})")
         elif self.drifting_outputs:
             names = ", ".join(f"'{layer.tensor}'" for layer in self.drifting_outputs)
-            lines.append(f"DIVERGES: output {names} beyond tolerance end to end, although every op is within "
-                         f"tolerance on reference inputs: error accumulates ({counts})")
+            why = ("the error of the compressed weights" if any(layer.status == LOSSY for layer in self.layers)
+                   else "every op is within tolerance on reference inputs: error accumulates")
+            lines.append(f"DIVERGES: output {names} beyond tolerance end to end; no op is wrong: {why} ({counts})")
         else:
             lines.append(f"DIVERGES: unknown node ({counts})")
+        lossy = [layer for layer in self.layers if layer.status == LOSSY]
+        compressed = [layer for layer in self.layers if layer.compressed]
+        if compressed:
+            lines.append(f"compressed weights in {len(compressed)} layer(s); {len(lossy)} beyond tolerance from "
+                         "compression (lossy, not counted as divergence)"
+                         + ("" if self.compression else "; compression_report=True ranks them against an "
+                            "uncompressed build"))
         underflowing = [layer for layer in self.layers if layer.underflow]
         if underflowing:
             lines.append(f"precision warning: {len(underflowing)} tensor(s) lie below {self.precision}'s normal "
@@ -205,6 +219,7 @@ class ValidationReport:
         drifting = self.drifting
         if drifting:
             cause = ("error carried from the divergence upstream" if self.first_divergence is not None
+                     else "error carried from the compressed layers" if lossy
                      else f"accumulated {self.precision} error, no op is wrong")
             lines.append(f"{len(drifting)} tensor(s) beyond tolerance end to end while their own ops are right: "
                          f"{cause} (first: '{drifting[0].node}')")
@@ -221,7 +236,27 @@ class ValidationReport:
             compared = sum(layer.status in COMPARED for layer in self.layers)
             console.print(f"{len(rows)} of {len(self.layers)} rows shown ({compared} compared): the worst; "
                           f"--all for every row")
+        if self.compression:
+            console.print(self.compression_table(count))
         console.print(self.summary())
+
+    def compression_table(self, count: int = 10):
+        """The compressed layers the compression hurts most (local error added over the
+        uncompressed build)."""
+        from rich.table import Table
+
+        table = Table(title=f"compression: the {min(count, len(self.compression))} most sensitive layers "
+                            f"of {len(self.compression)}")
+        alone = any("output_error_alone" in entry for entry in self.compression)
+        columns = ["rank", "node", "op", "weights", "local err (compressed)", "uncompressed", "added"]
+        columns += ["output err, alone compressed"] if alone else []
+        for col in columns:
+            table.add_column(col, justify="left" if col in ("node", "op", "weights") else "right")
+        for rank, entry in enumerate(self.compression[:count], 1):
+            cells = [str(rank), entry["node"], entry["op_type"], entry["compressed"], _num(entry["local_rel_to_max"]),
+                     _num(entry["uncompressed_local_rel_to_max"]), _num(entry["added"])]
+            table.add_row(*cells, *([_num(entry.get("output_error_alone"))] if alone else []))
+        return table
 
     # ---- HTML --------------------------------------------------------------------------------
     def to_html(self, path: Union[str, Path]) -> Path:

@@ -115,3 +115,8 @@ def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping
         return to_onnx_outputs(values, name_map)
     function_outputs = {v.name: values[v.name] for v in prog.functions["main"].outputs}
     return {"outputs": to_onnx_outputs(function_outputs, name_map), "tensors": values}
+
+
+def program(model: Union[ct.models.MLModel, str, Path, Program]) -> Program:
+    """The program ``predict`` runs for ``model`` (as saved, cached like predict's)."""
+    return _load(model)[0]

@@ -28,7 +28,7 @@ from . import pipeline as pipeline_mod
 from .compare import compare, input_rounding_allowance
 from .config import Config
 from .loader import read_model, topological_order
-from .report import COMPARED, FAIL, FOLDED, FUSED, MISSING, PASS, Divergence, LayerResult, ValidationReport
+from .report import COMPARED, FAIL, FOLDED, FUSED, LOSSY, MISSING, PASS, Divergence, LayerResult, ValidationReport
 
 RUNTIMES = ("mil", "coreml")
 _PENDING = "pending"  # a row with a MIL var, until the run fills in its metrics
@@ -247,7 +247,7 @@ def first_divergence(layers: list[LayerResult], nodes: list[OnnxNodeInfo]) -> Op
                 f, t = compared_ancestors(i)
                 found |= f
                 through |= t
-        if all(by_tensor[t].status == PASS for t in found):
+        if all(by_tensor[t].status in (PASS, LOSSY) for t in found):
             order = [n.name for n in nodes if n.name in through]
             return Divergence(node.name, node.op_type, layer.tensor, layer, order)
     return None
@@ -398,6 +398,7 @@ def validate(
     source=None,
     seed: int = 0,
     progress: Optional[Callable[[str], None]] = None,
+    compression_report: bool = False,
 ) -> ValidationReport:
     """Compare every tensor of ``mlmodel`` with onnxruntime running ``onnx_model``.
 
@@ -408,6 +409,10 @@ def validate(
     "outputs" (default for "coreml") or "truncation"; the latter two rebuild from ``source`` with
     the model's config and precision. Tolerances: ``config``'s, else the model's stored config's,
     for the model's precision. ``progress``: called with a short message before each long step.
+    Compressed weights (constexpr ops): an op beyond tolerance that reads them is ``lossy``, not a
+    divergence; ``compression_report=True`` also validates an uncompressed build of ``source``
+    and ranks the compressed layers by the local error compression adds (``report.compression``),
+    and a layer that fails uncompressed too stays a failure.
     Raises ValidationInputError (bad inputs/options), RuntimeUnavailableError (CoreML off macOS).
     """
     from .build import build_coreml, precision_of
@@ -459,6 +464,13 @@ def validate(
         say(f"running the MIL program ({runtime}) end to end and op by op on the reference's values")
         allowance = _allowance(reference, feeds, magnitudes, nodes, precision, cfg)
         _compare_capture(mlmodel, feeds, rows, reference, tolerance, allowance, precision, runtime)
+        compressed = _mark_compressed(rows, mlmodel)
+        if compressed and compression_report:
+            say("validating an uncompressed build for the compression report")
+            uncompressed = build_coreml(source_model, inputs=shapes, compute_precision=precision, config=cfg.data,
+                                        minimum_deployment_target=minimum_deployment_target or _target_of(mlmodel))
+            baseline = validate(reference_model, uncompressed, inputs=feeds, config=cfg.data)
+            report.compression = _rank_compression(rows, baseline, compressed)
     elif method == "outputs":
         wanted = [r.tensor for r in rows if r.status in (_PENDING, FUSED)]
         say(f"rebuilding with {len(wanted)} tensors as outputs and running {runtime}")
@@ -590,6 +602,46 @@ def _allowance(reference: Mapping, feeds: Mapping, magnitudes: Mapping[str, floa
         return input_rounding_allowance(row.op_type, precision, largest, _max_abs(reference[row.tensor]), rounding)
 
     return allowance
+
+
+def _mark_compressed(rows: list[LayerResult], mlmodel) -> dict:
+    """Rows whose op reads a compressed weight: named, and ``lossy`` rather than failing."""
+    from .compress import compressed_weights
+    from .runtimes import program
+
+    compressed = compressed_weights(program(mlmodel), {row.mil_var for row in rows if row.mil_var})
+    for row in rows:
+        if row.mil_var in compressed:
+            row.compressed = compressed[row.mil_var][1]
+            if row.status == FAIL:
+                row.status = LOSSY
+                row.reason = f"reads weights compressed by {row.compressed}: compression's error ({row.reason})"
+    return compressed
+
+
+def _rank_compression(rows: list[LayerResult], baseline: ValidationReport, compressed: Mapping) -> list[dict]:
+    """The compressed layers by the local error compression adds, largest first (ties in
+    topological order); a lossy layer that fails uncompressed too is a failure again."""
+    entries = []
+    for row in rows:
+        if not row.compressed or row.local_rel_to_max is None:
+            continue
+        base = next((layer for layer in baseline.layers if layer.tensor == row.tensor), None)
+        row.uncompressed_local_rel_to_max = base.local_rel_to_max if base is not None else None
+        if row.status == LOSSY and base is not None and base.status == FAIL:
+            row.status, row.reason = FAIL, f"fails without compression too: {base.reason}"
+        added = row.local_rel_to_max - (row.uncompressed_local_rel_to_max or 0.0)
+        entries.append({"node": row.node, "op_type": row.op_type, "tensor": row.tensor, "index": row.index,
+                        "mil_op": compressed[row.mil_var][0], "compressed": row.compressed,
+                        "local_rel_to_max": row.local_rel_to_max,
+                        "uncompressed_local_rel_to_max": row.uncompressed_local_rel_to_max, "added": added})
+    return sorted(entries, key=lambda e: (-e["added"], e["index"]))
+
+
+def _target_of(mlmodel):
+    import coremltools as ct
+
+    return ct.target(mlmodel.get_spec().specificationVersion)
 
 
 def _model_label(given, proto: onnx.ModelProto) -> str:
