@@ -259,6 +259,29 @@ def build_yolos():
     return _eval(YolosForObjectDetection(cfg))
 
 
+def build_encodec_decoder():
+    from transformers import EncodecConfig, EncodecModel
+    cfg = EncodecConfig(hidden_size=32, num_filters=8, num_residual_layers=1, upsampling_ratios=[4, 2],
+                        num_lstm_layers=1, codebook_size=64, target_bandwidths=[1.5], sampling_rate=8000)
+    return _eval(EncodecModel(cfg).decoder)
+
+
+build_encodec_decoder.returns_tensor = True
+
+
+def build_efficientnet():
+    from transformers import EfficientNetConfig, EfficientNetModel
+    cfg = EfficientNetConfig(image_size=64, width_coefficient=0.25, depth_coefficient=0.5, hidden_dim=320)
+    return _eval(EfficientNetModel(cfg))
+
+
+def build_resnet():
+    from transformers import ResNetConfig, ResNetModel
+    cfg = ResNetConfig(embedding_size=16, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1],
+                       layer_type="bottleneck")
+    return _eval(ResNetModel(cfg))
+
+
 def _ids(name, length, vocab):
     return {"name": name, "shape": [1, length], "dtype": "int64", "range": [0, vocab]}
 
@@ -327,6 +350,12 @@ SPECS = [
          build_speecht5_hifigan, [_floats("spectrogram", (1, 16, 80), -10.0, 1.0)], ["waveform"],
          notes="HiFi-GAN has leaky ReLU, not Snake; normalize_before with random mean/scale; convs "
                "N(0, 0.7/sqrt(fan_in)) (waveform peak ~0.5)"),
+    Spec("encodec_decoder", "transformers.models.encodec.modeling_encodec.EncodecDecoder", ("legacy", "dynamo"),
+         ["convtranspose1d", "lstm", "weight_norm", "elu", "reflect_pad", "residual"],
+         build_encodec_decoder, [_floats("hidden_states", (1, 32, 16))], ["audio"],
+         notes="EnCodec's decoder alone (input: quantized embeddings); upsampling [4, 2], one LSTM layer",
+         exporter_notes={"dynamo": "torch.export cannot guard the data-dependent `if length <= max_pad` in "
+                                   "EncodecConv1d._pad1d (reflect padding); the legacy export stands in"}),
     Spec("convnext", "transformers.ConvNextModel", BOTH,
          ["depthwise", "layer_scale", "layernorm", "layernorm_channels_first", "gelu"],
          build_convnext(False), [_floats("pixel_values", (1, 3, 32, 32))], ["last_hidden_state", "pooler_output"],
@@ -342,6 +371,13 @@ SPECS = [
          exporter_notes={"legacy": "TF-style 'same' padding is computed from tensor shapes in the graph (Shape, "
                                    "Gather, Pad... around every conv), and the outputs are declared with symbolic "
                                    "dims although the input is static"}),
+    Spec("efficientnet", "transformers.EfficientNetModel", ("legacy", "dynamo"),
+         ["depthwise", "squeeze_excitation", "swish", "batchnorm", "residual"],
+         build_efficientnet, [_floats("pixel_values", (1, 3, 64, 64))], ["last_hidden_state", "pooler_output"],
+         notes="width 0.25, depth 0.5"),
+    Spec("resnet", "transformers.ResNetModel", ("dynamo",),
+         ["batchnorm", "maxpool", "residual", "bottleneck"],
+         build_resnet, [_floats("pixel_values", (1, 3, 64, 64))], ["last_hidden_state", "pooler_output"]),
     Spec("yolos", "transformers.YolosForObjectDetection", ("legacy", "dynamo"),
          ["detection", "attention", "layernorm", "sigmoid"],
          build_yolos, [_floats("pixel_values", (1, 3, 32, 32))], ["logits", "pred_boxes"],
@@ -450,6 +486,14 @@ def check_with_onnxruntime(path: Path, args: tuple, input_names: list, expected:
     return worst
 
 
+def failure_reason(exc: BaseException) -> str:
+    """The first line of an export error; for torch.export's, the line of its exception summary."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    summary = [i for i, line in enumerate(lines) if line.startswith("## Exception summary")]
+    head = lines[summary[0] + 1] if summary and summary[0] + 1 < len(lines) else (lines[0] if lines else "")
+    return f"{type(exc).__name__}: {head[:400]}"
+
+
 def _dims(vi) -> list:
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in vi.type.tensor_type.shape.dim]
 
@@ -481,7 +525,7 @@ def main(argv=None) -> int:
                       f"ort vs torch {models[name]['onnxruntime_vs_torch_rel_err']:.2e}", flush=True)
             except Exception as exc:  # recorded in the manifest: an export failure is a finding
                 models.pop(name, None)
-                reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:400] if str(exc).strip() else ''}"
+                reason = failure_reason(exc)
                 failed[name] = {"name": name, "source_class": spec.source_class, "exporter": exporter,
                                 "reason": reason, "notes": spec.exporter_notes.get(exporter, "")}
                 print(f"  FAILED: {reason}", flush=True)

@@ -71,6 +71,9 @@ def status_of(model: dict, precision: str, seed: int = 0, method: str = "capture
     except Exception as exc:  # a build failure is the finding: recorded in the row
         row["build"] = "FAIL"
         row["error"] = _error(exc)
+        # UnsupportedOperatorError lists every refused node: show them like failing rows.
+        row["first_fails"] = [{"node": r.node, "op": r.op_type, "tensor": "", "reason": r.reason}
+                              for r in getattr(exc, "refusals", [])[:3]]
         row["traceback"] = traceback.format_exc()
         return row
     row["seconds"]["build"] = round(time.perf_counter() - t0, 2)
