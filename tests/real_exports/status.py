@@ -4,6 +4,7 @@ onnxruntime (rel err = max abs err / max |ref|, worst output), and run ``onnx2mi
 
     python tests/real_exports/status.py                  # every model, fp32 and fp16
     python tests/real_exports/status.py bert --precision fp16 --json status.json
+    python tests/real_exports/status.py --method outputs   # validate by rebuilding with every tensor exposed
 
 Prints one row per model and precision: build ok, final-output rel err (and whether it is within
 the validation tolerance), validate's verdict, the number of ``fail`` rows and the first three
@@ -56,7 +57,7 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
 
 
-def status_of(model: dict, precision: str, seed: int = 0) -> dict:
+def status_of(model: dict, precision: str, seed: int = 0, method: str = "capture") -> dict:
     path = corpus.path(model)
     feeds = corpus.make_feeds(model, seed=seed)
     row = {"model": model["name"], "precision": precision, "build": None, "final_rel_err": None,
@@ -70,6 +71,9 @@ def status_of(model: dict, precision: str, seed: int = 0) -> dict:
     except Exception as exc:  # a build failure is the finding: recorded in the row
         row["build"] = "FAIL"
         row["error"] = _error(exc)
+        # UnsupportedOperatorError lists every refused node: show them like failing rows.
+        row["first_fails"] = [{"node": r.node, "op": r.op_type, "tensor": "", "reason": r.reason}
+                              for r in getattr(exc, "refusals", [])[:3]]
         row["traceback"] = traceback.format_exc()
         return row
     row["seconds"]["build"] = round(time.perf_counter() - t0, 2)
@@ -89,7 +93,7 @@ def status_of(model: dict, precision: str, seed: int = 0) -> dict:
 
     t0 = time.perf_counter()
     try:
-        report = onnx2mil.validate(str(path), mlmodel, inputs=feeds)
+        report = onnx2mil.validate(str(path), mlmodel, inputs=feeds, method=method)
     except Exception as exc:
         row["verdict"] = "ERROR"
         row["error"] = (row["error"] + " | " if row["error"] else "") + "validate: " + _error(exc)
@@ -144,6 +148,8 @@ def main(argv=None) -> int:
                         help="fp32 and/or fp16 (default both)")
     parser.add_argument("--json", type=Path, help="also write every row (with tracebacks) to this file")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--method", choices=("capture", "outputs", "truncation"), default="capture",
+                        help="validate's method (default capture: the interpreter records every var)")
     opts = parser.parse_args(argv)
     precisions = opts.precision or list(PRECISIONS)
     rows = []
@@ -152,7 +158,7 @@ def main(argv=None) -> int:
             continue
         for precision in precisions:
             print(f"... {model['name']} {precision}", file=sys.stderr, flush=True)
-            rows.append(status_of(model, precision, seed=opts.seed))
+            rows.append(status_of(model, precision, seed=opts.seed, method=opts.method))
             if opts.json:
                 opts.json.write_text(json.dumps(rows, indent=2, default=str) + "\n")
     print_table(rows)
