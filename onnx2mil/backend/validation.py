@@ -456,9 +456,9 @@ def validate(
                               precision=precision, tolerances=dict(tolerance), layers=rows, compute_units=units,
                               outputs=[o.name for o in reference_model.graph.output])
 
-    def rebuild(outputs: list[str]):
+    def rebuild(outputs: Optional[list] = None, target=minimum_deployment_target):
         return build_coreml(source_model, inputs=shapes, outputs=outputs, compute_precision=precision,
-                            config=cfg.data, minimum_deployment_target=minimum_deployment_target)
+                            config=cfg.data, minimum_deployment_target=target)
 
     if method == "capture":
         say(f"running the MIL program ({runtime}) end to end and op by op on the reference's values")
@@ -467,22 +467,11 @@ def validate(
         compressed = _mark_compressed(rows, mlmodel)
         if compressed and compression_report:
             say("validating an uncompressed build for the compression report")
-            uncompressed = build_coreml(source_model, inputs=shapes, compute_precision=precision, config=cfg.data,
-                                        minimum_deployment_target=minimum_deployment_target or _target_of(mlmodel))
+            uncompressed = rebuild(target=minimum_deployment_target or _target_of(mlmodel))
             baseline = validate(reference_model, uncompressed, inputs=feeds, config=cfg.data)
             report.compression = _rank_compression(rows, baseline, compressed)
     elif method == "outputs":
-        wanted = [r.tensor for r in rows if r.status in (_PENDING, FUSED)]
-        say(f"rebuilding with {len(wanted)} tensors as outputs and running {runtime}")
-        exposed = rebuild(wanted)
-        outputs, _ = run_coreml_side(exposed, feeds, runtime=runtime, compute_units=compute_units)
-        output_vars = pipeline_mod.read_name_map(exposed)["outputs"]
-        for row in rows:
-            if row.tensor in wanted:
-                row.mil_var = output_vars.get(row.tensor)
-                _fill(row, outputs.get(row.tensor), reference[row.tensor], tolerance, precision)
-        report.notes.append("every ONNX tensor was exposed as a model output: on CoreML this changes the "
-                            "CPU/GPU/ANE partitioning and can hide a device bug; confirm with method 'truncation'")
+        _compare_outputs(rows, reference, feeds, tolerance, precision, rebuild, runtime, compute_units, say, report)
     else:
         worst = _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_units, say, report,
                         precision)
@@ -492,6 +481,23 @@ def validate(
         return report
     report.first_divergence = first_divergence(rows, nodes)
     return report
+
+
+def _compare_outputs(rows, reference, feeds, tolerance, precision, rebuild, runtime, compute_units, say,
+                     report) -> None:
+    """Method "outputs": one rebuild with every tensor as a model output, accumulated error only."""
+    wanted = [r.tensor for r in rows if r.status in (_PENDING, FUSED)]
+    say(f"rebuilding with {len(wanted)} tensors as outputs and running {runtime}")
+    exposed = rebuild(wanted)
+    outputs, _ = run_coreml_side(exposed, feeds, runtime=runtime, compute_units=compute_units)
+    output_vars = pipeline_mod.read_name_map(exposed)["outputs"]
+    for row in rows:
+        if row.tensor in wanted:
+            row.mil_var = output_vars.get(row.tensor)
+            _fill(row, outputs.get(row.tensor), reference[row.tensor], tolerance, precision)
+    report.notes.append("every ONNX tensor was exposed as a model output: on CoreML this changes the "
+                        "CPU/GPU/ANE partitioning and can hide a device bug; confirm with method 'truncation'")
+    report.notes.append("statuses judge the accumulated error: the local error of each op needs method 'capture'")
 
 
 def _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_units, say,
