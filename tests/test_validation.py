@@ -262,3 +262,11 @@ def test_outputs_method_and_cuts_work_on_linear_layers():
     assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
     report = onnx2mil.validate(model, method="outputs", inputs=inputs)
     assert report.ok and report.counts.get("fail", 0) == 0 and report.layer(matmul).status == "pass"
+
+
+def test_fused_tensors_name_the_pass_that_fused_them():
+    from onnx2mil import models
+
+    report = onnx2mil.validate(models.build("resnet-tiny"), inputs=models.example_inputs("resnet-tiny"))
+    fused = [layer for layer in report.layers if layer.status == "fused"]
+    assert fused and all(layer.op_type == "Conv" and "fuse_conv_batchnorm" in layer.reason for layer in fused)

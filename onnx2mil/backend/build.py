@@ -133,7 +133,11 @@ def build_coreml(
 
     final = pipeline_mod.final_program(mlmodel)
     producers = {o: index for index, node in enumerate(graph.nodes) for o in node.outputs if o}
-    tensors, unobservable = pipeline_mod.resolve_names(final, ctx.name_map, producers)
+    consumers: dict = {}
+    for index, node in enumerate(graph.nodes):
+        for i in node.inputs:
+            consumers.setdefault(i, []).append(index)
+    tensors, unobservable = pipeline_mod.resolve_names(final, ctx.name_map, producers, consumers)
     name_map = {
         "inputs": {n: ctx.mil_name(n) for n in graph.inputs},
         "scalar_inputs": scalar_inputs(ctx, shapes),  # fed as shape (1,): CoreML has no rank-0 inputs

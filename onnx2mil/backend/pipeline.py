@@ -137,7 +137,8 @@ def debug_handle(op) -> Optional[int]:
     return handle[0] if handle else None
 
 
-def resolve_names(prog: Program, pre_pass: dict[str, str], producers: dict[str, int]) -> tuple[dict, dict]:
+def resolve_names(prog: Program, pre_pass: dict[str, str], producers: dict[str, int],
+                  consumers: Optional[dict[str, list]] = None) -> tuple[dict, dict]:
     """Which var holds each ONNX tensor after the passes: ``({onnx: var name or None}, {onnx: why
     none})``.
 
@@ -145,7 +146,9 @@ def resolve_names(prog: Program, pre_pass: dict[str, str], producers: dict[str, 
     collide with exporter names, and reuse names for other values. A var holds ONNX tensor ``t``
     only if its op carries the debug handle of ``t``'s producing node (coremltools copies a
     replaced var's scopes onto its replacement) AND its name is ``t``'s pre-pass name up to the
-    renamings of value-keeping passes. ``producers``: ONNX tensor -> top-level node index.
+    renamings of value-keeping passes. ``producers``: ONNX tensor -> top-level node index;
+    ``consumers``: ONNX tensor -> indexes of the nodes that read it (to name the pass that fused a
+    tensor into its consumer).
     """
     by_handle: dict[int, list] = {}
     for op in _all_ops(prog.functions["main"]):
@@ -167,9 +170,10 @@ def resolve_names(prog: Program, pre_pass: dict[str, str], producers: dict[str, 
         held.sort(key=lambda n: (n != mil_name, len(n)))
         tensors[onnx_name] = held[0] if held else None
         if not held:
-            passes = sorted({p for op in ops for p in op.scopes.get(ScopeSource.COREMLTOOLS_GRAPH_PASS, [])}
+            near = ops + [op for k in (consumers or {}).get(onnx_name, []) for op in by_handle.get(k, [])]
+            passes = sorted({p for op in near for p in op.scopes.get(ScopeSource.COREMLTOOLS_GRAPH_PASS, [])}
                             - _BOOKKEEPING_PASSES)
-            why[onnx_name] = (f"rewritten by {', '.join(passes)}: no var holds it" if passes else
+            why[onnx_name] = (f"fused away by {', '.join(passes)}: no var holds it" if passes else
                               "fused away by the passes: no var holds it")
     return tensors, why
 
