@@ -104,8 +104,10 @@ def status_of(model: dict, precision: str, seed: int = 0, method: str = "capture
     row["verdict"] = "OK" if report.ok else "DIVERGES"
     row["fails"] = len(fails)
     row["counts"] = report.counts
-    row["first_fails"] = [{"node": f.node, "op": f.op_type, "tensor": f.tensor,
-                           "reason": f.reason or f"rel {f.rel_to_max}"} for f in fails[:3]]
+    row["all_fails"] = [{"node": f.node, "op": f.op_type, "tensor": f.tensor, "mil_var": f.mil_var,
+                         "shape": f.shape, "rel_to_max": f.rel_to_max, "cosine": f.cosine,
+                         "reason": f.reason or f"rel {f.rel_to_max}"} for f in fails]
+    row["first_fails"] = row["all_fails"][:3]
     if report.first_divergence is not None:
         d = report.first_divergence
         row["first_divergence"] = {"node": d.node, "op": d.op_type, "reason": d.layer.reason}
@@ -146,7 +148,8 @@ def main(argv=None) -> int:
     parser.add_argument("only", nargs="*", help="only models whose name starts with one of these")
     parser.add_argument("--precision", choices=PRECISIONS, action="append",
                         help="fp32 and/or fp16 (default both)")
-    parser.add_argument("--json", type=Path, help="also write every row (with tracebacks) to this file")
+    parser.add_argument("--json", type=Path,
+                        help="also write every row to this file, with all failing rows and tracebacks")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--method", choices=("capture", "outputs", "truncation"), default="capture",
                         help="validate's method (default capture: the interpreter records every var)")
