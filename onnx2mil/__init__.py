@@ -31,10 +31,11 @@ from .backend.runtimes import predict  # noqa: E402
 from .backend.validation import validate  # noqa: E402
 from .backend.isolate import isolate  # noqa: E402
 from .backend.report import ValidationReport  # noqa: E402
+from .backend.lint import LintReport, lint  # noqa: E402
 
 __all__ = [
     "build_coreml", "save", "load_saved_program", "op_builder", "OnnxNode", "BuildContext",
     "Onnx2MilError", "InvalidModelError", "UnsupportedOperatorError", "UnsupportedMILOpError",
     "RuntimeUnavailableError", "Refusal", "validate", "isolate", "ValidationReport",
-    "predict",
+    "predict", "lint", "LintReport",
 ]
