@@ -237,6 +237,9 @@ def test_applied_lists_what_the_stored_config_mitigated(tmp_path):
     per_node = onnx2mil.build_coreml(m, config={**NATIVE, "node_lowering": {"up": {"conv_transpose_1d": "as_2d"}}})
     assert ("conv_transpose_1d_bias", "lowering.conv_transpose_1d=as_2d", "up") in \
         {(a.hazard, a.rewrite, a.scope) for a in hazards.applied(per_node)}
+    excepted = onnx2mil.build_coreml(m, config={"node_lowering": {"up": {"conv_transpose_1d": "native"}}})
+    assert ("conv_transpose_1d_bias", "lowering.conv_transpose_1d=as_2d", "model except up") in \
+        {(a.hazard, a.rewrite, a.scope) for a in hazards.applied(excepted)}
     path = onnx2mil.save(per_node, tmp_path / "m.mlpackage")
     assert [a.to_dict() for a in hazards.applied(str(path))] == [a.to_dict() for a in hazards.applied(per_node)]
 
@@ -288,3 +291,12 @@ def test_correct_real_models_lint_clean(name):
     source = models.build(name) if name in models.names() else str(corpus.path(name))
     report = onnx2mil.lint(source)
     assert report.clean, [(f.hazard, f.node) for f in report.unmitigated]
+
+
+def test_readme_lists_every_hazard_once():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Lint: known CoreML / Neural Engine hazards", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1].strip().strip("`") for line in section.splitlines() if line.startswith("| `")]
+    assert rows == [h.key for h in hazards.HAZARDS]

@@ -249,7 +249,7 @@ def _onnx_op(*op_types):
 
 # ---- the table -----------------------------------------------------------------------------------
 
-MNN_REPORT = "MNN CoreML backend, Qwen2.5-Omni BigVGAN vocoder report (no public URL; see README)"
+MNN_REPORT = "MNN CoreML backend report on Qwen2.5-Omni BigVGAN (no public URL)"
 
 HAZARDS: tuple[Hazard, ...] = (
     Hazard(
@@ -342,7 +342,8 @@ BY_KEY = {h.key: h for h in HAZARDS}
 
 @dataclass(frozen=True)
 class AppliedRewrite:
-    """A hazard the build's config mitigates, and where (``scope``: "model" or a node name)."""
+    """A hazard the build's config mitigates, and where (``scope``: "model", "model except <nodes>"
+    or a node name)."""
 
     hazard: str
     rewrite: str
@@ -353,7 +354,7 @@ class AppliedRewrite:
         return asdict(self)
 
     def __str__(self) -> str:
-        where = "" if self.scope == "model" else f" (node {self.scope})"
+        where = "" if self.scope == "model" else f" ({self.scope})"
         return f"{self.hazard}: {self.rewrite}{where} [{self.reference}]"
 
 
@@ -379,12 +380,15 @@ def applied(mlmodel) -> list[AppliedRewrite]:
             if rw.removed_pass is None or rw.removed_pass in removed:
                 out.append(AppliedRewrite(hazard.key, rw.description, "model", hazard.references[0]))
             continue
+        per_node = {node: o[rw.lowering] for node, o in config.data["node_lowering"].items() if rw.lowering in o}
         if rw.applied(config):
+            exceptions = [node for node, variant in per_node.items() if variant not in rw.variants]
+            scope = "model" if not exceptions else f"model except {', '.join(exceptions)}"
             out.append(AppliedRewrite(hazard.key, f"lowering.{rw.lowering}={config.lowering(rw.lowering)}",
-                                      "model", hazard.references[0]))
-        for node, overrides in config.data["node_lowering"].items():
-            variant = overrides.get(rw.lowering)
-            if variant is not None and variant in rw.variants and not rw.applied(config):
+                                      scope, hazard.references[0]))
+            continue
+        for node, variant in per_node.items():
+            if variant in rw.variants:
                 out.append(AppliedRewrite(hazard.key, f"lowering.{rw.lowering}={variant}", node,
                                           hazard.references[0]))
     return out
