@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("-o", "--output", required=True, help="directory for the bundle")
     i.add_argument("--inputs", help=".npz of the full model's inputs (default: generated)")
     i.add_argument("--variants", nargs="+", help="lowering variants (default: all the op has)")
-    i.add_argument("--runtimes", nargs="+", help="mil-fp32, mil-fp16, coreml-<UNITS> (default: all here)")
+    i.add_argument("--runtimes", nargs="+", help="mil-fp32, mil-fp16, mil-ane (Neural Engine emulation), "
+                   "coreml-<UNITS> (default: all here but mil-ane)")
     i.add_argument("--config", help="base build config (YAML)")
     i.add_argument("--json", action="store_true", help="print the matrix as JSON")
     i.set_defaults(func=_isolate)

@@ -300,3 +300,50 @@ def test_readme_lists_every_hazard_once():
     section = readme.split("## Lint: known CoreML / Neural Engine hazards", 1)[1].split("\n## ", 1)[0]
     rows = [line.split("|")[1].strip().strip("`") for line in section.splitlines() if line.startswith("| `")]
     assert rows == [h.key for h in hazards.HAZARDS]
+
+
+# ---- the emulated Neural Engine (mil-ane) --------------------------------------------------------
+
+def test_isolate_bigvgan_second_ups_node_native_fails_only_on_the_emulated_neural_engine(tmp_path):
+    from onnx2mil import models
+
+    result = onnx2mil.isolate(models.build("bigvgan-tiny"), "/ups.1/ups.1.0/ConvTranspose", tmp_path,
+                              inputs=models.example_inputs("bigvgan-tiny"),
+                              runtimes=["mil-fp32", "mil-fp16", "mil-ane"])
+    assert result.cell("native", "mil-ane").status == "fail"
+    assert result.cell("as_2d", "mil-ane").status == "pass"
+    assert result.cell("split_bias", "mil-ane").status == "pass"
+    assert all(result.cell(v, r).status == "pass" for v in result.variants for r in ("mil-fp32", "mil-fp16"))
+    assert result.failing_variants() == ["native"]
+    assert "mil-ane (emulation)" in (tmp_path / "README.md").read_text()
+
+
+def test_emulated_neural_engine_computes_in_fp16_whatever_the_declared_precision():
+    square = model([oh.make_node("Mul", ["x", "x"], ["y"], name="square")], {"x": [1, 4]}, ["y"])
+    x = np.array([[1.0, 3.0, 300.0, 1e-3 + 1e-7]], np.float32)  # 300^2 = 90000 > 65504
+    fp32 = onnx2mil.build_coreml(square, compute_precision="fp32")
+    exact = onnx2mil.predict(fp32, {"x": x})["y"]
+    emulated = onnx2mil.predict(fp32, {"x": x}, runtime="mil-ane")["y"]
+    assert exact.dtype == emulated.dtype == np.float32
+    np.testing.assert_allclose(exact, x * x, rtol=1e-6)
+    assert np.isinf(emulated[0, 2]) and not np.isinf(exact[0, 2])
+    fp16_x = x.astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(emulated[0, :2], (fp16_x[0, :2] * fp16_x[0, :2]).astype(np.float16))
+    assert emulated[0, 3] == np.float32(np.float16(np.float16(x[0, 3]) ** 2))
+
+
+def test_emulated_bias_hazard_hits_only_rank3_conv_transpose_with_a_bias():
+    from onnx2mil.backend import ane_emulation
+    from harness import run_ort
+
+    m = conv_transpose_1d(strides=[2], pads=[1, 1])
+    x = np.random.default_rng(0).standard_normal((1, 4, 16)).astype(np.float32)
+    ref = run_ort(m, {"x": x})["y"]
+    native = onnx2mil.predict(onnx2mil.build_coreml(m, config=NATIVE, compute_precision="fp32"), {"x": x},
+                              runtime="mil-ane")["y"]
+    bias = numpy_helper.to_array(next(t for t in m.graph.initializer if t.name == "b")).reshape(-1, 1)
+    reach = ane_emulation.BIAS_REACH
+    np.testing.assert_allclose(native[..., :reach], ref[..., :reach], rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(native[..., reach:], ref[..., reach:] - bias, rtol=2e-3, atol=2e-3)
+    as_2d = onnx2mil.predict(onnx2mil.build_coreml(m, compute_precision="fp32"), {"x": x}, runtime="mil-ane")["y"]
+    np.testing.assert_allclose(as_2d, ref, rtol=2e-3, atol=2e-3)
