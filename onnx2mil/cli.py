@@ -225,6 +225,9 @@ def _lint_parser(sub) -> None:
     lp.add_argument("model", metavar="MODEL", help=".onnx path, bundled model name, or an .mlpackage built by onnx2mil")
     lp.add_argument("--onnx", dest="source", help="for an .mlpackage: the ONNX model it was built from (names nodes)")
     _build_options(lp)
+    lp.add_argument("--fp16-range", action="store_true",
+                    help="also run the model at fp32 and report values beyond fp16's range, by node")
+    lp.add_argument("--inputs", help="with --fp16-range: .npz of inputs keyed by ONNX input name (default: generated)")
     lp.add_argument("--json", action="store_true", help="print the findings as JSON")
     lp.set_defaults(func=_lint)
 
@@ -234,6 +237,8 @@ def _lint(args) -> int:
     import onnx2mil
 
     if Path(args.model).suffix == ".mlpackage":
+        if args.fp16_range or args.inputs:
+            raise UsageError("--fp16-range builds the ONNX model at fp32: give the .onnx, not a package")
         if any((args.precision, args.target, args.config)):
             raise UsageError("--precision, --target and --config apply to an ONNX model, not to a built .mlpackage")
         if not Path(args.model).exists():
@@ -242,9 +247,13 @@ def _lint(args) -> int:
         with _progress(args, "linting"):
             report = onnx2mil.lint(args.model, source=source)
     else:
-        model, _ = resolve_model(args.model)
+        model, bundled = resolve_model(args.model)
         options = {k: v for k, v in (("compute_precision", args.precision), ("config", args.config),
                                      ("minimum_deployment_target", _target(args.target))) if v is not None}
+        if args.inputs and not args.fp16_range:
+            raise UsageError("--inputs is read by --fp16-range only")
+        if args.fp16_range:
+            options.update(check_fp16_range=True, inputs=_inputs_for(args, bundled))
         with _progress(args, "building and linting"):
             report = onnx2mil.lint(model, **options)
     if args.json:

@@ -347,3 +347,50 @@ def test_emulated_bias_hazard_hits_only_rank3_conv_transpose_with_a_bias():
     np.testing.assert_allclose(native[..., reach:], ref[..., reach:] - bias, rtol=2e-3, atol=2e-3)
     as_2d = onnx2mil.predict(onnx2mil.build_coreml(m, compute_precision="fp32"), {"x": x}, runtime="mil-ane")["y"]
     np.testing.assert_allclose(as_2d, ref, rtol=2e-3, atol=2e-3)
+
+
+# ---- fp16 range analysis -------------------------------------------------------------------------
+
+def scaled_layer_norm(scale):
+    nodes = [oh.make_node("Mul", ["x", "s"], ["xs"], name="scale"),
+             oh.make_node("LayerNormalization", ["xs", "g", "b"], ["y"], name="ln", axis=-1)]
+    weights = {"s": np.array(scale, np.float32), "g": np.ones(16, np.float32), "b": np.zeros(16, np.float32)}
+    return model(nodes, {"x": [1, 4, 16]}, ["y"], weights)
+
+
+def masked_softmax():
+    """An attention-style mask at float32's lowest: a sentinel an fp16 run holds as -inf, not an overflow."""
+    m = np.zeros((1, 4, 16), np.float32)
+    m[..., -1] = np.finfo(np.float32).min
+    return model([oh.make_node("Add", ["x", "m"], ["masked"], name="mask"),
+                  oh.make_node("Softmax", ["masked"], ["y"], name="softmax", axis=-1)], {"x": [1, 4, 16]}, ["y"],
+                 {"m": m})
+
+
+def test_fp16_range_flags_an_injected_norm_overflow_by_node():
+    from onnx2mil.backend.lint import fp16_range
+
+    assert fp16_range(scaled_layer_norm(1.0)) == []
+    inside = fp16_range(scaled_layer_norm(1e3))  # inputs fit fp16; the squared deviations do not
+    assert [(r.node, r.op_type, r.kind) for r in inside] == [("ln", "LayerNormalization", "intermediate")]
+    assert inside[0].peak > 65504
+    both = fp16_range(scaled_layer_norm(1e5))
+    assert [(r.node, r.kind) for r in both] == [("scale", "output"), ("ln", "intermediate")]
+    assert fp16_range(masked_softmax()) == []
+
+
+def test_lint_with_fp16_range(capsys, tmp_path):
+    report = onnx2mil.lint(scaled_layer_norm(1e3), check_fp16_range=True)
+    assert report.findings == [] and not report.clean and report.fp16_range[0].node == "ln"
+    assert onnx2mil.lint(scaled_layer_norm(1.0), check_fp16_range=True).clean
+    onnx.save(scaled_layer_norm(1e3), str(tmp_path / "ln.onnx"))
+    code, out, _ = run_cli(capsys, "lint", tmp_path / "ln.onnx", "--fp16-range", "--json")
+    data = json.loads(out)
+    assert code == 1 and data["fp16_range"][0]["node"] == "ln" and data["fp16_range"][0]["kind"] == "intermediate"
+    x = np.full((1, 4, 16), 1e-3, np.float32)
+    x[..., 0] = 0.0
+    np.savez(tmp_path / "small.npz", x=x)  # scaled by 1e3: deviations ~1, well inside fp16
+    code, out, _ = run_cli(capsys, "lint", tmp_path / "ln.onnx", "--fp16-range", "--inputs", tmp_path / "small.npz")
+    assert code == 0 and "fp16" in out
+    code, _, err = run_cli(capsys, "lint", tmp_path / "ln.onnx", "--inputs", tmp_path / "small.npz")
+    assert code == 2 and "--fp16-range" in err

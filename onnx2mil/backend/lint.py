@@ -44,6 +44,7 @@ class LintReport:
     precision: Optional[str]
     findings: list = field(default_factory=list)
     applied: list = field(default_factory=list)   # hazards.AppliedRewrite
+    fp16_range: Optional[list] = None             # RangeFinding, when the analysis ran
 
     @property
     def unmitigated(self) -> list:
@@ -51,8 +52,8 @@ class LintReport:
 
     @property
     def clean(self) -> bool:
-        """No hazard left unmitigated."""
-        return not self.unmitigated
+        """No hazard left unmitigated (and, when the fp16 range analysis ran, no value out of range)."""
+        return not self.unmitigated and not self.fp16_range
 
     def hazards_at(self, node: str) -> list[str]:
         return [f.hazard for f in self.findings if f.node == node]
@@ -60,7 +61,8 @@ class LintReport:
     def to_dict(self) -> dict:
         return {"model": self.model, "precision": self.precision, "clean": self.clean,
                 "unmitigated": len(self.unmitigated), "findings": [asdict(f) for f in self.findings],
-                "applied": [a.to_dict() for a in self.applied]}
+                "applied": [a.to_dict() for a in self.applied],
+                "fp16_range": None if self.fp16_range is None else [asdict(r) for r in self.fp16_range]}
 
     def to_json(self, indent: int = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
@@ -80,12 +82,16 @@ class LintReport:
 
     def summary(self) -> str:
         n = len(self.unmitigated)
-        if not self.findings:
-            return "clean: no node matches a known hazard"
+        if not self.findings and not self.fp16_range:
+            return "clean: no node matches a known hazard" + (
+                "; every value within fp16's range" if self.fp16_range is not None else "")
         mitigated = len(self.findings) - n
-        if n == 0:
+        if n == 0 and not self.fp16_range:
             return f"clean: {mitigated} hazard site(s), every one mitigated by the build"
-        return f"{n} unmitigated hazard site(s) ({mitigated} mitigated)"
+        text = f"{n} unmitigated hazard site(s) ({mitigated} mitigated)"
+        if self.fp16_range:
+            text += f"; {len(self.fp16_range)} value(s) beyond fp16's range"
+        return text
 
     def print(self, console=None) -> None:
         from rich.console import Console
@@ -97,7 +103,21 @@ class LintReport:
             from rich.markup import escape
 
             console.print(escape("rewrites applied by the build: " + "; ".join(str(a) for a in self.applied)))
+        if self.fp16_range:
+            console.print(self.range_table())
         console.print(self.summary())
+
+    def range_table(self):
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(title=escape(f"fp16 range: values an fp16 run (any fp16 build; the Neural Engine always) "
+                                   f"cannot hold [{FP16_RANGE_REFERENCE}]"))
+        for col in ("node", "op", "where", "peak |value| (fp32)", "detail"):
+            table.add_column(col)
+        for r in self.fp16_range:
+            table.add_row(escape(r.node), r.op_type, r.kind, f"{r.peak:.3g}", escape(r.detail))
+        return table
 
 
 def _is_package(model) -> bool:
@@ -203,18 +223,22 @@ def lint_built(mlmodel, graph=None, label: str = "model") -> LintReport:
     return report
 
 
-def lint(model: Union[str, Path, onnx.ModelProto, ct.models.MLModel], *, source=None, **build_options) -> LintReport:
+def lint(model: Union[str, Path, onnx.ModelProto, ct.models.MLModel], *, source=None, check_fp16_range: bool = False,
+         inputs=None, **build_options) -> LintReport:
     """Known CoreML / Neural Engine hazards in ``model``.
 
     ``model``: an ONNX model (path or ModelProto), built here with ``build_options`` (those of
     ``build_coreml``: ``compute_precision``, ``config``, ``minimum_deployment_target``, ``inputs``…),
     or an ``.mlpackage`` / MLModel built by onnx2mil; ``source`` is then the ONNX model it was built
     from (optional: it names the nodes and lists the sites the build rewrote away).
+    ``check_fp16_range``: also run :func:`fp16_range` on ``inputs`` (ONNX models only).
     """
     from .build import build_coreml
     from .loader import load_graph
 
     if _is_package(model):
+        if check_fp16_range:
+            raise LintInputError("the fp16 range analysis builds the ONNX model at fp32: give the .onnx, not a package")
         if build_options:
             raise LintInputError(f"build options {sorted(build_options)} apply to an ONNX model, not to a built "
                                  "package")
@@ -228,4 +252,90 @@ def lint(model: Union[str, Path, onnx.ModelProto, ct.models.MLModel], *, source=
     if isinstance(model, (str, Path)) and not Path(model).is_file():
         raise LintInputError(f"{model}: no such ONNX file")
     mlmodel = build_coreml(model, **build_options)
-    return lint_built(mlmodel, load_graph(model), _label(model))
+    report = lint_built(mlmodel, load_graph(model), _label(model))
+    if check_fp16_range:
+        options = {k: v for k, v in build_options.items() if k != "compute_precision"}
+        report.fp16_range = fp16_range(model, inputs, **options)
+    return report
+
+
+# ---- fp16 range analysis -------------------------------------------------------------------------
+
+FP16_MAX = 65504.0
+FP16_RANGE_REFERENCE = "https://github.com/apple/coremltools/issues/2110"
+_F32_MAX = float(__import__("numpy").finfo("float32").max)
+# Fused ops that square their input internally: what the square reaches is not a var of the program.
+_SQUARING = {"layer_norm": "(x - mean)^2", "instance_norm": "(x - mean)^2", "l2_norm": "x^2",
+             "reduce_l2_norm": "x^2", "reduce_sum_square": "x^2"}
+
+
+@dataclass
+class RangeFinding:
+    node: str
+    op_type: str
+    var: str               # the MIL var (or, for an intermediate, the op) whose values leave fp16's range
+    peak: float            # max |value| in fp32 (of the intermediate for "intermediate")
+    kind: str              # "output" | "intermediate"
+    detail: str
+
+
+def _squared_peak(op, values) -> float:
+    import numpy as np
+
+    x = values.get(op.x.name)
+    if x is None:
+        return 0.0
+    x = np.asarray(x, np.float64)
+    if _SQUARING[op.op_type].startswith("(x - mean)"):
+        if op.op_type == "layer_norm" and op.axes is not None:
+            axes = tuple(int(a) % x.ndim for a in op.axes.val)
+        else:
+            axes = tuple(range(2, x.ndim))
+        x = x - x.mean(axis=axes, keepdims=True)
+    return float(np.max(x * x)) if x.size else 0.0
+
+
+def fp16_range(model, inputs=None, *, seed: int = 0, **build_options) -> list[RangeFinding]:
+    """Where an fp16 run — any fp16 build, and every run on the Neural Engine, which computes in fp16
+    whatever the declared precision — would leave fp16's range: ``model`` (an ONNX model) is built
+    at fp32 with ``build_options`` and run on the interpreter on ``inputs`` (arrays, shapes or an
+    .npz; generated and seeded when missing, as ``validate`` does). Reports every op output whose
+    finite values exceed 65504 (values already at float32's limit or infinite are masks and are
+    skipped) and every fused norm whose internal square does, each named by its ONNX node."""
+    import numpy as np
+
+    from .build import build_coreml
+    from .loader import load_graph, read_model
+    from .runtimes import predict
+    from .validation import make_inputs
+
+    if build_options.get("compute_precision") not in (None, "fp32"):
+        raise LintInputError("fp16 range analysis builds at fp32: do not pass compute_precision")
+    build_options = {k: v for k, v in build_options.items() if k != "compute_precision"}
+    proto = read_model(model)
+    feeds = make_inputs(proto, inputs, seed)
+    mlmodel = build_coreml(proto, compute_precision="fp32", **build_options)
+    values = predict(mlmodel, feeds, capture=True)["tensors"]
+    name = _Namer(mlmodel, load_graph(proto))
+    found: list[RangeFinding] = []
+    for op in hazards_mod.mil_ops(pipeline_mod.load_saved_program(mlmodel)):
+        if op.op_type == "const":
+            continue
+        node, op_type = name(op)
+        for v in op.outputs:
+            value = values.get(v.name)
+            if value is None or np.asarray(value).dtype.kind != "f":
+                continue
+            finite = np.abs(np.asarray(value, np.float64))
+            finite = finite[np.isfinite(finite) & (finite < _F32_MAX)]
+            peak = float(finite.max()) if finite.size else 0.0
+            if peak > FP16_MAX:
+                found.append(RangeFinding(node, op_type, v.name, peak, "output",
+                                          f"{op.op_type} output reaches {peak:.3g} > fp16 max {FP16_MAX:g}"))
+        if op.op_type in _SQUARING:
+            peak = _squared_peak(op, values)
+            if peak > FP16_MAX:
+                found.append(RangeFinding(node, op_type, op.name, peak, "intermediate",
+                                          f"{op.op_type}'s {_SQUARING[op.op_type]} reaches {peak:.3g} > fp16 max "
+                                          f"{FP16_MAX:g}"))
+    return found
