@@ -253,7 +253,7 @@ def _lint(args) -> int:
         if args.inputs and not args.fp16_range:
             raise UsageError("--inputs is read by --fp16-range only")
         if args.fp16_range:
-            options.update(check_fp16_range=True, inputs=_inputs_for(args, bundled))
+            options.update(check_fp16_range=True, feeds=_inputs_for(args, bundled))
         with _progress(args, "building and linting"):
             report = onnx2mil.lint(model, **options)
     if args.json:

@@ -224,14 +224,14 @@ def lint_built(mlmodel, graph=None, label: str = "model") -> LintReport:
 
 
 def lint(model: Union[str, Path, onnx.ModelProto, ct.models.MLModel], *, source=None, check_fp16_range: bool = False,
-         inputs=None, **build_options) -> LintReport:
+         feeds=None, **build_options) -> LintReport:
     """Known CoreML / Neural Engine hazards in ``model``.
 
     ``model``: an ONNX model (path or ModelProto), built here with ``build_options`` (those of
     ``build_coreml``: ``compute_precision``, ``config``, ``minimum_deployment_target``, ``inputs``…),
     or an ``.mlpackage`` / MLModel built by onnx2mil; ``source`` is then the ONNX model it was built
     from (optional: it names the nodes and lists the sites the build rewrote away).
-    ``check_fp16_range``: also run :func:`fp16_range` on ``inputs`` (ONNX models only).
+    ``check_fp16_range``: also run :func:`fp16_range` on ``feeds`` (ONNX models only).
     """
     from .build import build_coreml
     from .loader import load_graph
@@ -255,7 +255,7 @@ def lint(model: Union[str, Path, onnx.ModelProto, ct.models.MLModel], *, source=
     report = lint_built(mlmodel, load_graph(model), _label(model))
     if check_fp16_range:
         options = {k: v for k, v in build_options.items() if k != "compute_precision"}
-        report.fp16_range = fp16_range(model, inputs, **options)
+        report.fp16_range = fp16_range(model, feeds, **options)
     return report
 
 
@@ -295,13 +295,14 @@ def _squared_peak(op, values) -> float:
     return float(np.max(x * x)) if x.size else 0.0
 
 
-def fp16_range(model, inputs=None, *, seed: int = 0, **build_options) -> list[RangeFinding]:
+def fp16_range(model, feeds=None, *, seed: int = 0, **build_options) -> list[RangeFinding]:
     """Where an fp16 run — any fp16 build, and every run on the Neural Engine, which computes in fp16
     whatever the declared precision — would leave fp16's range: ``model`` (an ONNX model) is built
-    at fp32 with ``build_options`` and run on the interpreter on ``inputs`` (arrays, shapes or an
-    .npz; generated and seeded when missing, as ``validate`` does). Reports every op output whose
-    finite values exceed 65504 (values already at float32's limit or infinite are masks and are
-    skipped) and every fused norm whose internal square does, each named by its ONNX node."""
+    at fp32 with ``build_options`` and run on the interpreter on ``feeds`` (arrays, shapes or an
+    .npz keyed by ONNX input name; generated and seeded when missing, as ``validate`` does).
+    Reports every op output whose finite values exceed 65504 (values already at float32's limit or
+    infinite are masks and are skipped) and every fused norm whose internal square does, each named
+    by its ONNX node."""
     import numpy as np
 
     from .build import build_coreml
@@ -313,7 +314,7 @@ def fp16_range(model, inputs=None, *, seed: int = 0, **build_options) -> list[Ra
         raise LintInputError("fp16 range analysis builds at fp32: do not pass compute_precision")
     build_options = {k: v for k, v in build_options.items() if k != "compute_precision"}
     proto = read_model(model)
-    feeds = make_inputs(proto, inputs, seed)
+    feeds = make_inputs(proto, feeds, seed)
     mlmodel = build_coreml(proto, compute_precision="fp32", **build_options)
     values = predict(mlmodel, feeds, capture=True)["tensors"]
     name = _Namer(mlmodel, load_graph(proto))
