@@ -204,6 +204,7 @@ def test_lstm_is_unrolled_so_no_mil_lstm_reaches_coreml():
               ["y"], {"W": w(1, 4 * hidden, size), "R": w(1, 4 * hidden, hidden, seed=1)})
     report = onnx2mil.lint(m)
     assert findings(report, "rnn_off_ne") == [("lstm", "LSTM", True)] and report.clean
+    assert_validates(m)
 
     @mb.program(input_specs=[mb.TensorSpec(shape=(5, 1, size))], opset_version=ct.target.iOS15)
     def prog(x):
