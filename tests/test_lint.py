@@ -161,6 +161,20 @@ def test_conv2d_in_the_reported_geometry_is_found():
     assert onnx2mil.lint(square).findings == []
 
 
+def test_avg_pool_in_the_reported_geometry():
+    def pool(count_include_pad):
+        return model([oh.make_node("AveragePool", ["x"], ["y"], name="pool", kernel_shape=[7, 7], strides=[4, 4],
+                                   pads=[3, 3, 3, 3], count_include_pad=count_include_pad)], {"x": [1, 2, 32, 32]},
+                     ["y"])
+
+    # count_include_pad (the report's setting): the padding is a separate pad op, the pool has none
+    included = onnx2mil.lint(pool(1))
+    assert findings(included, "avg_pool_7_4_3") == [("pool", "AveragePool", True)]
+    assert [f.hazard for f in included.unmitigated] == ["pool_beyond_ne"]  # stride 4 > 2: off the NE
+    assert_validates(pool(1))
+    assert findings(onnx2mil.lint(pool(0)), "avg_pool_7_4_3") == [("pool", "AveragePool", False)]
+
+
 # ---- hazard 7: the Neural Engine computes in fp16 ------------------------------------------------
 
 @pytest.mark.parametrize("hazard, nodes, node", [

@@ -154,6 +154,14 @@ def _conv2d_reported_geometry(prog):
     return hits
 
 
+def _avg_pool_reported_geometry(prog):
+    """coremltools#1901's configuration: avg_pool, kernel 7x7, stride 4, padding 3 inside the op."""
+    return [op for op in mil_ops(prog) if op.op_type == "avg_pool"
+            and list(map(int, op.kernel_sizes.val)) == [7, 7] and op.strides is not None
+            and list(map(int, op.strides.val)) == [4, 4]
+            and _custom_pad(op) is not None and list(map(int, _custom_pad(op))) == [3, 3, 3, 3]]
+
+
 def _log_of_softmax(prog):
     return [op for op in mil_ops(prog) if op.op_type == "log" and op.x.op is not None
             and op.x.op.op_type == "softmax"]
@@ -243,6 +251,11 @@ def _onnx_1d_strided_asymmetric(graph):
             if any(s > 1 for s in (n.attr("strides") or [1])) and _onnx_asymmetric(n, k)]
 
 
+def _onnx_avg_pool_reported_geometry(graph):
+    return [n for n in graph.nodes if n.op_type == "AveragePool" and list(n.attr("kernel_shape") or []) == [7, 7]
+            and list(n.attr("strides") or []) == [4, 4] and list(n.attr("pads") or []) == [3, 3, 3, 3]]
+
+
 def _onnx_op(*op_types):
     return lambda graph: [n for n in graph.nodes if n.op_type in op_types]
 
@@ -287,6 +300,12 @@ HAZARDS: tuple[Hazard, ...] = (
         "kernel 3x2, padding 1, stride 2; the affected set is not known exactly)",
         ("https://github.com/apple/coremltools/issues/2515",),
         mil_pattern=_conv2d_reported_geometry),
+    Hazard(
+        "avg_pool_7_4_3", "AveragePool, kernel 7x7, stride 4, padding 3",
+        "wrong average pooling output for kernel 7, padding 3, stride 4 (count_include_pad), on the Mac and "
+        "on device; the other settings reported are right",
+        ("https://github.com/apple/coremltools/issues/1901",),
+        mil_pattern=_avg_pool_reported_geometry, onnx_pattern=_onnx_avg_pool_reported_geometry),
     Hazard(
         "softplus_fp16", "Softplus (and Mish)",
         "the Neural Engine computes in fp16 whatever the declared precision: softplus drops to 0 "
