@@ -409,3 +409,27 @@ def test_lint_with_fp16_range(capsys, tmp_path):
     assert code == 0 and "fp16" in out
     code, _, err = run_cli(capsys, "lint", tmp_path / "ln.onnx", "--inputs", tmp_path / "small.npz")
     assert code == 2 and "--fp16-range" in err
+
+
+def test_emulated_neural_engine_reproduces_the_reported_fp16_cliffs():
+    from onnx2mil.backend import ane_emulation
+
+    softplus = onnx2mil.build_coreml(model([oh.make_node("Softplus", ["x"], ["y"], name="sp")], {"x": [1, 4]}, ["y"]),
+                                     compute_precision="fp32")
+    x = np.array([[1.0, 10.0, 10.5, 20.0]], np.float32)
+    exact = onnx2mil.predict(softplus, {"x": x})["y"]
+    emulated = onnx2mil.predict(softplus, {"x": x}, runtime="mil-ane")["y"]
+    np.testing.assert_allclose(exact, np.logaddexp(0, x), rtol=1e-6)
+    np.testing.assert_allclose(emulated[0, :2], np.logaddexp(0, x[0, :2]), rtol=2e-3)
+    assert emulated[0, 2] == emulated[0, 3] == 0 and ane_emulation.SOFTPLUS_CLIFF == 10.4
+
+    # coremltools#2690: 32 equal channels overflow sum(exp(x)) once x > log(65504 / 32) ~ 7.624
+    lse = onnx2mil.build_coreml(model([oh.make_node("ReduceLogSumExp", ["x", "axes"], ["y"], name="lse", keepdims=1)],
+                                      {"x": [2, 32]}, ["y"], {"axes": np.array([1], np.int64)}, opset=18),
+                                compute_precision="fp32")
+    x = np.stack([np.full(32, 7.5, np.float32), np.full(32, 7.7, np.float32)])
+    ref = np.log(np.exp(x.astype(np.float64)).sum(axis=1, keepdims=True))
+    emulated = onnx2mil.predict(lse, {"x": x}, runtime="mil-ane")["y"]
+    np.testing.assert_allclose(onnx2mil.predict(lse, {"x": x})["y"], ref, rtol=1e-6)
+    np.testing.assert_allclose(emulated[0], ref[0], rtol=2e-3)
+    assert emulated[1, 0] == 0

@@ -8,7 +8,11 @@ What it reproduces (the hazards of ``hazards.py`` documented precisely enough to
   rounded to float16 (overflowing to ±inf) as soon as it exists, then kept in the program's dtype;
 - ``conv_transpose_1d_bias``: a rank-3 ``conv_transpose`` adds its (nonzero) bias to the first
   ``BIAS_REACH`` elements of each channel only. The report says "the first elements", size-
-  dependent, without a count: ``BIAS_REACH`` is this emulation's choice, not a measured value.
+  dependent, without a count: ``BIAS_REACH`` is this emulation's choice, not a measured value;
+- ``softplus_fp16``: ``softplus`` is 0 where x > ``SOFTPLUS_CLIFF`` (coremltools#2687's observed
+  cliff, ~10.4);
+- ``logsumexp_fp16``: ``reduce_log_sum_exp`` is 0 where sum(exp(x)) over its axes exceeds fp16's
+  max (no max shift: coremltools#2690).
 
 Only the vars of the main function's top-level block are emulated (ops inside control-flow
 bodies run as on the plain interpreter).
@@ -24,6 +28,7 @@ from . import hazards
 
 LABEL = "emulation"
 BIAS_REACH = 8  # elements per channel a rank-3 conv_transpose's bias reaches (an assumption)
+SOFTPLUS_CLIFF = 10.4  # coremltools#2687: softplus drops to 0 above this input on the NE
 FP16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -53,20 +58,57 @@ def _bias_on_first_elements(bias: np.ndarray) -> Callable:
     return apply
 
 
+def _softplus_cliff(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.where(np.asarray(x) > SOFTPLUS_CLIFF, 0, y).astype(y.dtype)
+
+
+def _log_sum_exp_overflow(op) -> Callable:
+    axes = None if op.axes is None else tuple(int(a) for a in op.axes.val)
+    keep = bool(op.keep_dims.val) if op.keep_dims is not None else False
+
+    def apply(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        with np.errstate(over="ignore"):
+            total = np.exp(x).sum(axis=None if axes is None else tuple(a % x.ndim for a in axes), keepdims=keep)
+        return np.where(total.reshape(y.shape) > FP16_MAX, 0, y).astype(y.dtype)
+
+    return apply
+
+
 def observers(prog, function: str = "main") -> dict[str, Callable]:
     """``{var name: callback}`` for ``interpreter.run_program(observe=...)`` that turn the plain
     interpreter into the emulated Neural Engine."""
     func = prog.functions[function]
     sites = hazards.BY_KEY["conv_transpose_1d_bias"].mil_pattern(prog)
-    buggy = {op.outputs[0].name: _bias_on_first_elements(op.bias.val) for op in sites
-             if op.bias.val is not None and op.enclosing_block is func}
+    # output var -> (input var or None, effect(value) or effect(input, value))
+    effects: dict[str, tuple] = {op.outputs[0].name: (None, _bias_on_first_elements(op.bias.val)) for op in sites
+                                 if op.bias.val is not None and op.enclosing_block is func}
+    for op in func.operations:
+        if op.op_type == "softplus":
+            effects[op.outputs[0].name] = (op.x.name, _softplus_cliff)
+        elif op.op_type == "reduce_log_sum_exp":
+            effects[op.outputs[0].name] = (op.x.name, _log_sum_exp_overflow(op))
+    wanted = {source for source, _ in effects.values() if source is not None}
+    seen: dict[str, np.ndarray] = {}  # the emulated values of the inputs the effects read
+
+    def callback(name: str, effect):
+        source, apply = effect if effect else (None, None)
+
+        def run(_n, v):
+            if apply is not None:
+                v = apply(v) if source is None else apply(seen[source], v)
+            v = to_fp16(v)
+            if name in wanted:
+                seen[name] = v
+            return v
+
+        return run
+
     callbacks: dict[str, Callable] = {}
     names = [v for v in func.inputs.values()] + [v for op in func.operations for v in op.outputs]
     for var in names:
-        if not _is_float(var):
-            continue
-        effect = buggy.get(var.name)
-        callbacks[var.name] = (lambda _n, v, e=effect: to_fp16(e(v))) if effect else (lambda _n, v: to_fp16(v))
+        if _is_float(var):
+            callbacks[var.name] = callback(var.name, effects.get(var.name))
     return callbacks
 
 
