@@ -65,7 +65,9 @@ class LintReport:
                 "fp16_range": None if self.fp16_range is None else [asdict(r) for r in self.fp16_range]}
 
     def to_json(self, indent: int = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        from .report import _finite  # JSON has no infinities: an infinite peak becomes null
+
+        return json.dumps(_finite(self.to_dict()), indent=indent)
 
     def rich_table(self):
         from rich.markup import escape
