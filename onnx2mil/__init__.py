@@ -32,10 +32,11 @@ from .backend.validation import validate  # noqa: E402
 from .backend.isolate import isolate  # noqa: E402
 from .backend.compress import compress  # noqa: E402
 from .backend.report import ValidationReport  # noqa: E402
+from .backend.lint import LintReport, lint  # noqa: E402
 
 __all__ = [
     "build_coreml", "save", "load_saved_program", "op_builder", "OnnxNode", "BuildContext",
     "Onnx2MilError", "InvalidModelError", "UnsupportedOperatorError", "UnsupportedMILOpError",
     "RuntimeUnavailableError", "Refusal", "validate", "isolate", "ValidationReport",
-    "predict", "compress",
+    "predict", "compress", "lint", "LintReport",
 ]

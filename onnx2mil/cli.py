@@ -1,4 +1,4 @@
-"""The ``onnx2mil`` command: convert, validate, isolate, ops, run.
+"""The ``onnx2mil`` command: convert, validate, isolate, lint, ops, run.
 
 MODEL is an .onnx path or the name of a bundled reference model (``onnx2mil.models.names()``).
 Exit codes: 0 ok, 1 divergence found, 2 bad input or usage.
@@ -70,10 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("-o", "--output", required=True, help="directory for the bundle")
     i.add_argument("--inputs", help=".npz of the full model's inputs (default: generated)")
     i.add_argument("--variants", nargs="+", help="lowering variants (default: all the op has)")
-    i.add_argument("--runtimes", nargs="+", help="mil-fp32, mil-fp16, coreml-<UNITS> (default: all here)")
+    i.add_argument("--runtimes", nargs="+", help="mil-fp32, mil-fp16, mil-ane (Neural Engine emulation), "
+                   "coreml-<UNITS> (default: all here but mil-ane)")
     i.add_argument("--config", help="base build config (YAML)")
     i.add_argument("--json", action="store_true", help="print the matrix as JSON")
     i.set_defaults(func=_isolate)
+
+    _lint_parser(sub)
 
     o = sub.add_parser("ops", help="supported ONNX ops with opset ranges")
     o.add_argument("--json", action="store_true")
@@ -285,6 +288,49 @@ def _isolate(args) -> int:
         result.print(_stdout())
         print(f"bundle: {result.out_dir}")
     return EXIT_OK if result.ok else EXIT_DIVERGENCE
+
+
+def _lint_parser(sub) -> None:
+    lp = sub.add_parser("lint", help="known CoreML / Neural Engine hazards in a model, and the rewrites applied")
+    lp.add_argument("model", metavar="MODEL", help=".onnx path, bundled model name, or an .mlpackage built by onnx2mil")
+    lp.add_argument("--onnx", dest="source", help="for an .mlpackage: the ONNX model it was built from (names nodes)")
+    _build_options(lp)
+    lp.add_argument("--fp16-range", action="store_true",
+                    help="also run the model at fp32 and report values beyond fp16's range, by node")
+    lp.add_argument("--inputs", help="with --fp16-range: .npz of inputs keyed by ONNX input name (default: generated)")
+    lp.add_argument("--json", action="store_true", help="print the findings as JSON")
+    lp.set_defaults(func=_lint)
+
+
+def _lint(args) -> int:
+    """Exit 0 when every hazard found is mitigated, 1 when one is not, 2 on bad input."""
+    import onnx2mil
+
+    if Path(args.model).suffix == ".mlpackage":
+        if args.fp16_range or args.inputs:
+            raise UsageError("--fp16-range builds the ONNX model at fp32: give the .onnx, not a package")
+        if any((args.precision, args.target, args.config)):
+            raise UsageError("--precision, --target and --config apply to an ONNX model, not to a built .mlpackage")
+        if not Path(args.model).exists():
+            raise UsageError(f"{args.model}: no such .mlpackage")
+        source = resolve_model(args.source)[0] if args.source else None
+        with _progress(args, "linting"):
+            report = onnx2mil.lint(args.model, source=source)
+    else:
+        model, bundled = resolve_model(args.model)
+        options = {k: v for k, v in (("compute_precision", args.precision), ("config", args.config),
+                                     ("minimum_deployment_target", _target(args.target))) if v is not None}
+        if args.inputs and not args.fp16_range:
+            raise UsageError("--inputs is read by --fp16-range only")
+        if args.fp16_range:
+            options.update(check_fp16_range=True, feeds=_inputs_for(args, bundled))
+        with _progress(args, "building and linting"):
+            report = onnx2mil.lint(model, **options)
+    if args.json:
+        print(report.to_json())
+    else:
+        report.print(_stdout())
+    return EXIT_OK if report.clean else EXIT_DIVERGENCE
 
 
 def _ops(args) -> int:

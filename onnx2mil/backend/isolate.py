@@ -30,6 +30,11 @@ COREML_UNITS = ("CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE", "ALL")
 # The op types whose lowering a config can choose, and the rank of input 0 the choice applies to.
 LOWERING_KEYS = {"ConvTranspose": ("conv_transpose_1d", 3), "Conv": ("conv_1d", 3)}
 DEFAULT_VARIANT = "default"
+ANE_EMULATION = "mil-ane"  # labelled "(emulation)" wherever it is shown: see ane_emulation.py
+
+
+def runtime_label(name: str) -> str:
+    return f"{name} (emulation)" if name == ANE_EMULATION else name
 
 
 def default_runtimes() -> list[str]:
@@ -43,13 +48,15 @@ def default_runtimes() -> list[str]:
 def parse_runtime(name: str) -> tuple[str, str, Optional[str]]:
     """'mil-fp32' -> ("mil", "fp32", None); 'coreml-CPU_AND_NE' -> ("coreml", "fp16", "CPU_AND_NE")."""
     kind, _, rest = name.partition("-")
+    if name == ANE_EMULATION:  # the Neural Engine emulated on the interpreter, on fp16 builds
+        return ANE_EMULATION, "fp16", None
     if kind == "mil" and rest in ("fp32", "fp16"):
         return "mil", rest, None
     if kind == "coreml" and rest in COREML_UNITS:
         if sys.platform != "darwin":
             raise RuntimeUnavailableError(f"runtime '{name}' needs CoreML, which runs on macOS only")
         return "coreml", "fp16", rest
-    raise ValidationInputError(f"unknown runtime '{name}': use mil-fp32, mil-fp16 or "
+    raise ValidationInputError(f"unknown runtime '{name}': use mil-fp32, mil-fp16, {ANE_EMULATION} (emulation) or "
                                f"coreml-{{{','.join(COREML_UNITS)}}}")
 
 
@@ -111,7 +118,7 @@ class IsolationResult:
         table = Table(title=f"isolate '{self.node}' ({self.op_type}): variant x runtime vs onnxruntime")
         table.add_column("variant")
         for r in self.runtimes:
-            table.add_column(r, justify="right")
+            table.add_column(runtime_label(r), justify="right")
         for v in self.variants:
             table.add_row(v, *(_cell_text(self.cell(v, r), rich=True) for r in self.runtimes))
         return table
@@ -198,7 +205,9 @@ def isolate(
 
     ``variants``: lowering variants to build (default: every variant the op has, e.g. as_2d /
     native / split_bias for a 1-D ConvTranspose; "default" for other ops). ``runtimes``:
-    "mil-fp32", "mil-fp16", "coreml-<COMPUTE_UNITS>" (default: :func:`default_runtimes`).
+    "mil-fp32", "mil-fp16", "mil-ane" (the Neural Engine *emulated* on the interpreter: fp16 compute
+    and the rank-3 conv_transpose bias hazard, see ``ane_emulation``; opt-in), "coreml-<COMPUTE_UNITS>"
+    (default: :func:`default_runtimes`).
     ``config``: base build config; the variant is set per node on top of it.
     """
     from .build import build_coreml
@@ -278,7 +287,7 @@ def _run_cell(mlmodel, variant, rname, kind, units, feeds, expected, tolerance) 
 def _readme(result: IsolationResult, single: onnx.ModelProto, inputs: Mapping, expected: Mapping) -> str:
     node = single.graph.node[0]
     attrs = ", ".join(f"{a.name}={oh.get_attribute_value(a)!r}" for a in node.attribute) or "(none)"
-    header = "| variant | " + " | ".join(result.runtimes) + " |"
+    header = "| variant | " + " | ".join(runtime_label(r) for r in result.runtimes) + " |"
     rule = "|---|" + "---|" * len(result.runtimes)
     rows = [f"| {v} | " + " | ".join(_cell_text(result.cell(v, r)) for r in result.runtimes) + " |"
             for v in result.variants]

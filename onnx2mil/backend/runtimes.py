@@ -19,7 +19,7 @@ from coremltools.converters.mil.mil import Program
 from . import pipeline
 from .interpreter import run_program
 
-RUNTIMES = ("mil", "coreml")
+RUNTIMES = ("mil", "mil-ane", "coreml")  # mil-ane: the Neural Engine *emulated* (see ane_emulation)
 
 _BY_MODEL: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _BY_PATH: "OrderedDict[tuple, tuple]" = OrderedDict()
@@ -86,6 +86,8 @@ def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping
 
     ``runtime="mil"``: the numpy MIL interpreter on the program as saved (after coremltools'
     passes); fp16 programs hold fp16 values, so fp16 rounding and overflow show as on device.
+    ``runtime="mil-ane"``: the interpreter **emulating** the Neural Engine (fp16 compute whatever the
+    declared precision, the rank-3 conv_transpose bias hazard; see ``ane_emulation``).
     ``runtime="coreml"``: CoreML itself (macOS only; see ``coreml_runtime``), at ``compute_units``
     (a ct.ComputeUnit or its name; the interpreter ignores it).
 
@@ -110,6 +112,10 @@ def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping
         outputs = coreml_runtime.predict(model, to_mil_inputs(inputs, name_map), compute_units=compute_units)
         return to_onnx_outputs(outputs, name_map)
     prog, name_map = _load(model)
+    if runtime == "mil-ane":
+        from . import ane_emulation
+
+        observe = ane_emulation.combine(ane_emulation.observers(prog), observe)
     values = run_program(prog, to_mil_inputs(inputs, name_map), capture=capture, observe=observe)
     if not capture:
         return to_onnx_outputs(values, name_map)
