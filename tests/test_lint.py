@@ -305,7 +305,13 @@ def test_correct_real_models_lint_clean(name):
 
     source = models.build(name) if name in models.names() else str(corpus.path(name))
     report = onnx2mil.lint(source)
-    assert report.clean, [(f.hazard, f.node) for f in report.unmitigated]
+    found = [(f.hazard, f.severity) for f in report.unmitigated]
+    if name.startswith("efficientnet"):
+        # transformers' EfficientNet pools with AvgPool2d(kernel_size=hidden_dim=320, ceil_mode=True):
+        # a real Neural Engine fallback, not a wrong value
+        assert found == [("pool_beyond_ne", hazards.FALLBACK)]
+    else:
+        assert report.clean, found
 
 
 def test_readme_lists_every_hazard_once():
