@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                    "(default: the bundled default model)")
     v.add_argument("--mlmodel", help="an .mlpackage built from MODEL (default: build one)")
     v.add_argument("--inputs", help=".npz of inputs keyed by ONNX input name (default: generated)")
-    v.add_argument("--runtime", choices=("mil", "coreml"), default="mil")
+    v.add_argument("--runtime", choices=("mil", "mil-ane", "coreml"), default="mil",
+                   help="mil: the interpreter; mil-ane: the Neural Engine emulated on it; coreml: macOS only")
     v.add_argument("--compute-units", choices=("CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE", "ALL"))
     v.add_argument("--method", choices=("capture", "outputs", "truncation"),
                    help="how intermediates are observed (default: capture for mil, outputs for coreml)")

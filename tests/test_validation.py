@@ -270,3 +270,21 @@ def test_fused_tensors_name_the_pass_that_fused_them():
     report = onnx2mil.validate(models.build("resnet-tiny"), inputs=models.example_inputs("resnet-tiny"))
     fused = [layer for layer in report.layers if layer.status == "fused"]
     assert fused and all(layer.op_type == "Conv" and "fuse_conv_batchnorm" in layer.reason for layer in fused)
+
+
+def test_emulated_neural_engine_finds_the_seed_bug_and_notes_the_rewrites():
+    """The story on Linux: with the native rank-3 ConvTranspose1d lowering, the emulated Neural
+    Engine (bias on the first elements only) diverges at an ups ConvTranspose; the default as_2d
+    lowering validates OK there, and the report says which hazards the build avoided."""
+    from onnx2mil import models
+
+    model, inputs = models.build(BIGVGAN), models.example_inputs(BIGVGAN)
+    native = onnx2mil.validate(model, inputs=inputs, runtime="mil-ane",
+                               config={"lowering": {"conv_transpose_1d": "native"}})
+    d = native.first_divergence
+    assert d is not None and d.op_type == "ConvTranspose" and d.node.startswith("/ups."), native.summary()
+    default = onnx2mil.validate(model, inputs=inputs, runtime="mil-ane")
+    assert default.ok, default.summary()
+    assert any("EMULATION" in note for note in default.notes)
+    assert any(note.startswith("hazard avoided: conv_transpose_1d_bias") for note in default.notes)
+    assert not any(note.startswith("hazard avoided: conv_transpose_1d_bias") for note in native.notes)

@@ -238,6 +238,8 @@ class ValidationReport:
                           f"--all for every row")
         if self.compression:
             console.print(self.compression_table(count))
+        for note in self.notes:
+            console.print(f"note: {note}", style="dim")
         console.print(self.summary())
 
     def compression_table(self, count: int = 10):

@@ -20,17 +20,17 @@ from typing import Callable, Mapping, Optional, Union
 import numpy as np
 import onnx
 import onnxruntime as ort
-
-from ..errors import InvalidModelError, Onnx2MilError, RuntimeUnavailableError
 from onnx import numpy_helper
 
-from . import pipeline as pipeline_mod
+from ..errors import InvalidModelError, Onnx2MilError, RuntimeUnavailableError
+from . import hazards, pipeline as pipeline_mod
 from .compare import compare, input_rounding_allowance
 from .config import Config
 from .loader import read_model, topological_order
 from .report import COMPARED, FAIL, FOLDED, FUSED, LOSSY, MISSING, PASS, Divergence, LayerResult, ValidationReport
 
-RUNTIMES = ("mil", "coreml")
+from .runtimes import RUNTIMES  # "mil", "mil-ane" (an emulation), "coreml"
+INTERPRETERS = ("mil", "mil-ane")
 _PENDING = "pending"  # a row with a MIL var, until the run fills in its metrics
 METHODS = ("capture", "outputs", "truncation")
 
@@ -418,10 +418,10 @@ def validate(
     from .build import build_coreml, precision_of
 
     check_runtime(runtime)
-    method = method or ("capture" if runtime == "mil" else "outputs")
+    method = method or ("capture" if runtime in INTERPRETERS else "outputs")
     if method not in METHODS:
         raise ValidationInputError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
-    if method == "capture" and runtime != "mil":
+    if method == "capture" and runtime not in INTERPRETERS:
         raise ValidationInputError("method 'capture' needs the MIL interpreter (runtime='mil'); "
                                    "use 'outputs' or 'truncation' with CoreML")
     say = progress or (lambda _msg: None)
@@ -455,6 +455,10 @@ def validate(
     report = ValidationReport(model=_model_label(onnx_model, reference_model), runtime=runtime, method=method,
                               precision=precision, tolerances=dict(tolerance), layers=rows, compute_units=units,
                               outputs=[o.name for o in reference_model.graph.output])
+    if runtime == "mil-ane":
+        report.notes.append("runtime mil-ane is an EMULATION of the Neural Engine on the interpreter (fp16 "
+                            "compute and the documented hazards), not the Neural Engine")
+    report.notes.extend(f"hazard avoided: {rewrite}" for rewrite in hazards.applied(mlmodel))
 
     def rebuild(outputs: Optional[list] = None, target=minimum_deployment_target):
         return build_coreml(source_model, inputs=shapes, outputs=outputs, compute_precision=precision,
