@@ -140,3 +140,16 @@ def test_multi_output_node_compares_every_output(tmp_path):
         x = np.load(tmp_path / "inputs.npz")["x"]
         np.testing.assert_array_equal(expected["a"], x[:, :3])   # the split, computed independently
         np.testing.assert_array_equal(expected["b"], x[:, 3:])
+
+
+def test_unnamed_nodes_of_an_unsorted_graph_are_found(tmp_path):
+    """Unnamed nodes are named by their topological index (as build and validate name them), not
+    by their position in the file: the graph here lists its nodes in reverse."""
+    import onnx.helper as oh
+
+    nodes = [oh.make_node("Relu", ["a"], ["y"]), oh.make_node("Mul", ["x", "x"], ["a"])]
+    graph = oh.make_graph(nodes, "unsorted", [oh.make_tensor_value_info("x", 1, [2, 3])],
+                          [oh.make_tensor_value_info("y", 1, [2, 3])])
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)])
+    result = onnx2mil.isolate(model, "Relu_1", tmp_path / "bundle", runtimes=["mil-fp32"])
+    assert result.ok and result.node == "Relu_1"

@@ -161,7 +161,7 @@ def _constant_tensors(model: onnx.ModelProto) -> set[str]:
 
 def single_node_model(model: onnx.ModelProto, node_name: str, values: Mapping[str, np.ndarray]) -> onnx.ModelProto:
     """``node_name`` alone: constant inputs become initializers, the others graph inputs."""
-    proto = next(n for i, n in enumerate(model.graph.node) if (n.name or f"{n.op_type}_{i}") == node_name)
+    proto = next(info.proto for info in topological_nodes(model) if info.name == node_name)
     constants = _constant_tensors(model)
     graph_inputs, inits = [], []
     for name in dict.fromkeys(i for i in proto.input if i):

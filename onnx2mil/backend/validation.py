@@ -154,6 +154,7 @@ class OnnxNodeInfo:
     op_type: str
     inputs: list
     outputs: list
+    proto: Optional[onnx.NodeProto] = None
 
 
 def topological_nodes(model: onnx.ModelProto) -> list[OnnxNodeInfo]:
@@ -164,7 +165,7 @@ def topological_nodes(model: onnx.ModelProto) -> list[OnnxNodeInfo]:
         order = topological_order(graph, known)
     except InvalidModelError as e:
         raise ValidationInputError(f"the ONNX graph has a cycle or dangling inputs ({e})") from e
-    return [OnnxNodeInfo(n.name or f"{n.op_type}_{index}", n.op_type, list(n.input), [o for o in n.output if o])
+    return [OnnxNodeInfo(n.name or f"{n.op_type}_{index}", n.op_type, list(n.input), [o for o in n.output if o], n)
             for index, n in enumerate(order)]
 
 
