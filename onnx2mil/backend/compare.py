@@ -77,13 +77,14 @@ def compare(reference: np.ndarray, value: np.ndarray, tolerance: Mapping, *, all
         return {"status": FAIL, "reason": f"shape {got.shape} != reference {ref.shape}"}
     exact = ref.dtype.kind in "biu"
     r = ref.astype(np.float32, copy=False).reshape(-1)
-    g = got.astype(np.float32, copy=False).reshape(-1)
+    g = got.reshape(-1)  # fp16 stays fp16: the subtraction widens it chunk by chunk, no full copy
     reasons = []
     with np.errstate(invalid="ignore", over="ignore"):
-        diff = r - g
+        diff = np.subtract(r, g, dtype=np.float32)
         max_abs_err = max(float(diff.max()), -float(diff.min())) if diff.size else 0.0
         max_abs_ref = max(float(r.max()), -float(r.min())) if r.size else 0.0
     if not (np.isfinite(max_abs_err) and np.isfinite(max_abs_ref)):  # rare: infinities or NaNs
+        g = g.astype(np.float32)
         finite_r, finite_g = np.isfinite(r), np.isfinite(g)
         both = finite_r & finite_g
         same = ~both & ((r == g) | (np.isnan(r) & np.isnan(g)))
@@ -92,17 +93,18 @@ def compare(reference: np.ndarray, value: np.ndarray, tolerance: Mapping, *, all
         bad = int(np.count_nonzero(~both & ~same))
         if bad:
             reasons.append(f"{bad} non-finite values where the reference differs")
-        r, g = r[both], g[both]
-        diff = r - g
+        r, diff = r[both], r[both] - g[both]
         max_abs_err = float(np.abs(diff).max()) if diff.size else 0.0
         max_abs_ref = float(np.abs(r).max()) if r.size else 0.0
     rel = max_abs_err / max_abs_ref if max_abs_ref > 0 else max_abs_err
-    # float32 BLAS dot products (scaled when squares would overflow: attention masks hold
-    # float32's lowest); cosine from the error norm, accurate when it is close to 1
-    scale = max(max_abs_ref, float(np.abs(g).max()) if g.size else 0.0)
+    # float32 BLAS dot products on the reference and the error only (|g|^2 = |r|^2 - 2 r.d + |d|^2),
+    # scaled when squares would overflow (attention masks hold float32's lowest); cosine from the
+    # error norm, accurate when it is close to 1
+    scale = max_abs_ref + max_abs_err  # >= max|value|
     if scale > 1e15:
-        r, g, diff = r / scale, g / scale, diff / scale
-    nr2, ng2, noise = float(np.dot(r, r)), float(np.dot(g, g)), float(np.dot(diff, diff))
+        r, diff = r / scale, diff / scale
+    nr2, noise, cross = float(np.dot(r, r)), float(np.dot(diff, diff)), float(np.dot(r, diff))
+    ng2 = max(nr2 - 2.0 * cross + noise, 0.0)
     nr, ng = np.sqrt(nr2), np.sqrt(ng2)
     if nr > 0 and ng > 0:
         cosine = float(np.clip(1.0 - (noise - (nr - ng) ** 2) / (2.0 * nr * ng), -1.0, 1.0))
