@@ -12,10 +12,11 @@ from coremltools.converters.mil.mil import Var
 from coremltools.converters.mil.mil.block import curr_block
 
 from .config import Config
-from .loader import LoadedGraph, TensorInfo
+from .loader import LoadedGraph, TensorInfo, shapes_at
 from .registry import OnnxNode
 
 _INVALID = re.compile(r"[^A-Za-z0-9_]")
+DEFAULT_DIM_UPPER = 16384  # upper bound of a symbolic input dim the user gave no bounds for
 
 
 def mil_dtype_of(array: np.ndarray) -> np.ndarray:
@@ -54,8 +55,14 @@ class BuildContext:
     """What a builder may touch. In the check phase only ONNX-side facts exist; in the emission
     phase ``var`` returns MIL Vars and ``set_output`` binds a node's outputs."""
 
-    def __init__(self, graph: LoadedGraph, config: Config, target):
+    def __init__(self, graph: LoadedGraph, config: Config, target, input_bounds: Optional[dict] = None):
         self.graph = graph
+        # {input: ((lower, upper) per axis)}; symbolic dims without bounds: 1..DEFAULT_DIM_UPPER
+        self.input_bounds = {
+            name: tuple((d, d) if isinstance(d, int) else (1, DEFAULT_DIM_UPPER) for d in self.shape(name) or ())
+            for name in graph.inputs if self.shape(name) is not None}
+        self.input_bounds.update(input_bounds or {})
+        self._shapes_at_bounds: Optional[list] = None
         self.config = config
         self.target = target  # ct.target.iOS15 ...
         self.names = NameAllocator()
@@ -83,6 +90,27 @@ class BuildContext:
 
     def dtype(self, name: str) -> Optional[np.dtype]:
         return self.info(name).dtype
+
+    def dim_range(self, name: str, axis: int) -> Optional[tuple[int, int]]:
+        """(smallest, largest) size of dim ``axis`` of ``name`` over the inputs' declared bounds, or
+        None if unknown. A symbolic dim is read from onnx's shape inference with every input at its
+        lower bounds, then at its upper bounds (lengths in exported graphs grow with their inputs')."""
+        shape = self.shape(name)
+        if shape is None or not -len(shape) <= axis < len(shape):
+            return None
+        if isinstance(shape[axis], int):
+            return shape[axis], shape[axis]
+        if self._shapes_at_bounds is None:
+            self._shapes_at_bounds = [
+                shapes_at(self.graph, {n: tuple(b[end] for b in dims) for n, dims in self.input_bounds.items()})
+                for end in (0, 1)]
+        sizes = []
+        for shapes in self._shapes_at_bounds:
+            at = shapes.get(name)
+            if at is None or len(at) != len(shape) or not isinstance(at[axis], int):
+                return None
+            sizes.append(at[axis])
+        return min(sizes), max(sizes)
 
     def const(self, name: str) -> Optional[np.ndarray]:
         """The constant value of an ONNX tensor (initializer or folded), or None."""

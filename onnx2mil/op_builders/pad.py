@@ -181,14 +181,21 @@ def _(node, ctx):
             return f"negative (cropping) pads with mode '{mode}'"
         if (b, e) == (0, 0) or mode == "constant":
             continue
+        limit = {"reflect": -1, "edge": 0, "wrap": 0}[mode]  # MIL: reflect <= dim - 1, replicate <= dim
         if not isinstance(d, int):
+            # a symbolic length is bounded from below by the inputs' RangeDim / EnumeratedShapes bounds
+            bounds = ctx.dim_range(node.inputs[0], a)
+            if bounds is not None and max(b, e) > bounds[0] + limit:
+                return (f"mode '{mode}' pads symbolic axis {a} by {max(b, e)}, but that axis can be as short as "
+                        f"{bounds[0]} at the inputs' lower bounds (at most {bounds[0] + limit} is expressible): "
+                        f"raise the lower bound of the input's RangeDim")
             # ONNX itself bounds reflect pads by dim - 1; edge and wrap are safe up to 1 on any dim
-            if mode != "reflect" and max(b, e) > 1:
-                return f"mode '{mode}' pads symbolic axis {a} by {max(b, e)}: more than its size is not expressible"
+            if bounds is None and mode != "reflect" and max(b, e) > 1:
+                return (f"mode '{mode}' pads symbolic axis {a} by {max(b, e)} and shape inference gives no "
+                        f"lower bound for its length: more than its size is not expressible")
             continue
-        limit = {"reflect": d - 1, "edge": d, "wrap": d}[mode]
-        if max(b, e) > limit:
-            return f"mode '{mode}' pads axis {a} of size {d} by {max(b, e)} (at most {limit})"
+        if max(b, e) > d + limit:
+            return f"mode '{mode}' pads axis {a} of size {d} by {max(b, e)} (at most {d + limit})"
     if any(isinstance(d, int) and d + b + e <= 0 for d, (b, e) in zip(shape, pairs)):
         return "pads crop an axis to nothing (CoreML has no zero-size tensors)"
     return None

@@ -1,0 +1,242 @@
+"""Variable-length models as exporters emit them: a symbolic time axis built once with a RangeDim,
+run at several lengths (both bounds included), each compared with onnxruntime on the same ONNX."""
+from __future__ import annotations
+
+import math
+import re
+
+import coremltools as ct
+import numpy as np
+import onnx
+import pytest
+
+import onnx2mil
+from harness import run_ort
+from onnx2mil import models
+from onnx2mil.errors import UnsupportedOperatorError
+from onnx2mil.models import bigvgan
+from onnx2mil.models._torch_like import TorchLikeGraph
+
+TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2}  # error / max|reference|
+
+
+def symbolic_time(model: onnx.ModelProto, axis: int = 2) -> onnx.ModelProto:
+    """``model`` as exported with ``dynamic_axes={input: {axis: "T"}}``: the inputs' and outputs'
+    ``axis`` symbolic, no intermediate shapes recorded."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for vi in out.graph.input:
+        vi.type.tensor_type.shape.dim[axis].dim_param = "T"
+    for vi in out.graph.output:
+        vi.type.tensor_type.shape.dim[axis].dim_param = "T_out"
+    del out.graph.value_info[:]
+    return out
+
+
+def hifigan_reflect(mel_dim: int = 8, channels: int = 16, rates=(4, 2), seed: int = 0) -> onnx.ModelProto:
+    """A HiFi-GAN / MelGAN-style generator: ReflectionPad1d before its unpadded convs (input,
+    dilated residual convs, output), LeakyReLU, ConvTranspose1d upsampling, Tanh."""
+    g = TorchLikeGraph("hifigan", seed)
+
+    def conv(scope, x, c_in, c_out, k, dilation=1, reflect=0):
+        if reflect:
+            pads = g.const(scope, [0, 0, reflect, 0, 0, reflect], np.int64)
+            x = g.op(scope, "Pad", [x, pads], mode="reflect")
+        bound = math.sqrt(3.0 / (c_in * k))
+        w = g.param(f"{scope[1:]}.weight", g.uniform((c_out, c_in, k), bound))
+        b = g.param(f"{scope[1:]}.bias", g.uniform((c_out,), bound))
+        return g.op(scope, "Conv", [x, w, b], kernel_shape=[k], dilations=[dilation], pads=[0, 0], strides=[1])
+
+    x = conv("/conv_pre", g.input("mel", (1, mel_dim, 16)), mel_dim, channels, 7, reflect=3)
+    for i, rate in enumerate(rates):
+        c_in, c = channels >> i, channels >> (i + 1)
+        x = g.op(f"/ups.{i}", "LeakyRelu", [x], alpha=0.2)
+        bound = math.sqrt(3.0 / (c * 2 * rate))
+        w = g.param(f"ups.{i}.weight", g.uniform((c_in, c, 2 * rate), bound))
+        b = g.param(f"ups.{i}.bias", g.uniform((c,), bound))
+        x = g.op(f"/ups.{i}", "ConvTranspose", [x, w, b], kernel_shape=[2 * rate], strides=[rate],
+                 pads=[rate // 2 + rate % 2, rate // 2], output_padding=[rate % 2])
+        for j, d in enumerate((1, 3, 9)):
+            scope = f"/resblocks.{i}.{j}"
+            y = g.op(scope, "LeakyRelu", [x], alpha=0.2)
+            y = conv(f"{scope}/conv1", y, c, c, 3, dilation=d, reflect=d)
+            y = g.op(scope, "LeakyRelu", [y], alpha=0.2)
+            y = conv(f"{scope}/conv2", y, c, c, 1)
+            x = g.op(scope, "Add", [x, y])
+    x = g.op("/post", "LeakyRelu", [x], alpha=0.2)
+    x = conv("/conv_post", x, channels >> len(rates), 1, 7, reflect=3)
+    g.op("/post", "Tanh", [x], outputs=["audio"])
+    g.output("audio", (1, 1, 16 * int(np.prod(rates))))
+    return g.model(doc="HiFi-GAN-style generator with reflection pads")
+
+
+def mel(length: int, mel_dim: int = 8, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed + length)
+    return rng.normal(-5.0, 2.0, size=(1, mel_dim, length)).astype(np.float32)
+
+
+def assert_matches_ort(onnx_model, mlmodel, feeds: dict, precision: str) -> float:
+    """Every output within TOLERANCE[precision] of onnxruntime (relative to max |reference|)."""
+    ref = run_ort(onnx_model, feeds)
+    got = onnx2mil.predict(mlmodel, feeds)
+    worst = 0.0
+    for name, r in ref.items():
+        assert got[name].shape == r.shape, (name, got[name].shape, r.shape)
+        err = float(np.abs(got[name].astype(np.float64) - r).max() / max(np.abs(r).max(), 1e-30))
+        assert err <= TOLERANCE[precision], f"{name} at {feeds_shapes(feeds)}: error / max|ref| = {err:.3g}"
+        worst = max(worst, err)
+    return worst
+
+
+def feeds_shapes(feeds: dict) -> dict:
+    return {k: v.shape for k, v in feeds.items()}
+
+
+def saved_conv_transposes(mlmodel, tmp_path):
+    prog = onnx2mil.load_saved_program(onnx2mil.save(mlmodel, tmp_path / "model.mlpackage"))
+    return [op for op in prog.functions["main"].operations if op.op_type == "conv_transpose"]
+
+
+VOCODERS = {
+    "bigvgan-tiny": (lambda: symbolic_time(models.build("bigvgan-tiny")), 16, 96),
+    "hifigan-reflect": (lambda: symbolic_time(hifigan_reflect()), 12, 80),
+}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("vocoder", list(VOCODERS))
+def test_vocoder_with_symbolic_time_runs_at_every_length(vocoder, precision, tmp_path):
+    make, low, high = VOCODERS[vocoder]
+    model = make()
+    mlmodel = onnx2mil.build_coreml(
+        model, inputs=[ct.TensorType(name="mel", shape=(1, 8, ct.RangeDim(low, high, default=32)))],
+        compute_precision=precision)
+    for length in (low, low + 1, 37, high):
+        assert_matches_ort(model, mlmodel, {"mel": mel(length)}, precision)
+    # ANE adds a rank-3 conv_transpose bias to the first elements only: the 4-D lowering holds
+    # (identical upsampling filters on the same tensor are merged by coremltools' CSE pass)
+    ops = saved_conv_transposes(mlmodel, tmp_path)
+    ups = [re.sub(r"\W", "_", n.output[0]) for n in model.graph.node
+           if n.name.startswith("/ups.") and n.op_type == "ConvTranspose"]
+    assert ups and all(any(op.name.startswith(u) for op in ops) for u in ups)
+    assert all(op.x.rank == 4 and op.output_shape is None for op in ops)
+
+
+def test_static_vocoder_given_a_range_dim_is_reinferred(tmp_path):
+    """A static export given a RangeDim: nothing is folded for the exported length."""
+    model = models.build("bigvgan-tiny")
+    mlmodel = onnx2mil.build_coreml(
+        model, inputs=[ct.TensorType(name="mel", shape=(1, 8, ct.RangeDim(16, 64, default=16)))],
+        compute_precision="fp32")
+    for length in (16, 23, 64):
+        assert_matches_ort(symbolic_time(model), mlmodel, {"mel": mel(length)}, "fp32")
+
+
+def test_edge_pad_below_the_lower_bound_is_refused():
+    """BigVGAN's anti-aliased activation pads its input by 5 and the upsampled signal (twice as
+    long) by 6 (edge): a length of 2 is too short for both."""
+    model = symbolic_time(bigvgan.activation1d_model(channels=4, length=16))
+    with pytest.raises(UnsupportedOperatorError) as e:
+        onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=(1, 4, ct.RangeDim(2, 64)))])
+    reasons = {r.node: r.reason for r in e.value.refusals}
+    assert list(reasons) == ["/activation/upsample/Pad", "/activation/downsample/Pad"]
+    assert "by 5, but that axis can be as short as 2" in reasons["/activation/upsample/Pad"]
+    assert "by 6, but that axis can be as short as 4" in reasons["/activation/downsample/Pad"]
+    assert all("raise the lower bound" in r for r in reasons.values())
+    mlmodel = onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=(1, 4, ct.RangeDim(5, 64)))],
+                                    compute_precision="fp32")
+    for length in (5, 6, 64):
+        assert_matches_ort(model, mlmodel, {"x": mel(length, mel_dim=4)}, "fp32")
+
+
+def test_bigvgan_without_bounds_runs_from_length_one():
+    """No inputs=: the symbolic axis runs 1..16384; BigVGAN's pads fit even at length 1."""
+    model = symbolic_time(models.build("bigvgan-tiny"))
+    mlmodel = onnx2mil.build_coreml(model, compute_precision="fp32")
+    for length in (1, 2, 50):
+        assert_matches_ort(model, mlmodel, {"mel": mel(length)}, "fp32")
+
+
+def test_reflect_pad_without_bounds_uses_the_default_lower_bound():
+    """A symbolic axis the user gave no bounds for runs from length 1: a reflect pad by 3 refused."""
+    with pytest.raises(UnsupportedOperatorError, match="can be as short as 1"):
+        onnx2mil.build_coreml(symbolic_time(hifigan_reflect()))
+
+
+def one_node(op_type: str, x_shape, attrs=None, weights=None, opset: int = 17) -> onnx.ModelProto:
+    """A single ``op_type`` node on input ``x`` (symbolic dims as names), constants as initializers."""
+    weights = weights or {}
+    node = onnx.helper.make_node(op_type, ["x", *weights], ["y"], name=f"/{op_type}", **(attrs or {}))
+    graph = onnx.helper.make_graph(
+        [node], op_type, [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, list(x_shape))],
+        [onnx.helper.make_empty_tensor_value_info("y")],
+        [onnx.numpy_helper.from_array(v, k) for k, v in weights.items()])
+    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
+
+
+def rand(*shape, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, size=shape).astype(np.float32)
+
+
+def range_shape(x_shape, low, high):
+    return tuple(ct.RangeDim(low, high, default=low) if isinstance(d, str) else d for d in x_shape)
+
+
+def check_lengths(model, x_shape, lengths, precision="fp32", low=None, high=None):
+    """Build once with the symbolic dims of ``x_shape`` as RangeDim(min(lengths), max(lengths)),
+    then run at each length; returns the worst error / max|ref|."""
+    low, high = low or min(lengths), high or max(lengths)
+    mlmodel = onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=range_shape(x_shape, low, high))],
+                                    compute_precision=precision)
+    worst = 0.0
+    for n in lengths:
+        x = rand(*(n if isinstance(d, str) else d for d in x_shape), seed=n)
+        worst = max(worst, assert_matches_ort(model, mlmodel, {"x": x}, precision))
+    return worst
+
+
+CONV_TRANSPOSE_CASES = {
+    "1d_pads": ((1, 4, "T"), dict(strides=[3], pads=[2, 1]), (4, 2, 5)),
+    "1d_output_padding": ((1, 4, "T"), dict(strides=[3], pads=[1, 1], output_padding=[2]), (4, 2, 5)),
+    "1d_same_upper": ((1, 4, "T"), dict(strides=[2], auto_pad="SAME_UPPER"), (4, 2, 5)),
+    "1d_same_lower": ((1, 4, "T"), dict(strides=[2], auto_pad="SAME_LOWER"), (4, 2, 5)),
+    "1d_valid_dilated_groups": ((1, 4, "T"), dict(strides=[2], dilations=[2], group=2, auto_pad="VALID"), (4, 3, 3)),
+    "2d_pads": ((1, 4, "H", "W"), dict(strides=[2, 3], pads=[1, 0, 0, 2]), (4, 2, 3, 4)),
+}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("case", list(CONV_TRANSPOSE_CASES))
+def test_conv_transpose_with_symbolic_spatial_dims(case, precision):
+    x_shape, attrs, w_shape = CONV_TRANSPOSE_CASES[case]
+    weights = {"w": rand(*w_shape, seed=1), "b": rand(w_shape[1] * attrs.get("group", 1), seed=2)}
+    check_lengths(one_node("ConvTranspose", x_shape, attrs, weights), x_shape, (3, 4, 17), precision)
+
+
+def test_conv_transpose_output_shape_with_symbolic_input_is_refused():
+    model = one_node("ConvTranspose", (1, 4, "T"), dict(strides=[2], output_shape=[20]), {"w": rand(4, 2, 3)})
+    with pytest.raises(UnsupportedOperatorError, match="output_shape with symbolic spatial input dims"):
+        onnx2mil.build_coreml(model)
+
+
+PAD_CASES = {
+    "reflect": ((1, 3, "T"), "reflect", [0, 0, 3, 0, 0, 2], 4),
+    "edge": ((1, 3, "T"), "edge", [0, 0, 4, 0, 0, 1], 4),
+    "wrap": ((1, 3, "T"), "wrap", [0, 0, 2, 0, 0, 4], 4),
+    "edge_leading_axis": (("T", 3, 5), "edge", [3, 0, 1, 2, 1, 1], 3),
+    "reflect_two_axes": ((1, "H", "W"), "reflect", [0, 2, 1, 0, 1, 3], 4),
+}
+
+
+@pytest.mark.parametrize("case", list(PAD_CASES))
+def test_pad_on_symbolic_axes_within_the_lower_bound(case):
+    x_shape, mode, pads, low = PAD_CASES[case]
+    model = one_node("Pad", x_shape, dict(mode=mode), {"pads": np.array(pads, np.int64)})
+    check_lengths(model, x_shape, (low, low + 3, 30))
+
+
+@pytest.mark.parametrize("mode,pad,low", [("reflect", 4, 4), ("edge", 5, 4), ("wrap", 5, 4)])
+def test_pad_beyond_the_lower_bound_is_refused(mode, pad, low):
+    model = one_node("Pad", (1, 3, "T"), dict(mode=mode), {"pads": np.array([0, 0, pad, 0, 0, 0], np.int64)})
+    with pytest.raises(UnsupportedOperatorError, match=f"as short as {low}"):
+        onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=(1, 3, ct.RangeDim(low, 64)))])
