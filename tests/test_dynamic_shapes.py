@@ -13,6 +13,8 @@ import pytest
 import onnx2mil
 from harness import run_ort
 from onnx2mil import models
+from onnx2mil.backend import loader
+from onnx2mil.backend.loader import load_graph
 from onnx2mil.errors import UnsupportedOperatorError
 from onnx2mil.models import bigvgan
 from onnx2mil.models._torch_like import TorchLikeGraph
@@ -240,3 +242,50 @@ def test_pad_beyond_the_lower_bound_is_refused(mode, pad, low):
     model = one_node("Pad", (1, 3, "T"), dict(mode=mode), {"pads": np.array([0, 0, pad, 0, 0, 0], np.int64)})
     with pytest.raises(UnsupportedOperatorError, match=f"as short as {low}"):
         onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=(1, 3, ct.RangeDim(low, 64)))])
+
+
+def encodec_like(layers: int = 3, length: int = 37, channels: int = 4, kernel: int = 7, stride: int = 2,
+                 time: object = None) -> onnx.ModelProto:
+    """EnCodec's SConv1d as the legacy exporter writes it: each conv's reflect pads are computed
+    from its input's own shape (Shape -> Gather -> Cast -> Sub/Div -> Ceil -> ... -> Concat -> Pad).
+    Layer k's pads are static only once layer k-1's Pad output shape is known: one fold -> re-infer
+    round per layer."""
+    g = TorchLikeGraph("encodec_like", 0)
+    x = g.input("x", (1, channels, time or length))
+    padding_total = kernel - stride
+    for i in range(layers):
+        s = f"/layers.{i}"
+        n = g.op(s, "Gather", [g.op(s, "Shape", [x]), g.const(s, 2, np.int64)], axis=0)
+        n = g.op(s, "Cast", [n], to=onnx.TensorProto.FLOAT)
+        frames = g.op(s, "Add", [g.op(s, "Div", [g.op(s, "Sub", [n, g.const(s, float(kernel - padding_total))]),
+                                                  g.const(s, float(stride))]), g.const(s, 1.0)])
+        ideal = g.op(s, "Add", [g.op(s, "Mul", [g.op(s, "Sub", [g.op(s, "Ceil", [frames]), g.const(s, 1.0)]),
+                                                 g.const(s, float(stride))]),
+                                g.const(s, float(kernel - padding_total))])
+        extra = g.op(s, "Cast", [g.op(s, "Sub", [ideal, n])], to=onnx.TensorProto.INT64)
+        right = g.op(s, "Add", [g.const(s, [padding_total - padding_total // 2], np.int64),
+                                g.op(s, "Unsqueeze", [extra, g.const(s, [0], np.int64)])])
+        pads = g.op(s, "Concat", [g.const(s, [0, 0, padding_total // 2, 0, 0], np.int64), right], axis=0)
+        x = g.op(s, "Pad", [x, pads], mode="reflect")
+        bound = math.sqrt(3.0 / (channels * kernel))
+        w = g.param(f"layers.{i}.weight", g.uniform((channels, channels, kernel), bound))
+        x = g.op(s, "Conv", [x, w], kernel_shape=[kernel], strides=[stride], pads=[0, 0])
+    g.op("/out", "Identity", [x], outputs=["y"])
+    g.output("y", (1, channels, "frames"))
+    return g.model(doc="EnCodec-style convs with shape-computed reflect pads")
+
+
+def test_shape_chains_fold_to_a_fixpoint():
+    model = encodec_like(layers=3)
+    graph = load_graph(model)
+    assert graph.fold_rounds == 3  # one fold -> re-infer round per layer
+    assert [n.op_type for n in graph.nodes] == ["Pad", "Conv"] * 3 + ["Identity"]
+    mlmodel = onnx2mil.build_coreml(model, compute_precision="fp32")
+    assert_matches_ort(model, mlmodel, {"x": rand(1, 4, 37)}, "fp32")
+
+
+def test_fold_round_bound_warns_and_leaves_the_rest_to_builders(monkeypatch):
+    monkeypatch.setattr(loader, "MAX_FOLD_ROUNDS", 1)
+    with pytest.warns(UserWarning, match="constant folding stopped after 1 fold -> re-infer rounds"):
+        graph = load_graph(encodec_like(layers=3))
+    assert sum(n.op_type == "Shape" for n in graph.nodes) == 2

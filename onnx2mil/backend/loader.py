@@ -54,7 +54,7 @@ class LoadedGraph:
     inputs: list[str]                         # graph inputs that are not initializers
     outputs: list[str]
     folded: list[OnnxNode] = field(default_factory=list)
-    fold_rounds: int = 0                      # fold -> re-infer rounds run
+    fold_rounds: int = 0                      # fold -> re-infer rounds that folded something
     input_shapes: dict[str, tuple] = field(default_factory=dict)  # overrides the graph was loaded with
 
     @property
