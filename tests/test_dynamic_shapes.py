@@ -15,7 +15,7 @@ from harness import run_ort
 from onnx2mil import models
 from onnx2mil.backend import loader
 from onnx2mil.backend.loader import load_graph
-from onnx2mil.errors import UnsupportedOperatorError
+from onnx2mil.errors import InputShapeError, UnsupportedOperatorError
 from onnx2mil.models import bigvgan
 from onnx2mil.models._torch_like import TorchLikeGraph
 
@@ -289,3 +289,57 @@ def test_fold_round_bound_warns_and_leaves_the_rest_to_builders(monkeypatch):
     with pytest.warns(UserWarning, match="constant folding stopped after 1 fold -> re-infer rounds"):
         graph = load_graph(encodec_like(layers=3))
     assert sum(n.op_type == "Shape" for n in graph.nodes) == 2
+
+
+def conv_model(time="T") -> onnx.ModelProto:
+    return one_node("Conv", (1, 2, time), dict(pads=[1, 1]), {"w": rand(3, 2, 3)})
+
+
+@pytest.mark.parametrize("length", [7, 65])
+def test_predict_refuses_lengths_outside_the_range_dim(length, tmp_path):
+    mlmodel = onnx2mil.build_coreml(conv_model(), inputs=[ct.TensorType(name="x", shape=(1, 2, ct.RangeDim(8, 64)))])
+    saved = onnx2mil.save(mlmodel, tmp_path / "conv.mlpackage")
+    for model in (mlmodel, saved):
+        with pytest.raises(InputShapeError, match=r"input 'x' has shape \(1, 2, %d\); the model takes rank 3 \(1, 2, 8\.\.64\)"
+                           % length) as e:
+            onnx2mil.predict(model, {"x": rand(1, 2, length)})
+        assert (e.value.input_name, e.value.shape) == ("x", (1, 2, length))
+    for length in (8, 64):  # both bounds are inside
+        assert onnx2mil.predict(saved, {"x": rand(1, 2, length)})["y"].shape == (1, 3, length)
+
+
+def test_predict_refuses_lengths_outside_the_default_bounds():
+    mlmodel = onnx2mil.build_coreml(conv_model())  # symbolic, no inputs=: 1..16384
+    with pytest.raises(InputShapeError, match=r"1\.\.16384"):
+        onnx2mil.predict(mlmodel, {"x": rand(1, 2, 16385)})
+    for length in (1, 16384):
+        assert onnx2mil.predict(mlmodel, {"x": rand(1, 2, length)})["y"].shape == (1, 3, length)
+
+
+def test_predict_refuses_wrong_ranks_and_static_mismatches():
+    mlmodel = onnx2mil.build_coreml(conv_model(), inputs=[ct.TensorType(name="x", shape=(1, 2, ct.RangeDim(8, 64)))])
+    with pytest.raises(InputShapeError, match="rank 3"):
+        onnx2mil.predict(mlmodel, {"x": rand(2, 16)})
+    with pytest.raises(InputShapeError, match=r"\(1, 3, 16\)"):
+        onnx2mil.predict(mlmodel, {"x": rand(1, 3, 16)})
+    static = onnx2mil.build_coreml(conv_model(time=16))
+    with pytest.raises(InputShapeError, match=r"the model takes rank 3 \(1, 2, 16\)"):
+        onnx2mil.predict(static, {"x": rand(1, 2, 17)})
+
+
+def test_predict_refuses_shapes_not_enumerated():
+    shapes = ct.EnumeratedShapes(shapes=[(1, 2, 8), (1, 2, 20)], default=(1, 2, 8))
+    mlmodel = onnx2mil.build_coreml(conv_model(), inputs=[ct.TensorType(name="x", shape=shapes)],
+                                    compute_precision="fp32")
+    with pytest.raises(InputShapeError, match=r"one of \(1, 2, 8\), \(1, 2, 20\)"):
+        onnx2mil.predict(mlmodel, {"x": rand(1, 2, 12)})
+    for length in (8, 20):
+        assert_matches_ort(conv_model(), mlmodel, {"x": rand(1, 2, length)}, "fp32")
+
+
+def test_validate_refuses_inputs_outside_the_bounds():
+    model = conv_model()
+    mlmodel = onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=(1, 2, ct.RangeDim(8, 64)))])
+    with pytest.raises(InputShapeError, match="input 'x'"):
+        onnx2mil.validate(model, mlmodel, inputs={"x": rand(1, 2, 100)})
+    assert onnx2mil.validate(model, mlmodel, inputs={"x": rand(1, 2, 64)}).ok
