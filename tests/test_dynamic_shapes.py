@@ -343,3 +343,63 @@ def test_validate_refuses_inputs_outside_the_bounds():
     with pytest.raises(InputShapeError, match="input 'x'"):
         onnx2mil.validate(model, mlmodel, inputs={"x": rand(1, 2, 100)})
     assert onnx2mil.validate(model, mlmodel, inputs={"x": rand(1, 2, 64)}).ok
+
+
+# ---- shape chains: static exports given a RangeDim are re-inferred, symbolic ones run as is ------
+def _int64(name, value):
+    return onnx.numpy_helper.from_array(np.array(value, np.int64), name)
+
+
+def _chain(nodes, inits, time=16) -> onnx.ModelProto:
+    """``x`` (1, 8, time) through ``nodes`` to ``y``; ``time`` a dim_param for a symbolic export."""
+    graph = onnx.helper.make_graph(
+        nodes, "shape_chain", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 8, time])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)], inits)
+    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+
+
+N = onnx.helper.make_node
+_TIME = [N("Shape", ["x"], ["shape"]), N("Gather", ["shape", "two"], ["t"], axis=0)]  # t = x.shape[2]
+SHAPE_CHAINS = {
+    # x.reshape(1, 16, T // 2)
+    "reshape": (_TIME + [N("Div", ["t", "two"], ["half"]), N("Unsqueeze", ["half", "axis0"], ["half1"]),
+                         N("Concat", ["head", "half1"], ["target"], axis=0), N("Reshape", ["x", "target"], ["y"])],
+                [_int64("two", 2), _int64("axis0", [0]), _int64("head", [1, 16])]),
+    # x[:, :, 1:T - 2]
+    "slice": (_TIME + [N("Sub", ["t", "two"], ["end"]), N("Unsqueeze", ["end", "axis0"], ["end1"]),
+                       N("Slice", ["x", "one", "end1", "axis2"], ["y"])],
+              [_int64("two", 2), _int64("axis0", [0]), _int64("one", [1]), _int64("axis2", [2])]),
+    # x - x.mean(2).expand(x.shape)
+    "expand": ([N("Shape", ["x"], ["shape"]), N("ReduceMean", ["x"], ["mean"], axes=[2], keepdims=1),
+                N("Expand", ["mean", "shape"], ["wide"]), N("Sub", ["x", "wide"], ["y"])], []),
+    # x + arange(T)
+    "range": (_TIME + [N("Range", ["zero", "t", "step"], ["r"]), N("Cast", ["r"], ["rf"], to=onnx.TensorProto.FLOAT),
+                       N("Add", ["x", "rf"], ["y"])],
+              [_int64("two", 2), _int64("zero", 0), _int64("step", 1)]),
+    # x * full(x.shape, 2)
+    "constant_of_shape": ([N("Shape", ["x"], ["shape"]),
+                           N("ConstantOfShape", ["shape"], ["full"], value=onnx.numpy_helper.from_array(np.array([2.0], np.float32))),
+                           N("Mul", ["x", "full"], ["y"])], []),
+    # x.squeeze(): the batch dim only, T >= 8
+    "squeeze": ([N("Squeeze", ["x"], ["y"])], []),
+}
+
+
+@pytest.mark.parametrize("export", ["static", "symbolic"])
+@pytest.mark.parametrize("chain", list(SHAPE_CHAINS))
+def test_shape_chains_follow_the_runtime_length(chain, export):
+    """A static export would have every chain folded for length 16; given a RangeDim it is
+    re-inferred with a symbolic length, so each length gets its own shapes."""
+    nodes, inits = SHAPE_CHAINS[chain]
+    symbolic = _chain(nodes, inits, time="T")
+    model = _chain(nodes, inits) if export == "static" else symbolic
+    mlmodel = onnx2mil.build_coreml(
+        model, inputs=[ct.TensorType(name="x", shape=(1, 8, ct.RangeDim(8, 64, default=16)))], compute_precision="fp32")
+    for length in (8, 10, 16, 64):
+        assert_matches_ort(symbolic, mlmodel, {"x": rand(1, 8, length, seed=length)}, "fp32")
+
+
+def test_squeeze_without_axes_on_a_dim_that_may_be_one_is_refused():
+    model = _chain(*SHAPE_CHAINS["squeeze"], time="T")
+    with pytest.raises(UnsupportedOperatorError, match=r"dim 2 \(T\) runs 1\.\.64 over the inputs' bounds"):
+        onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=(1, 8, ct.RangeDim(1, 64)))])

@@ -1,8 +1,9 @@
 """ONNX Squeeze / Unsqueeze (``axes`` attribute before opset 13, constant input from 13)
--> MIL ``squeeze`` / ``expand_dims``."""
+-> MIL ``squeeze`` / ``expand_dims``. Squeeze without axes on symbolic dims decides each one from
+its bounds (over the inputs' RangeDims): always 1 -> squeezed, never 1 -> kept."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 from coremltools.converters.mil import Builder as mb
 
@@ -27,12 +28,28 @@ def _axes_refusal(node, ctx) -> Optional[str]:
     return None
 
 
+def implicit_axes(node, ctx) -> Union[list[int], str]:
+    """The dims Squeeze without axes removes: those of size 1, or a reason if a dim may or may not be 1."""
+    shape = ctx.shape(node.inputs[0])
+    axes = []
+    for a, d in enumerate(shape):
+        bounds = (d, d) if isinstance(d, int) else ctx.dim_range(node.inputs[0], a)
+        if bounds is None:
+            return f"no axes given and dim {a} ({d}) is symbolic with no known bounds: whether it is 1 is unknown"
+        if bounds == (1, 1):
+            axes.append(a)
+        elif bounds[0] <= 1:
+            return (f"no axes given and dim {a} ({d}) runs {bounds[0]}..{bounds[1]} over the inputs' bounds: "
+                    "whether it is squeezed depends on the runtime size")
+    return axes
+
+
 @op_builder("Squeeze")
 def squeeze(node, ctx):
     x = ctx.input(node, 0)
     axes = axes_of(node, ctx)
     if axes is None:
-        axes = [i for i, d in enumerate(x.shape) if d == 1]
+        axes = implicit_axes(node, ctx)
     axes = sorted(a + x.rank if a < 0 else a for a in axes)
     out = ctx.mil_name(node.outputs[0])
     if not axes:
@@ -54,9 +71,8 @@ def _(node, ctx):
         return "input rank is unknown"
     axes = axes_of(node, ctx)
     if axes is None:
-        if any(not isinstance(d, int) for d in shape):
-            return "no axes given and the input has symbolic dims: which dims are 1 is unknown"
-        return None
+        axes = implicit_axes(node, ctx)
+        return axes if isinstance(axes, str) else None
     for a in axes:
         if not -len(shape) <= a < len(shape):
             return f"axis {a} is out of range for rank {len(shape)}"
