@@ -18,6 +18,8 @@ from onnx2mil.backend.loader import load_graph
 from onnx2mil.errors import InputShapeError, UnsupportedOperatorError
 from onnx2mil.models import bigvgan
 from onnx2mil.models._torch_like import TorchLikeGraph
+from onnx2mil.op_builders import rnn as rnn_builder
+from op_cases import rnn as rnn_cases
 
 TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2}  # error / max|reference|
 
@@ -403,3 +405,48 @@ def test_squeeze_without_axes_on_a_dim_that_may_be_one_is_refused():
     model = _chain(*SHAPE_CHAINS["squeeze"], time="T")
     with pytest.raises(UnsupportedOperatorError, match=r"dim 2 \(T\) runs 1\.\.64 over the inputs' bounds"):
         onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=(1, 8, ct.RangeDim(1, 64)))])
+
+
+# ---- recurrences over a runtime sequence length (while_loop) -------------------------------------
+RNN_CASES = {c.id: c for c in rnn_cases.CASES}
+
+
+def symbolic_sequence(case):
+    """The case's model with the sequence axis of X symbolic, and X's RangeDim shape."""
+    model = case.model()
+    axis = 1 if case.attrs.get("layout", 0) else 0
+    for vi in model.graph.input:
+        if vi.name == "X":
+            vi.type.tensor_type.shape.dim[axis].dim_param = "T"
+    del model.graph.value_info[:]
+    for vi in model.graph.output:
+        vi.type.tensor_type.ClearField("shape")
+    shape = list(case.inputs["X"].shape)
+    shape[axis] = ct.RangeDim(1, 40, default=4)
+    return model, axis, tuple(shape)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("case_id", list(RNN_CASES))
+def test_recurrence_over_a_symbolic_sequence(case_id, precision):
+    case = RNN_CASES[case_id]
+    model, axis, shape = symbolic_sequence(case)
+    mlmodel = onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="X", shape=shape)], compute_precision=precision)
+    lens = case.inputs.get("L", case.weights.get("L"))
+    for length in (1, 4, 7, 40):
+        if lens is not None and lens.max() > length:
+            continue  # ONNX: sequence_lens at most the sequence length
+        feeds = dict(case.inputs)
+        x_shape = list(case.inputs["X"].shape)
+        x_shape[axis] = length
+        feeds["X"] = rand(*x_shape, seed=length) * 2
+        assert_matches_ort(model, mlmodel, feeds, precision)
+
+
+def test_static_sequence_longer_than_the_unrolling_limit_loops(monkeypatch):
+    monkeypatch.setattr(rnn_builder, "MAX_STEPS", 3)
+    case = RNN_CASES["lstm_sequence_lens_graph_bidirectional"]
+    model = case.model()
+    mlmodel = onnx2mil.build_coreml(model, compute_precision="fp32")
+    assert any(op.op_type == "while_loop" for op in onnx2mil.load_saved_program(mlmodel).functions["main"].operations)
+    assert_matches_ort(model, mlmodel, case.inputs, "fp32")
