@@ -450,3 +450,74 @@ def test_static_sequence_longer_than_the_unrolling_limit_loops(monkeypatch):
     mlmodel = onnx2mil.build_coreml(model, compute_precision="fp32")
     assert any(op.op_type == "while_loop" for op in onnx2mil.load_saved_program(mlmodel).functions["main"].operations)
     assert_matches_ort(model, mlmodel, case.inputs, "fp32")
+
+
+# ---- a transformer encoder exported with a dynamic sequence and an attention mask ------------------
+def transformer_encoder(hidden: int = 32, heads: int = 4, ffn: int = 64, layers: int = 2, seed: int = 0):
+    """BERT-style post-norm layers as torch exports them with ``dynamic_axes={"x": {1: "S"}}``: head
+    reshapes from Shape -> Gather -> Unsqueeze -> Concat chains, the mask (1, S) of 1 (keep) / 0
+    (pad) made additive as (1 - mask) * -10000 and broadcast over heads and queries."""
+    g = TorchLikeGraph("encoder", seed)
+    x = g.input("x", (1, "S", hidden))
+    mask = g.input("mask", (1, "S"))
+    head_dim = hidden // heads
+    m = g.op("/mask", "Unsqueeze", [mask, g.const("/mask", [1, 2], np.int64)])
+    m = g.op("/mask", "Mul", [g.op("/mask", "Sub", [g.const("/mask", 1.0), m]), g.const("/mask", -10000.0)])
+
+    def linear(scope, v, n_in, n_out):
+        bound = 1.0 / math.sqrt(n_in)
+        w = g.param(f"{scope[1:].replace('/', '.')}.weight", g.uniform((n_in, n_out), bound))
+        b = g.param(f"{scope[1:].replace('/', '.')}.bias", g.uniform((n_out,), bound))
+        return g.op(scope, "Add", [g.op(scope, "MatMul", [v, w]), b])
+
+    def seq_len(scope, v):
+        n = g.op(scope, "Gather", [g.op(scope, "Shape", [v]), g.const(scope, 1, np.int64)], axis=0)
+        return g.op(scope, "Unsqueeze", [n, g.const(scope, [0], np.int64)])
+
+    def layer_norm(scope, v):
+        return g.op(scope, "LayerNormalization", [v, g.param(f"{scope[1:]}.weight", 1 + g.uniform((hidden,), 0.1)),
+                                                  g.param(f"{scope[1:]}.bias", g.uniform((hidden,), 0.1))],
+                    axis=-1, epsilon=1e-5)
+
+    for i in range(layers):
+        s = f"/layers.{i}/attention"
+        split = g.op(s, "Concat", [g.const(s, [1], np.int64), seq_len(s, x), g.const(s, [heads, head_dim], np.int64)],
+                     axis=0)
+        q, k, v = (g.op(s, "Transpose", [g.op(s, "Reshape", [linear(f"{s}/{n}", x, hidden, hidden), split])],
+                        perm=[0, 2, 1, 3]) for n in ("query", "key", "value"))
+        scores = g.op(s, "Div", [g.op(s, "MatMul", [q, g.op(s, "Transpose", [k], perm=[0, 1, 3, 2])]),
+                                 g.const(s, math.sqrt(head_dim))])
+        probs = g.op(s, "Softmax", [g.op(s, "Add", [scores, m])], axis=-1)
+        context = g.op(s, "Transpose", [g.op(s, "MatMul", [probs, v])], perm=[0, 2, 1, 3])
+        merge = g.op(s, "Concat", [g.const(s, [1], np.int64), seq_len(s, context), g.const(s, [hidden], np.int64)],
+                     axis=0)
+        attended = linear(f"{s}/output", g.op(s, "Reshape", [context, merge]), hidden, hidden)
+        x = layer_norm(f"/layers.{i}/norm1", g.op(s, "Add", [x, attended]))
+        f = f"/layers.{i}/ffn"
+        hidden_ffn = g.op(f, "Relu", [linear(f"{f}/up", x, hidden, ffn)])
+        x = layer_norm(f"/layers.{i}/norm2", g.op(f, "Add", [x, linear(f"{f}/down", hidden_ffn, ffn, hidden)]))
+    g.op("/out", "Identity", [x], outputs=["y"])
+    g.output("y", (1, "S", hidden))
+    return g.model(doc="transformer encoder with a dynamic sequence and an attention mask")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_transformer_encoder_with_attention_mask_at_every_length(precision):
+    model = transformer_encoder()
+    seq = ct.RangeDim(1, 96, default=16)
+    mlmodel = onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=(1, seq, 32)),
+                                                   ct.TensorType(name="mask", shape=(1, seq))],
+                                    compute_precision=precision)
+    for length in (1, 5, 16, 96):
+        mask = np.ones((1, length), np.float32)
+        mask[0, (2 * length) // 3 + 1:] = 0.0  # padded tail
+        assert_matches_ort(model, mlmodel, {"x": rand(1, length, 32, seed=length), "mask": mask}, precision)
+
+
+def test_static_export_with_baked_reshape_targets_is_refused():
+    """The reference transformer bakes its head reshapes as constants: it runs at one length only."""
+    with pytest.raises(UnsupportedOperatorError) as e:
+        onnx2mil.build_coreml(models.build("transformer-tiny"),
+                              inputs=[ct.TensorType(name="hidden_states", shape=(1, ct.RangeDim(1, 128), 64))])
+    assert {r.node for r in e.value.refusals} == {f"/layers/layers.0/attention/Reshape{k}" for k in ("", "_1", "_2")}
+    assert all("the export baked one length" in r.reason for r in e.value.refusals)

@@ -90,6 +90,23 @@ def reshape(node, ctx):
     ctx.set_output(node, mb.reshape(x=x, shape=target, name=ctx.mil_name(out)))
 
 
+def _baked_length(node, ctx, target: list, allowzero: bool) -> Optional[str]:
+    """A constant target without -1 fixes the element count: an input dim that varies over the
+    inputs' bounds (and is not copied by a 0) cannot fit it; the export baked one length."""
+    shape = ctx.shape(node.inputs[0])
+    if -1 in target or shape is None:
+        return None
+    for i, d in enumerate(shape):
+        if isinstance(d, int) or (not allowzero and i < len(target) and target[i] == 0):
+            continue
+        bounds = ctx.dim_range(node.inputs[0], i)
+        if bounds is not None and bounds[0] != bounds[1]:
+            return (f"constant target shape {target} fixes the element count, but input dim {i} ({d}) runs "
+                    f"{bounds[0]}..{bounds[1]} over the inputs' bounds: the export baked one length "
+                    "(export with dynamic axes, or give a static input shape)")
+    return None
+
+
 @reshape.check
 def _(node, ctx):
     if reason := dtype_refusal(ctx, node.inputs[0]):
@@ -99,7 +116,7 @@ def _(node, ctx):
     if shape is not None:
         if allowzero and 0 in shape.tolist():
             return "allowzero=1 with a 0 in the target shape makes a zero-size tensor (CoreML has none)"
-        return None
+        return _baked_length(node, ctx, [int(v) for v in shape.reshape(-1)], allowzero)
     s = ctx.shape(node.inputs[1])
     if s is None or not is_static(s):
         return "a runtime target shape needs a known length (the output rank)"
