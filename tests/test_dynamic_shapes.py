@@ -521,3 +521,29 @@ def test_static_export_with_baked_reshape_targets_is_refused():
                               inputs=[ct.TensorType(name="hidden_states", shape=(1, ct.RangeDim(1, 128), 64))])
     assert {r.node for r in e.value.refusals} == {f"/layers/layers.0/attention/Reshape{k}" for k in ("", "_1", "_2")}
     assert all("the export baked one length" in r.reason for r in e.value.refusals)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_encodec_like_convs_with_a_symbolic_length(precision):
+    """The pads are computed at run time from the symbolic length: reflect pads by gathering."""
+    model = encodec_like(layers=3, time="T")
+    mlmodel = onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=(1, 4, ct.RangeDim(16, 64)))],
+                                    compute_precision=precision)
+    for length in (16, 17, 33, 64):
+        assert_matches_ort(model, mlmodel, {"x": rand(1, 4, length, seed=length)}, precision)
+
+
+@pytest.mark.parametrize("mode", ["edge", "reflect"])
+def test_pad_with_runtime_pads(mode):
+    """Pads fed as a graph input: every axis may be padded, each gathered at computed indices."""
+    node = onnx.helper.make_node("Pad", ["x", "pads"], ["y"], mode=mode, name="/Pad")
+    graph = onnx.helper.make_graph(
+        [node], "pad", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3, "T"]),
+                        onnx.helper.make_tensor_value_info("pads", onnx.TensorProto.INT64, [6])],
+        [onnx.helper.make_empty_tensor_value_info("y")])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    mlmodel = onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=(2, 3, ct.RangeDim(5, 40))),
+                                                   ct.TensorType(name="pads", shape=(6,))], compute_precision="fp32")
+    for length, pads in ((5, [0, 1, 4, 1, 0, 2]), (9, [1, 0, 0, 0, 2, 7]), (40, [0, 0, 3, 0, 0, 0])):
+        assert_matches_ort(model, mlmodel, {"x": rand(2, 3, length, seed=length), "pads": np.array(pads, np.int64)},
+                           "fp32")

@@ -63,6 +63,7 @@ class BuildContext:
             for name in graph.inputs if self.shape(name) is not None}
         self.input_bounds.update(input_bounds or {})
         self._shapes_at_bounds: Optional[list] = None
+        self._producers: Optional[dict] = None
         self.config = config
         self.target = target  # ct.target.iOS15 ...
         self.names = NameAllocator()
@@ -111,6 +112,12 @@ class BuildContext:
                 return None
             sizes.append(at[axis])
         return min(sizes), max(sizes)
+
+    def producer(self, name: str) -> Optional[OnnxNode]:
+        """The (unfolded) node that computes ONNX tensor ``name``, or None."""
+        if self._producers is None:
+            self._producers = {o: n for n in self.graph.nodes for o in n.outputs if o}
+        return self._producers.get(name)
 
     def const(self, name: str) -> Optional[np.ndarray]:
         """The constant value of an ONNX tensor (initializer or folded), or None."""

@@ -49,6 +49,9 @@ CASES = [
 # Runtime pads: the MIL output shape stays symbolic until the program runs.
 CASES += [
     pad("runtime_pads", (2, 3, 4), [0, 1, 2, 1, 0, 3], value=0.5, runtime=True),
+    # edge/reflect: each axis gathered at indices computed from the runtime pads
+    pad("runtime_pads_reflect", (2, 3, 4), [0, 1, 2, 1, 0, 3], mode="reflect", runtime=True),
+    pad("runtime_pads_edge", (2, 3, 4), [1, 0, 5, 0, 2, 1], mode="edge", runtime=True),
 ]
 
 # Symbolic input dims: constant padding and cropping.
@@ -70,7 +73,7 @@ CASES += [
 
 REFUSED = [
     (pad("reflect_too_wide", (1, 2, 3, 4), [0, 0, 3, 0, 0, 0, 0, 0], mode="reflect"), "at most"),
-    (pad("runtime_pads_reflect", (2, 3, 4), [0, 1, 2, 1, 0, 3], mode="reflect", runtime=True), "runtime pads"),
+    (pad("runtime_pads_wrap", (2, 3, 4), [0, 1, 2, 1, 0, 3], mode="wrap", runtime=True, opset=19), "runtime pads"),
     (pad("wrap_crop", (2, 4, 5), [0, -1, 2, 0, 3, 5], mode="wrap", opset=19), "negative"),
     # a symbolic axis without bounds runs from length 1 (bounded ones: tests/test_dynamic_shapes.py)
     (symbolic(pad("reflect_symbolic_padded_axis", (2, 3, 7), [0, 0, 3, 0, 0, 2], mode="reflect"), {2: "w"}),
