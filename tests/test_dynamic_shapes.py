@@ -547,3 +547,17 @@ def test_pad_with_runtime_pads(mode):
     for length, pads in ((5, [0, 1, 4, 1, 0, 2]), (9, [1, 0, 0, 0, 2, 7]), (40, [0, 0, 3, 0, 0, 0])):
         assert_matches_ort(model, mlmodel, {"x": rand(2, 3, length, seed=length), "pads": np.array(pads, np.int64)},
                            "fp32")
+
+
+def test_vocoder_with_enumerated_lengths():
+    """EnumeratedShapes bound the symbolic axis by the smallest and largest length listed."""
+    model = symbolic_time(bigvgan.activation1d_model(channels=4, length=16))
+    shapes = ct.EnumeratedShapes(shapes=[(1, 4, 6), (1, 4, 24), (1, 4, 50)], default=(1, 4, 24))
+    mlmodel = onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=shapes)], compute_precision="fp32")
+    for length in (6, 24, 50):
+        assert_matches_ort(model, mlmodel, {"x": mel(length, mel_dim=4)}, "fp32")
+    with pytest.raises(InputShapeError):
+        onnx2mil.predict(mlmodel, {"x": mel(7, mel_dim=4)})
+    too_short = ct.EnumeratedShapes(shapes=[(1, 4, 2), (1, 4, 24)], default=(1, 4, 24))
+    with pytest.raises(UnsupportedOperatorError, match="can be as short as 2"):
+        onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=too_short)])
