@@ -561,3 +561,40 @@ def test_vocoder_with_enumerated_lengths():
     too_short = ct.EnumeratedShapes(shapes=[(1, 4, 2), (1, 4, 24)], default=(1, 4, 24))
     with pytest.raises(UnsupportedOperatorError, match="can be as short as 2"):
         onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=too_short)])
+
+
+def legacy_interpolate(mode: str, coord: str, factor: float = 2.0, nearest: str = "floor") -> onnx.ModelProto:
+    """``F.interpolate(x, scale_factor=factor)`` as the legacy exporter writes it on (1, 3, H, W)
+    with dynamic H, W: sizes = concat(shape[:2], int64(floor(float(shape[2:]) * factor)))."""
+    g = TorchLikeGraph("interpolate", 0)
+    x = g.input("x", (1, 3, "H", "W"))
+    shape = g.op("", "Shape", [x])
+    head = g.op("", "Slice", [shape, g.const("", [0], np.int64), g.const("", [2], np.int64)])
+    spatial = g.op("", "Cast", [g.op("", "Slice", [shape, g.const("", [2], np.int64), g.const("", [4], np.int64)])],
+                   to=onnx.TensorProto.FLOAT)
+    scaled = g.op("", "Floor", [g.op("", "Mul", [spatial, g.const("", [factor, factor])])])
+    sizes = g.op("", "Concat", [head, g.op("", "Cast", [scaled], to=onnx.TensorProto.INT64)], axis=0)
+    attrs = dict(mode=mode, coordinate_transformation_mode=coord)
+    if mode == "nearest":
+        attrs["nearest_mode"] = nearest
+    g.op("", "Resize", [x, "", "", sizes], outputs=["y"], **attrs)
+    g.output("y", (1, 3, "H2", "W2"))
+    return g.model(doc="legacy interpolate export")
+
+
+@pytest.mark.parametrize("mode,coord", [("nearest", "asymmetric"), ("linear", "pytorch_half_pixel"),
+                                        ("linear", "align_corners")])
+def test_resize_with_sizes_from_a_symbolic_shape(mode, coord):
+    model = legacy_interpolate(mode, coord)
+    dim = ct.RangeDim(2, 24, default=8)
+    mlmodel = onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=(1, 3, dim, ct.RangeDim(2, 24)))],
+                                    compute_precision="fp32")
+    for h, w in ((2, 2), (3, 7), (24, 24)):
+        assert_matches_ort(model, mlmodel, {"x": rand(1, 3, h, w, seed=h * w)}, "fp32")
+
+
+def test_resize_with_a_non_integer_runtime_ratio_is_refused():
+    model = legacy_interpolate("nearest", "asymmetric", factor=1.5)
+    with pytest.raises(UnsupportedOperatorError, match=r"sizes must be a constant .*an integer multiple.*"
+                                                        r"computed at run time from the shape at node '/Shape'"):
+        onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=(1, 3, ct.RangeDim(2, 24), 8))])

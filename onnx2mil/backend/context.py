@@ -12,7 +12,7 @@ from coremltools.converters.mil.mil import Var
 from coremltools.converters.mil.mil.block import curr_block
 
 from .config import Config
-from .loader import LoadedGraph, TensorInfo, shapes_at
+from .loader import LoadedGraph, TensorInfo, load_graph, shapes_at
 from .registry import OnnxNode
 
 _INVALID = re.compile(r"[^A-Za-z0-9_]")
@@ -63,6 +63,7 @@ class BuildContext:
             for name in graph.inputs if self.shape(name) is not None}
         self.input_bounds.update(input_bounds or {})
         self._shapes_at_bounds: Optional[list] = None
+        self._graphs_at_bounds: Optional[list] = None
         self._producers: Optional[dict] = None
         self.config = config
         self.target = target  # ct.target.iOS15 ...
@@ -102,9 +103,7 @@ class BuildContext:
         if isinstance(shape[axis], int):
             return shape[axis], shape[axis]
         if self._shapes_at_bounds is None:
-            self._shapes_at_bounds = [
-                shapes_at(self.graph, {n: tuple(b[end] for b in dims) for n, dims in self.input_bounds.items()})
-                for end in (0, 1)]
+            self._shapes_at_bounds = [shapes_at(self.graph, self._bound_shapes(end)) for end in (0, 1)]
         sizes = []
         for shapes in self._shapes_at_bounds:
             at = shapes.get(name)
@@ -113,11 +112,57 @@ class BuildContext:
             sizes.append(at[axis])
         return min(sizes), max(sizes)
 
+    def _bound_shapes(self, end: int) -> dict:
+        """Every input's shape at its lower (end 0) or upper (end 1) bounds."""
+        return {n: tuple(b[end] for b in dims) for n, dims in self.input_bounds.items()}
+
+    def values_at_bounds(self, name: str) -> Optional[list]:
+        """[value of ``name`` with the inputs at their lower bounds, at their upper bounds]: the
+        graph loaded and folded again at those static shapes; None if it does not fold there
+        (a runtime value that depends on input data, not only on shapes)."""
+        if self._graphs_at_bounds is None:
+            self._graphs_at_bounds = [load_graph(self.graph.model, check=False, input_shapes=self._bound_shapes(end))
+                                      for end in (0, 1)]
+        values = [g.constants.get(name) for g in self._graphs_at_bounds]
+        return None if any(v is None for v in values) else values
+
+    def shape_at_bounds(self, name: str) -> Optional[list]:
+        """[shape of ``name`` at the inputs' lower bounds, at their upper bounds] (see
+        values_at_bounds), None if not static at both."""
+        self.values_at_bounds(name)
+        shapes = [g.info.get(name, TensorInfo(None, None)) for g in self._graphs_at_bounds]
+        return [s.shape for s in shapes] if all(s.is_static for s in shapes) else None
+
     def producer(self, name: str) -> Optional[OnnxNode]:
         """The (unfolded) node that computes ONNX tensor ``name``, or None."""
         if self._producers is None:
             self._producers = {o: n for n in self.graph.nodes for o in n.outputs if o}
         return self._producers.get(name)
+
+    def shape_origin(self, name: str) -> Optional[str]:
+        """Where a runtime value computed from a symbolic shape starts: the Shape/Size nodes (of
+        tensors with symbolic dims) its chain of unfolded nodes reaches, or None."""
+        seen, stack, origins = set(), [name], []
+        while stack:
+            node = self.producer(stack.pop())
+            if node is None or id(node) in seen:
+                continue
+            seen.add(id(node))
+            if node.op_type in ("Shape", "Size") and not node.domain:
+                origins.append(f"node '{node.name}' ({node.op_type} of '{node.inputs[0]}', "
+                               f"shape {tuple(self.shape(node.inputs[0]) or ())})")
+                continue
+            stack.extend(i for i in node.inputs if i and not self.is_const(i))
+        return "; ".join(sorted(origins)) or None
+
+    def const_refusal(self, name: str, what: str, why: str = "") -> Optional[str]:
+        """None if ONNX tensor ``name`` is a build-time constant; else a refusal saying ``what``
+        must be one (``why``), naming where a chain from a symbolic shape starts, if it is one."""
+        if self.is_const(name):
+            return None
+        origin = self.shape_origin(name)
+        reason = f"{what} must be a constant (initializer)" + (f": {why}" if why else "")
+        return reason + (f"; it is computed at run time from the shape at {origin}" if origin else "")
 
     def const(self, name: str) -> Optional[np.ndarray]:
         """The constant value of an ONNX tensor (initializer or folded), or None."""

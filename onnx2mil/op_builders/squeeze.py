@@ -23,8 +23,8 @@ def axes_of(node, ctx) -> Optional[list[int]]:
 
 
 def _axes_refusal(node, ctx) -> Optional[str]:
-    if node.opset >= 13 and node.has_input(1) and not ctx.is_const(node.inputs[1]):
-        return "axes must be a constant (initializer): MIL takes constant axes"
+    if node.opset >= 13 and node.has_input(1):
+        return ctx.const_refusal(node.inputs[1], "axes", "MIL takes constant axes")
     return None
 
 
