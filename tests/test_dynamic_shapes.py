@@ -598,3 +598,15 @@ def test_resize_with_a_non_integer_runtime_ratio_is_refused():
     with pytest.raises(UnsupportedOperatorError, match=r"sizes must be a constant .*an integer multiple.*"
                                                         r"computed at run time from the shape at node '/Shape'"):
         onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=(1, 3, ct.RangeDim(2, 24), 8))])
+
+
+def test_squeeze_of_a_symbolic_axis_needs_it_to_be_one():
+    """MIL squeeze keeps a symbolic dim: a dim bounded to 1 is removed by a reshape instead; one
+    that may exceed 1 is refused."""
+    model = one_node("Squeeze", ("B", 3, "T"), weights={"axes": np.array([0], np.int64)})
+    with pytest.raises(UnsupportedOperatorError, match=r"axis 0 \(B\) runs 1\.\.4 over the inputs' bounds"):
+        onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=(ct.RangeDim(1, 4), 3, ct.RangeDim(2, 9)))])
+    mlmodel = onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=(ct.RangeDim(1, 1), 3, ct.RangeDim(2, 9)))],
+                                    compute_precision="fp32")
+    for length in (2, 9):
+        assert_matches_ort(model, mlmodel, {"x": rand(1, 3, length, seed=length)}, "fp32")

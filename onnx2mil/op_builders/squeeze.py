@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
+import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder
@@ -54,6 +55,12 @@ def squeeze(node, ctx):
     out = ctx.mil_name(node.outputs[0])
     if not axes:
         y = mb.identity(x=x, name=out)
+    elif any(not isinstance(x.shape[a], (int, np.integer)) for a in axes):
+        # MIL squeeze keeps a symbolic dim (its type inference removes only dims known to be 1)
+        kept = [a for a in range(x.rank) if a not in axes]
+        shape = mb.gather(x=mb.shape(x=x, name=ctx.scratch(f"{out}_in_shape")), indices=np.array(kept, np.int32),
+                          axis=0, name=ctx.scratch(f"{out}_kept_dims"))
+        y = mb.reshape(x=x, shape=shape, name=out)
     else:
         y = mb.squeeze(x=x, axes=axes, name=out)
     ctx.set_output(node, y)
@@ -79,6 +86,9 @@ def _(node, ctx):
         d = shape[a]
         if isinstance(d, int) and d != 1:
             return f"axis {a} has size {d}, not 1"
+        bounds = None if isinstance(d, int) else ctx.dim_range(node.inputs[0], a)
+        if bounds is not None and bounds != (1, 1):
+            return f"axis {a} ({d}) runs {bounds[0]}..{bounds[1]} over the inputs' bounds; Squeeze needs it to be 1"
     return None
 
 
