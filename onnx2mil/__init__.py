@@ -31,11 +31,12 @@ from . import op_builders  # noqa: E402,F401  (fills the registry)
 from .backend.runtimes import predict  # noqa: E402
 from .backend.validation import validate  # noqa: E402
 from .backend.isolate import isolate  # noqa: E402
+from .backend.compress import compress  # noqa: E402
 from .backend.report import ValidationReport  # noqa: E402
 
 __all__ = [
     "build_coreml", "save", "load_saved_program", "op_builder", "OnnxNode", "BuildContext",
     "Onnx2MilError", "InvalidModelError", "UnsupportedOperatorError", "UnsupportedMILOpError",
     "RuntimeUnavailableError", "InputShapeError", "Refusal", "validate", "isolate", "ValidationReport",
-    "predict",
+    "predict", "compress",
 ]

@@ -46,8 +46,23 @@ def _parser() -> argparse.ArgumentParser:
     _build_options(v)
     v.add_argument("--html", help="write a self-contained HTML report here")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
-    v.add_argument("--all-rows", action="store_true", help="table: also the fused and folded tensors")
+    v.add_argument("--all", dest="all_rows", action="store_true",
+                   help="print every row (default: the summary, the first divergence and the worst rows)")
     v.set_defaults(func=_validate)
+
+    k = sub.add_parser("compress", help="compress the weights, keeping the lowerings; rank layers by the "
+                       "error compression adds; keep the N most sensitive uncompressed")
+    k.add_argument("model", metavar="MODEL", help=".onnx path or bundled model name")
+    k.add_argument("-o", "--output", required=True, help="the .mlpackage to write")
+    k.add_argument("--mode", choices=("linear", "palettize", "palettize-uniform"), default="linear")
+    k.add_argument("--nbits", type=int, default=8, help="4, 6 or 8 (linear: 4 or 8; 4 needs --target iOS18)")
+    k.add_argument("--keep", type=int, default=0, metavar="N",
+                   help="leave the N layers compression hurts most uncompressed")
+    k.add_argument("--weight-threshold", type=int, default=2048, help="smaller weights stay uncompressed")
+    k.add_argument("--inputs", help=".npz of inputs keyed by ONNX input name (default: generated)")
+    _build_options(k)
+    k.add_argument("--json", action="store_true", help="print the ranking and the output errors as JSON")
+    k.set_defaults(func=_compress)
 
     i = sub.add_parser("isolate", help="one node alone: variant x runtime matrix, bundle on disk")
     i.add_argument("model", metavar="MODEL", help=".onnx path or bundled model name")
@@ -194,10 +209,66 @@ def _validate(args) -> int:
     if args.json:
         print(report.to_json())
     else:
-        report.print(_stdout(), only_compared=not args.all_rows)
+        report.print(_stdout(), all_rows=args.all_rows)
         if args.html:
             print(f"HTML report: {args.html}")
     return EXIT_OK if report.ok else EXIT_DIVERGENCE
+
+
+def _compress(args) -> int:
+    """Build, compress everything, rank the compressed layers (compression report), recompress
+    keeping the N most sensitive, validate, save."""
+    import coremltools as ct
+
+    import onnx2mil
+    from .backend.compress import output_sensitivity
+    from .backend.loader import read_model
+    from .backend.validation import make_inputs, run_reference
+
+    model, bundled = resolve_model(args.model)
+    target = max(_target(args.target) or ct.target.iOS16, ct.target.iOS16, key=lambda t: t.value)
+    options = dict(mode=args.mode, nbits=args.nbits, weight_threshold=args.weight_threshold)
+    with _progress(args, "compressing") as say:
+        say("building the uncompressed model")
+        mlmodel = onnx2mil.build_coreml(model, compute_precision=args.precision, config=args.config,
+                                        minimum_deployment_target=target)
+        inputs = _inputs_for(args, bundled)
+        say("compressing every weight and ranking the layers")
+        everything = onnx2mil.validate(model, onnx2mil.compress(mlmodel, **options), inputs=inputs,
+                                       compression_report=True, progress=say)
+        keep = []
+        if args.keep:
+            feeds = make_inputs(read_model(model), inputs)
+            reference = run_reference(read_model(model), feeds, tensors=set())
+            layers = [entry["mil_op"] for entry in everything.compression]
+            impact = output_sensitivity(mlmodel, layers, feeds, reference, progress=say, **options)
+            for entry in everything.compression:
+                entry["output_error_alone"] = impact[entry["mil_op"]]
+            keep = sorted(layers, key=lambda layer: -impact[layer])[:args.keep]
+        final = onnx2mil.compress(mlmodel, keep=keep, **options)
+        report = everything
+        if keep:
+            say(f"recompressing without the {len(keep)} most sensitive layers")
+            report = onnx2mil.validate(model, final, inputs=inputs, progress=say)
+        path = onnx2mil.save(final, args.output)
+
+    def output_errors(r):
+        return {layer.tensor: layer.rel_to_max for layer in r.layers if layer.tensor in r.outputs}
+
+    result = {"path": str(path), "mode": args.mode, "nbits": args.nbits, "kept": keep,
+              "ranking": everything.compression, "output_error_all_compressed": output_errors(everything),
+              "output_error": output_errors(report)}
+    if args.json:
+        _print_json(result)
+    else:
+        console = _stdout()
+        console.print(everything.compression_table())
+        for name, err in result["output_error"].items():
+            before = result["output_error_all_compressed"][name]
+            console.print(f"output '{name}': err/max|ref| {before:.3g} with every layer compressed"
+                          + (f", {err:.3g} keeping {len(keep)} uncompressed" if keep else ""))
+        console.print(f"wrote {path}")
+    return EXIT_OK
 
 
 def _isolate(args) -> int:

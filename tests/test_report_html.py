@@ -68,5 +68,10 @@ def test_terminal_table_marks_the_first_divergence(report_html):
     report.print(console)
     text = console.export_text()
     assert "DIVERGES" in text and "◀ first" in text
-    assert all(layer.tensor in text for layer in report.layers)
     assert "first divergence at node 'up' (ConvTranspose)" in text
+    shown = report.worst_rows()
+    assert all(layer.node in text for layer in shown) and "--all for every row" in text
+    everything = Console(record=True, width=200)
+    report.print(everything, all_rows=True)
+    full = everything.export_text()
+    assert all(layer.node in full for layer in report.layers)

@@ -170,12 +170,15 @@ def build_coreml(
         prog, target=target, compute_precision=precision_of(compute_precision),
         compute_units=compute_units, pipeline=pipeline, inputs=tensor_types, verbose=verbose)
 
-    final = pipeline_mod.resolve_names(pipeline_mod.final_program(mlmodel), ctx.name_map)
+    final = pipeline_mod.final_program(mlmodel)
+    producers = {o: index for index, node in enumerate(graph.nodes) for o in node.outputs if o}
+    tensors, unobservable = pipeline_mod.resolve_names(final, ctx.name_map, producers)
     name_map = {
         "inputs": {n: ctx.mil_name(n) for n in graph.inputs},
         "scalar_inputs": scalar_inputs(ctx, shapes),  # fed as shape (1,): CoreML has no rank-0 inputs
-        "outputs": {n: final[n] for n in graph.outputs},
-        "tensors": {o: final.get(o) for node in graph.nodes for o in node.outputs if o},
+        "outputs": dict(zip(graph.outputs, (v.name for v in final.functions["main"].outputs))),
+        "tensors": {o: tensors.get(o) for node in graph.nodes for o in node.outputs if o},
+        "unobservable": unobservable,
         "folded": [o for node in graph.folded for o in node.outputs if o],
         "precision": "fp32" if precision_of(compute_precision) == ct.precision.FLOAT32 else "fp16",
     }

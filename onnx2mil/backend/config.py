@@ -23,6 +23,14 @@ DEFAULTS: dict[str, Any] = {
         "fp32": {"rel_to_max": 1.0e-4, "min_cosine": 0.99999},
         "fp16": {"rel_to_max": 1.0e-2, "min_cosine": 0.999},
     },
+    # Local-error allowance for ops whose error, after their inputs are rounded to the compute
+    # precision, grows with the inputs' magnitude (see backend/compare.py):
+    # ulps x unit roundoff x max|input| (x max|output| for "relative" ops).
+    "input_rounding": {
+        "ulps": 2,
+        "absolute": ["Add", "Sub", "Sin", "Cos", "Softplus"],
+        "relative": ["Exp", "Pow"],
+    },
 }
 
 

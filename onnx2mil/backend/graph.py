@@ -2,6 +2,7 @@
 MIL program node by node in topological order."""
 from __future__ import annotations
 
+import contextlib
 from typing import Mapping, Optional
 
 import coremltools as ct
@@ -12,6 +13,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import Function, Program, types
 from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 from coremltools.converters.mil.mil import get_new_symbol
+from coremltools.converters.mil.mil.scope import ScopeInfo, ScopeSource
 
 from ..errors import Refusal, UnsupportedOperatorError
 from .context import BuildContext
@@ -135,6 +137,15 @@ def scalar_inputs(ctx: BuildContext, input_shapes: Mapping[str, tuple] = {}) -> 
     return [n for n in ctx.graph.inputs if len(input_shapes.get(n, ctx.shape(n))) == 0]
 
 
+def node_scope(index: Optional[int]):
+    """Ops emitted for the ``index``-th top-level ONNX node carry it as their debug handle.
+    coremltools' passes copy a replaced var's scopes onto the ops that replace it, so after the
+    passes every op still says which ONNX node it computes (see ``pipeline.resolve_names``)."""
+    if index is None:
+        return contextlib.nullcontext()
+    return mb.scope(ScopeInfo(source=ScopeSource.EXIR_DEBUG_HANDLE, data=[index]))
+
+
 def emit_program(ctx: BuildContext, input_shapes: Mapping[str, tuple] = {}) -> Program:
     """Emit ``main`` into a new pymil Program. Inputs/outputs carry sanitized ONNX names."""
     g = ctx.graph
@@ -154,23 +165,37 @@ def emit_program(ctx: BuildContext, input_shapes: Mapping[str, tuple] = {}) -> P
                 # fp16 inputs arrive as fp32 before iOS16; the graph computes in fp16 as ONNX does
                 var = mb.cast(x=var, dtype="fp16", name=ctx.scratch(f"{ctx.mil_name(name)}_fp16"))
             ctx.bind(name, var)
-        for node in g.nodes:
+        producer = {}
+        for index, node in enumerate(g.nodes):
             ctx.node = node
-            find_builder(node.op_type, node.domain)(node, ctx)
+            with node_scope(index):
+                find_builder(node.op_type, node.domain)(node, ctx)
             missing = [o for o in node.outputs if o and o not in ctx.name_map]
             if missing:
                 raise RuntimeError(f"builder of {node.op_type} left outputs {missing} of '{node.name}' unbound")
+            producer.update((o, index) for o in node.outputs if o)
         ctx.node = None
-        func.set_outputs([_output_var(ctx, name) for name in g.outputs])
+        consumed = {i for node in g.nodes for i in node.inputs}
+        outputs = []
+        for name in g.outputs:
+            with node_scope(producer.get(name)):
+                outputs.append(_output_var(ctx, name, name in consumed))
+        func.set_outputs(outputs)
     prog = Program()
     prog.add_function("main", func)
     return prog
 
 
-def _output_var(ctx: BuildContext, name: str):
-    """A graph output must be produced by a real op named after the ONNX output."""
+def _output_var(ctx: BuildContext, name: str, consumed: bool = False):
+    """A graph output must be produced by a real op named after the ONNX output. ``consumed``:
+    other nodes read it too (an intermediate exposed by ``outputs=``): it is given its own
+    identity, since passes that fuse its op into a consumer cannot delete a block output."""
     var = ctx.var(name)
     wanted = ctx.mil_name(name)
+    if consumed and var.op is not None and var.op.op_type != "const":
+        var = mb.identity(x=var, name=ctx.scratch(wanted))
+        ctx.bind(name, var)
+        return var
     if var.dtype == types.fp16 and ctx.target < ct.target.iOS16:  # no fp16 outputs before iOS16
         var = mb.cast(x=var, dtype="fp32", name=ctx.scratch(wanted) if var.name == wanted else wanted)
         ctx.bind(name, var)

@@ -23,6 +23,7 @@ import coremltools as ct
 from coremltools.converters.mil.frontend.milproto import load as milproto_load
 from coremltools.converters.mil.mil import Program
 from coremltools.converters.mil.mil.passes import pass_pipeline as _pass_pipeline_module
+from coremltools.converters.mil.mil.scope import ScopeSource
 
 HAZARDOUS_PASSES = ("common::add_conv_transpose_output_shape", "common::compose_conv1d")
 
@@ -107,25 +108,70 @@ def final_program(mlmodel: ct.models.MLModel) -> Program:
     return prog if prog is not None else load_saved_program(mlmodel)
 
 
-def resolve_names(prog: Program, pre_pass: dict[str, str]) -> dict[str, Optional[str]]:
-    """Map each ONNX tensor to the var that holds it after the passes; None if fused away.
+# Passes that keep a var's value while replacing or renaming it: not worth naming in a report.
+_BOOKKEEPING_PASSES = frozenset({"add_fp16_cast", "topological_reorder", "dead_code_elimination",
+                                 "const_elimination", "noop_elimination", "const_deduplication"})
+# Renamings of a var whose value they keep: the fp16 pass (``x`` -> ``x_cast_fp16``, casts
+# ``x_to_fp16``/``x_to_fp32``) and divide_to_multiply (``x`` -> ``_inversed_x``).
+_SAME_VALUE_SUFFIXES = ("_cast_fp16", "_cast_fp32", "_to_fp16", "_to_fp32")
+_SAME_VALUE_PREFIXES = ("_inversed_",)
 
-    The fp16 pass renames a var ``x`` it casts to ``x_cast_fp16`` (and ``x_to_fp16``/``x_to_fp32``
-    for the casts it inserts); every other pass keeps the name of the var it leaves.
+
+def _base_name(name: str) -> str:
+    """``name`` without the renamings of value-keeping passes."""
+    changed = True
+    while changed:
+        changed = False
+        for suffix in _SAME_VALUE_SUFFIXES:
+            if name.endswith(suffix):
+                name, changed = name[: -len(suffix)], True
+        for prefix in _SAME_VALUE_PREFIXES:
+            if name.startswith(prefix):
+                name, changed = name[len(prefix):], True
+    return name
+
+
+def debug_handle(op) -> Optional[int]:
+    """The index of the top-level ONNX node ``op`` computes (see ``graph.node_scope``), if any."""
+    handle = op.scopes.get(ScopeSource.EXIR_DEBUG_HANDLE) if op is not None else None
+    return handle[0] if handle else None
+
+
+def resolve_names(prog: Program, pre_pass: dict[str, str], producers: dict[str, int]) -> tuple[dict, dict]:
+    """Which var holds each ONNX tensor after the passes: ``({onnx: var name or None}, {onnx: why
+    none})``.
+
+    A name alone proves nothing: passes create auto-named vars (``transpose_1``, ``add_3``) that
+    collide with exporter names, and reuse names for other values. A var holds ONNX tensor ``t``
+    only if its op carries the debug handle of ``t``'s producing node (coremltools copies a
+    replaced var's scopes onto its replacement) AND its name is ``t``'s pre-pass name up to the
+    renamings of value-keeping passes. ``producers``: ONNX tensor -> top-level node index.
     """
-    present = set()
+    by_handle: dict[int, list] = {}
     for op in _all_ops(prog.functions["main"]):
-        present.update(v.name for v in op.outputs)
-    present.update(prog.functions["main"].inputs)
-    out: dict[str, Optional[str]] = {}
+        handle = debug_handle(op)
+        if handle is not None:
+            by_handle.setdefault(handle, []).append(op)
+    inputs = set(prog.functions["main"].inputs)
+    tensors: dict[str, Optional[str]] = {}
+    why: dict[str, str] = {}
     for onnx_name, mil_name in pre_pass.items():
-        found = None
-        for candidate in (mil_name, f"{mil_name}_cast_fp16", f"{mil_name}_to_fp32", f"{mil_name}_to_fp16"):
-            if candidate in present:
-                found = candidate
-                break
-        out[onnx_name] = found
-    return out
+        if onnx_name not in producers:
+            continue
+        if mil_name in inputs:  # an identity-like node bound to a graph input
+            tensors[onnx_name] = mil_name
+            continue
+        ops = by_handle.get(producers[onnx_name], [])
+        held = [v.name for op in ops for v in op.outputs if _base_name(v.name) == mil_name]
+        # the var of the original name first, then its fp16 form
+        held.sort(key=lambda n: (n != mil_name, len(n)))
+        tensors[onnx_name] = held[0] if held else None
+        if not held:
+            passes = sorted({p for op in ops for p in op.scopes.get(ScopeSource.COREMLTOOLS_GRAPH_PASS, [])}
+                            - _BOOKKEEPING_PASSES)
+            why[onnx_name] = (f"rewritten by {', '.join(passes)}: no var holds it" if passes else
+                              "fused away by the passes: no var holds it")
+    return tensors, why
 
 
 def _all_ops(block):

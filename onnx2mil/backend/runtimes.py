@@ -122,7 +122,7 @@ def to_onnx_outputs(outputs: Mapping[str, np.ndarray], name_map: Optional[dict])
 
 
 def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping[str, np.ndarray], *,
-            runtime: str = "mil", compute_units=None, capture: bool = False) -> dict:
+            runtime: str = "mil", compute_units=None, capture: bool = False, observe=None) -> dict:
     """Run ``model`` (MLModel, .mlpackage path or pymil Program) on ``inputs`` (ONNX names).
 
     ``runtime="mil"``: the numpy MIL interpreter on the program as saved (after coremltools'
@@ -135,13 +135,14 @@ def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping
     holds every var of the program: the function inputs, consts and every op's outputs (nested
     blocks included). Map ONNX tensors to MIL vars with the name map's "tensors" entry
     (``pipeline.read_name_map``); a var inside a loop body holds its last iteration.
+    ``observe`` (interpreter only): ``{MIL var name: callback}``, see ``interpreter.run_program``.
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
     if runtime == "coreml":
         from . import coreml_runtime
-        if capture:
-            raise ValueError("capture=True needs runtime='mil': CoreML exposes only the model's outputs "
+        if capture or observe:
+            raise ValueError("capture=True needs runtime='mil' (observe too): CoreML exposes only the model's outputs "
                              "(bisect by truncation with build_coreml(..., outputs=[tensor]) instead)")
         if isinstance(model, Program):
             raise ValueError("runtime='coreml' needs an MLModel or a .mlpackage path, not a bare Program")
@@ -152,8 +153,13 @@ def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping
         return to_onnx_outputs(outputs, name_map)
     prog, name_map, declared = _load(model)
     check_input_shapes(inputs, declared, name_map)
-    values = run_program(prog, to_mil_inputs(inputs, name_map), capture=capture)
+    values = run_program(prog, to_mil_inputs(inputs, name_map), capture=capture, observe=observe)
     if not capture:
         return to_onnx_outputs(values, name_map)
     function_outputs = {v.name: values[v.name] for v in prog.functions["main"].outputs}
     return {"outputs": to_onnx_outputs(function_outputs, name_map), "tensors": values}
+
+
+def program(model: Union[ct.models.MLModel, str, Path, Program]) -> Program:
+    """The program ``predict`` runs for ``model`` (as saved, cached like predict's)."""
+    return _load(model)[0]

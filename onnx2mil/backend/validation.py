@@ -22,10 +22,13 @@ import onnx
 import onnxruntime as ort
 
 from ..errors import InvalidModelError, Onnx2MilError, RuntimeUnavailableError
+from onnx import numpy_helper
+
 from . import pipeline as pipeline_mod
+from .compare import compare, input_rounding_allowance
 from .config import Config
 from .loader import read_model, topological_order
-from .report import COMPARED, FAIL, FOLDED, FUSED, MISSING, PASS, Divergence, LayerResult, ValidationReport
+from .report import COMPARED, FAIL, FOLDED, FUSED, LOSSY, MISSING, PASS, Divergence, LayerResult, ValidationReport
 
 RUNTIMES = ("mil", "coreml")
 _PENDING = "pending"  # a row with a MIL var, until the run fills in its metrics
@@ -165,82 +168,39 @@ def topological_nodes(model: onnx.ModelProto) -> list[OnnxNodeInfo]:
             for index, n in enumerate(order)]
 
 
-def run_reference(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every node output of ``model`` from ONE onnxruntime session run.
+def run_reference(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
+                  tensors: Optional[set] = None) -> dict[str, np.ndarray]:
+    """Node outputs of ``model`` from ONE onnxruntime session run: every one, or those in
+    ``tensors`` (plus the graph's outputs).
 
-    Each node output is appended as a graph output with its shape-inferred type; a tensor shape
-    inference cannot type is left out (reported as "missing").
+    They are appended to the graph's outputs without types (onnxruntime types them itself, so no
+    shape inference over the weights is needed) and removed again afterwards: ``model`` is not
+    copied, since a large model's weights would be. onnxruntime's memory arena is off: it would
+    keep a second copy of every exposed tensor after the run (300 MB on the 115M BigVGAN).
     """
-    exposed = onnx.ModelProto()
-    exposed.CopyFrom(model)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, data_prop=True)
-    except Exception as e:  # onnx raises InferenceError, ValidationError or RuntimeError
-        raise ValidationInputError(f"ONNX shape inference failed: {e}") from e
-    typed = {vi.name: vi for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
-    present = {o.name for o in exposed.graph.output}
-    for node in exposed.graph.node:
+    graph = model.graph
+    present = {o.name for o in graph.output}
+    kept = len(graph.output)
+    for node in graph.node:
         for name in node.output:
-            if not name or name in present:
-                continue
-            vi = typed.get(name)
-            if vi is None or not vi.type.HasField("tensor_type") or not vi.type.tensor_type.elem_type:
-                continue
-            exposed.graph.output.append(vi)
-            present.add(name)
+            if name and name not in present and (tensors is None or name in tensors):
+                graph.output.append(onnx.ValueInfoProto(name=name))
+                present.add(name)
+    try:
+        serialized = model.SerializeToString()
+    finally:
+        del graph.output[kept:]
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(exposed.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, dict(feeds))))
-
-
-# ---- metrics -------------------------------------------------------------------------------------
-
-def compare(reference: np.ndarray, value: np.ndarray, tolerance: Mapping) -> dict:
-    """Metrics of ``value`` against ``reference`` and a status.
-
-    Float tensors pass when max abs error <= ``rel_to_max`` x max |reference| (MNN's check) and
-    the cosine similarity >= ``min_cosine``; integer and bool tensors must match exactly.
-    """
-    ref = np.asarray(reference)
-    got = np.asarray(value)
-    if ref.shape != got.shape:
-        if ref.size != got.size:
-            return {"status": FAIL, "reason": f"shape {got.shape} != reference {ref.shape}"}
-        got = got.reshape(ref.shape)
-    exact = ref.dtype.kind in "biu"
-    r = ref.astype(np.float64)
-    g = got.astype(np.float64)
-    finite = np.isfinite(r) & np.isfinite(g)
-    same_nonfinite = ~finite & ((r == g) | (np.isnan(r) & np.isnan(g)))
-    bad_nonfinite = int(np.count_nonzero(~finite & ~same_nonfinite))
-    r, g = r[finite], g[finite]
-    err = np.abs(r - g)
-    max_abs_err = float(err.max()) if err.size else 0.0
-    max_abs_ref = float(np.abs(r).max()) if r.size else 0.0
-    rel = max_abs_err / max_abs_ref if max_abs_ref > 0 else max_abs_err
-    nr, ng = float(np.linalg.norm(r)), float(np.linalg.norm(g))
-    if nr > 0 and ng > 0:
-        cosine = float(np.dot(r, g) / (nr * ng))
-    else:
-        cosine = 1.0 if nr == ng else 0.0
-    noise = float(np.sum(err ** 2))
-    snr = None if noise == 0 else (float(10.0 * np.log10(float(np.sum(r ** 2)) / noise)) if nr > 0 else float("-inf"))
-    metrics = {"max_abs_err": max_abs_err, "max_abs_ref": max_abs_ref, "rel_to_max": rel,
-               "cosine": cosine, "snr_db": snr}
-    reasons = []
-    if bad_nonfinite:
-        reasons.append(f"{bad_nonfinite} non-finite values where the reference differs")
-    if exact:
-        if max_abs_err != 0:
-            reasons.append(f"{int(np.count_nonzero(err))} of {err.size} values differ (exact match required)")
-    else:
-        if rel > tolerance["rel_to_max"]:
-            reasons.append(f"err/max|ref| {rel:.3g} > {tolerance['rel_to_max']:g}")
-        if cosine < tolerance["min_cosine"]:
-            reasons.append(f"cosine {cosine:.6g} < {tolerance['min_cosine']:g}")
-    return {**metrics, "status": FAIL if reasons else PASS, "reason": "; ".join(reasons)}
+    options.enable_cpu_mem_arena = False
+    try:
+        session = ort.InferenceSession(serialized, options, providers=["CPUExecutionProvider"])
+        del serialized
+        names = [o.name for o in session.get_outputs()]
+        return dict(zip(names, session.run(names, dict(feeds))))
+    except (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidArgument,
+            ort.capi.onnxruntime_pybind11_state.InvalidGraph) as e:
+        raise ValidationInputError(f"onnxruntime cannot run the reference model: {e}") from e
 
 
 # ---- first divergence ----------------------------------------------------------------------------
@@ -287,7 +247,7 @@ def first_divergence(layers: list[LayerResult], nodes: list[OnnxNodeInfo]) -> Op
                 f, t = compared_ancestors(i)
                 found |= f
                 through |= t
-        if all(by_tensor[t].status == PASS for t in found):
+        if all(by_tensor[t].status in (PASS, LOSSY) for t in found):
             order = [n.name for n in nodes if n.name in through]
             return Divergence(node.name, node.op_type, layer.tensor, layer, order)
     return None
@@ -304,11 +264,12 @@ def check_runtime(runtime: str) -> None:
 
 
 def run_coreml_side(mlmodel, feeds: Mapping[str, np.ndarray], *, runtime: str, compute_units=None,
-                    capture: bool = False) -> tuple[dict, dict]:
+                    capture: bool = False, observe=None) -> tuple[dict, dict]:
     """(outputs keyed by ONNX names, captured vars keyed by MIL var names or {})."""
     from .runtimes import predict
 
-    result = predict(mlmodel, mil_feeds(feeds), runtime=runtime, compute_units=compute_units, capture=capture)
+    result = predict(mlmodel, mil_feeds(feeds), runtime=runtime, compute_units=compute_units, capture=capture,
+                     observe=observe)
     if capture:
         return dict(result["outputs"]), dict(result["tensors"])
     return dict(result), {}
@@ -323,6 +284,7 @@ def _node_rows(nodes: list[OnnxNodeInfo], reference: Mapping, name_map: Mapping)
     """One row per node output in topological order, statuses for what cannot be compared."""
     folded = set(name_map.get("folded", []))
     tensors = name_map.get("tensors", {})
+    unobservable = name_map.get("unobservable", {})
     rows = []
     for node in nodes:
         if node.op_type == "Constant":  # a value, not a layer
@@ -339,21 +301,85 @@ def _node_rows(nodes: list[OnnxNodeInfo], reference: Mapping, name_map: Mapping)
             elif tensor not in tensors:
                 row.reason = "not in the model's name map (was it built from another ONNX model?)"
             elif tensors[tensor] is None:
-                row.status, row.reason = FUSED, "fused away by the passes: no MIL var holds it"
+                row.status = FUSED
+                row.reason = unobservable.get(tensor, "fused away by the passes: no var holds it")
             else:
                 row.mil_var, row.status = tensors[tensor], _PENDING
             rows.append(row)
     return rows
 
 
-def _fill(row: LayerResult, value: Optional[np.ndarray], reference: np.ndarray, tolerance: Mapping) -> None:
+def _holds(row: LayerResult, value: np.ndarray, reference: np.ndarray) -> bool:
+    """Whether ``value`` can be the tensor at all: same shape and dtype kind. A var the passes
+    left in another layout (``reduce_transposes``) or type is not observable, not a failure."""
+    value, reference = np.asarray(value), np.asarray(reference)
+    kind = {"f": "float", "i": "int", "u": "int", "b": "bool"}
+    if value.shape == reference.shape and kind.get(value.dtype.kind) == kind.get(reference.dtype.kind):
+        return True
+    row.status = FUSED
+    row.reason = (f"var '{row.mil_var}' holds {value.dtype} {list(value.shape)}, not the tensor's "
+                  f"{reference.dtype} {list(reference.shape)}: the passes changed its layout or type")
+    return False
+
+
+def _fill(row: LayerResult, value: Optional[np.ndarray], reference: np.ndarray, tolerance: Mapping,
+          precision: str) -> None:
+    """Accumulated metrics (the program run end to end) and, without a local check, the status."""
     if value is None:
         row.status, row.reason = MISSING, f"MIL var '{row.mil_var}' has no value in the run"
         return
-    result = compare(reference, value, tolerance)
+    if not _holds(row, value, reference):
+        return
+    result = compare(reference, value, tolerance, precision=precision)
     row.status, row.reason = result.pop("status"), result.pop("reason")
-    for k, v in result.items():
-        setattr(row, k, v)
+    row.drift = row.status == FAIL
+    _set_metrics(row, result)
+
+
+def _set_metrics(row: LayerResult, result: Mapping) -> None:
+    for key in ("max_abs_err", "max_abs_ref", "rel_to_max", "cosine", "snr_db"):
+        setattr(row, key, result[key])
+    row.underflow = bool(result.get("underflow"))
+
+
+def _compare_capture(mlmodel, feeds, rows: list[LayerResult], reference: Mapping, tolerance: Mapping,
+                     allowance, precision: str, runtime: str) -> None:
+    """Two interpreter runs, compared as each var is produced and then freed.
+
+    Accumulated: the program end to end, every held var against onnxruntime. Local: the same
+    program with every held var replaced by onnxruntime's value as soon as it is computed, so each
+    op runs on reference inputs and its error is its own (MNN's per-op check). The row's status
+    is the local verdict; ``drift`` says whether the accumulated error exceeds the tolerance.
+    """
+    pending = {row.mil_var: row for row in rows if row.status == _PENDING}
+
+    def accumulated(name, value):
+        row = pending[name]
+        if _holds(row, value, reference[row.tensor]):
+            result = compare(reference[row.tensor], value, tolerance, precision=precision)
+            row.drift = result["status"] == FAIL
+            _set_metrics(row, result)
+        return None
+
+    outputs, _ = run_coreml_side(mlmodel, feeds, runtime=runtime, observe={n: accumulated for n in pending})
+
+    def local(name, value):
+        row = pending[name]
+        if row.status != _PENDING:  # not held (shape/dtype): leave the program's own value
+            return None
+        ref = reference[row.tensor]
+        result = compare(ref, value, tolerance, allowance=allowance(row), precision=precision)
+        row.status, row.reason = result["status"], result["reason"]
+        row.local_max_abs_err, row.local_rel_to_max = result["max_abs_err"], result["rel_to_max"]
+        row.local_cosine, row.allowed_abs_err = result["cosine"], result["allowed_abs_err"]
+        row.underflow = row.underflow or bool(result.get("underflow"))
+        return ref
+
+    run_coreml_side(mlmodel, feeds, runtime=runtime, observe={n: local for n in pending})
+    for row in pending.values():
+        if row.status == _PENDING:
+            row.status, row.reason = MISSING, f"MIL var '{row.mil_var}' has no value in the run"
+    return outputs
 
 
 # ---- validate ------------------------------------------------------------------------------------
@@ -372,6 +398,7 @@ def validate(
     source=None,
     seed: int = 0,
     progress: Optional[Callable[[str], None]] = None,
+    compression_report: bool = False,
 ) -> ValidationReport:
     """Compare every tensor of ``mlmodel`` with onnxruntime running ``onnx_model``.
 
@@ -382,6 +409,10 @@ def validate(
     "outputs" (default for "coreml") or "truncation"; the latter two rebuild from ``source`` with
     the model's config and precision. Tolerances: ``config``'s, else the model's stored config's,
     for the model's precision. ``progress``: called with a short message before each long step.
+    Compressed weights (constexpr ops): an op beyond tolerance that reads them is ``lossy``, not a
+    divergence; ``compression_report=True`` also validates an uncompressed build of ``source``
+    and ranks the compressed layers by the local error compression adds (``report.compression``),
+    and a layer that fails uncompressed too stays a failure.
     Raises ValidationInputError (bad inputs/options), RuntimeUnavailableError (CoreML off macOS).
     """
     from .build import build_coreml, precision_of
@@ -415,24 +446,31 @@ def validate(
     tolerance = cfg.tolerance(precision)
 
     say("running onnxruntime (every node output)")
-    reference = run_reference(reference_model, feeds)
+    folded = set(name_map.get("folded", []))  # constants at build time: not compared
     nodes = topological_nodes(reference_model)
+    magnitudes = _initializer_magnitudes(reference_model, nodes, cfg)
+    reference = run_reference(reference_model, feeds, {o for n in nodes for o in n.outputs} - folded)
     rows = _node_rows(nodes, reference, name_map)
     units = None if compute_units is None else getattr(compute_units, "name", str(compute_units))
     report = ValidationReport(model=_model_label(onnx_model, reference_model), runtime=runtime, method=method,
-                              precision=precision, tolerances=dict(tolerance), layers=rows, compute_units=units)
+                              precision=precision, tolerances=dict(tolerance), layers=rows, compute_units=units,
+                              outputs=[o.name for o in reference_model.graph.output])
 
     def rebuild(outputs: list[str]):
         return build_coreml(source_model, inputs=shapes, outputs=outputs, compute_precision=precision,
                             config=cfg.data, minimum_deployment_target=minimum_deployment_target)
 
     if method == "capture":
-        say(f"running the MIL program ({runtime}, capturing every var)")
-        outputs, captured = run_coreml_side(mlmodel, feeds, runtime=runtime, compute_units=compute_units,
-                                            capture=True)
-        for row in rows:
-            if row.status == _PENDING:
-                _fill(row, captured.get(row.mil_var), reference[row.tensor], tolerance)
+        say(f"running the MIL program ({runtime}) end to end and op by op on the reference's values")
+        allowance = _allowance(reference, feeds, magnitudes, nodes, precision, cfg)
+        _compare_capture(mlmodel, feeds, rows, reference, tolerance, allowance, precision, runtime)
+        compressed = _mark_compressed(rows, mlmodel)
+        if compressed and compression_report:
+            say("validating an uncompressed build for the compression report")
+            uncompressed = build_coreml(source_model, inputs=shapes, compute_precision=precision, config=cfg.data,
+                                        minimum_deployment_target=minimum_deployment_target or _target_of(mlmodel))
+            baseline = validate(reference_model, uncompressed, inputs=feeds, config=cfg.data)
+            report.compression = _rank_compression(rows, baseline, compressed)
     elif method == "outputs":
         wanted = [r.tensor for r in rows if r.status in (_PENDING, FUSED)]
         say(f"rebuilding with {len(wanted)} tensors as outputs and running {runtime}")
@@ -442,11 +480,12 @@ def validate(
         for row in rows:
             if row.tensor in wanted:
                 row.mil_var = output_vars.get(row.tensor)
-                _fill(row, outputs.get(row.tensor), reference[row.tensor], tolerance)
+                _fill(row, outputs.get(row.tensor), reference[row.tensor], tolerance, precision)
         report.notes.append("every ONNX tensor was exposed as a model output: on CoreML this changes the "
                             "CPU/GPU/ANE partitioning and can hide a device bug; confirm with method 'truncation'")
     else:
-        worst = _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_units, say, report)
+        worst = _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_units, say, report,
+                        precision)
         if worst is not None:
             node = next(n for n in nodes if worst in n.outputs)
             report.first_divergence = Divergence(node.name, node.op_type, worst, report.layer(worst))
@@ -456,7 +495,7 @@ def validate(
 
 
 def _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_units, say,
-            report) -> Optional[str]:
+            report, precision) -> Optional[str]:
     """Truncation bisection: build the model cut at one tensor, run it, compare. The candidates
     narrow to the ancestors of the latest failing tensor that no passing probe already clears
     (a passing probe clears its ancestors). Returns the first failing tensor, or None."""
@@ -486,7 +525,7 @@ def _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_
         for t in tensors:
             row = by_tensor[t]
             row.mil_var = output_vars.get(t)
-            _fill(row, outputs.get(t), reference[t], tolerance)
+            _fill(row, outputs.get(t), reference[t], tolerance, precision)
 
     ends = [r.tensor for r in candidates if r.tensor not in consumed]
     probe(ends)
@@ -524,6 +563,85 @@ def _best_split(pool: list[str], ancestors: Callable[[str], frozenset], samples:
         return max(kept_if_fail, len(pool) - kept_if_fail - 1)
 
     return min(pool[::step], key=worst_case)
+
+
+def _max_abs(value) -> float:
+    value = np.asarray(value)
+    if value.dtype.kind != "f" or not value.size:
+        return 0.0
+    finite = np.abs(value.astype(np.float32, copy=False))
+    return float(finite[np.isfinite(finite)].max(initial=0.0))
+
+
+def _initializer_magnitudes(model: onnx.ModelProto, nodes: list[OnnxNodeInfo], cfg: Config) -> dict[str, float]:
+    """max|value| of the initializers read by ops with an input-rounding allowance."""
+    rounding = cfg.data["input_rounding"]
+    sensitive = set(rounding["absolute"]) | set(rounding["relative"])
+    wanted = {i for n in nodes if n.op_type in sensitive for i in n.inputs if i}
+    return {t.name: _max_abs(numpy_helper.to_array(t)) for t in model.graph.initializer if t.name in wanted}
+
+
+def _allowance(reference: Mapping, feeds: Mapping, magnitudes: Mapping[str, float], nodes: list[OnnxNodeInfo],
+               precision: str, cfg: Config) -> Callable[[LayerResult], float]:
+    """Per row, the input-rounding allowance of its op (see ``compare``), from the largest
+    magnitude among the node's float inputs (reference values, graph inputs or initializers)."""
+    rounding = cfg.data["input_rounding"]
+    sensitive = set(rounding["absolute"]) | set(rounding["relative"])
+    node_of = {n.name: n for n in nodes}
+
+    def magnitude(name: str) -> float:
+        if name in magnitudes:
+            return magnitudes[name]
+        value = reference.get(name)
+        return _max_abs(value if value is not None else feeds.get(name, ()))
+
+    def allowance(row: LayerResult) -> float:
+        if row.op_type not in sensitive:
+            return 0.0
+        largest = max((magnitude(i) for i in node_of[row.node].inputs if i), default=0.0)
+        return input_rounding_allowance(row.op_type, precision, largest, _max_abs(reference[row.tensor]), rounding)
+
+    return allowance
+
+
+def _mark_compressed(rows: list[LayerResult], mlmodel) -> dict:
+    """Rows whose op reads a compressed weight: named, and ``lossy`` rather than failing."""
+    from .compress import compressed_weights
+    from .runtimes import program
+
+    compressed = compressed_weights(program(mlmodel), {row.mil_var for row in rows if row.mil_var})
+    for row in rows:
+        if row.mil_var in compressed:
+            row.compressed = compressed[row.mil_var][1]
+            if row.status == FAIL:
+                row.status = LOSSY
+                row.reason = f"reads weights compressed by {row.compressed}: compression's error ({row.reason})"
+    return compressed
+
+
+def _rank_compression(rows: list[LayerResult], baseline: ValidationReport, compressed: Mapping) -> list[dict]:
+    """The compressed layers by the local error compression adds, largest first (ties in
+    topological order); a lossy layer that fails uncompressed too is a failure again."""
+    entries = []
+    for row in rows:
+        if not row.compressed or row.local_rel_to_max is None:
+            continue
+        base = next((layer for layer in baseline.layers if layer.tensor == row.tensor), None)
+        row.uncompressed_local_rel_to_max = base.local_rel_to_max if base is not None else None
+        if row.status == LOSSY and base is not None and base.status == FAIL:
+            row.status, row.reason = FAIL, f"fails without compression too: {base.reason}"
+        added = row.local_rel_to_max - (row.uncompressed_local_rel_to_max or 0.0)
+        entries.append({"node": row.node, "op_type": row.op_type, "tensor": row.tensor, "index": row.index,
+                        "mil_op": compressed[row.mil_var][0], "compressed": row.compressed,
+                        "local_rel_to_max": row.local_rel_to_max,
+                        "uncompressed_local_rel_to_max": row.uncompressed_local_rel_to_max, "added": added})
+    return sorted(entries, key=lambda e: (-e["added"], e["index"]))
+
+
+def _target_of(mlmodel):
+    import coremltools as ct
+
+    return ct.target(mlmodel.get_spec().specificationVersion)
 
 
 def _model_label(given, proto: onnx.ModelProto) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextvars
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 from coremltools.converters.mil.mil import Block, Program, Var, types
@@ -265,11 +265,19 @@ def _plan_for(prog: Program, function: str) -> tuple[_ProgramPlan, Any]:
     return per_prog[function], func
 
 
-def _execute(bp: _BlockPlan, env: dict, free: bool = False) -> None:
+def _observe(callback: Observer, name: str, env: dict, spec: Optional[_VarSpec]) -> None:
+    replacement = callback(name, to_array(env[name], spec))
+    if replacement is not None:
+        env[name] = to_kernel_form(replacement, spec, f"observer of '{name}'") if spec else replacement
+
+
+def _execute(bp: _BlockPlan, env: dict, free: bool = False, observe: Optional[dict] = None) -> None:
     for i, step in enumerate(bp.steps):
         values = _call(step, env)
         for spec, value in zip(step.outputs, values):
             env[spec.name] = value
+            if observe and spec.name in observe:
+                _observe(observe[spec.name], spec.name, env, spec)
         if free:
             for name in bp.frees[i]:
                 del env[name]
@@ -329,20 +337,32 @@ def _check_inputs(func, inputs: dict) -> dict:
     return out
 
 
-def run_program(prog: Program, inputs: dict, *, capture: bool = False, function: str = "main") -> dict:
+Observer = Callable[[str, np.ndarray], Optional[np.ndarray]]
+
+
+def run_program(prog: Program, inputs: dict, *, capture: bool = False, function: str = "main",
+                observe: Optional[Mapping[str, Observer]] = None) -> dict:
     """Execute ``prog``'s ``function`` on ``inputs`` (keyed by MIL input names).
 
     Returns the function's outputs ``{MIL var name: array}``; with ``capture=True`` every var of
     the program instead: function inputs (after dtype conversion), consts and every op output,
     nested blocks included (for a loop body: its last iteration). Raises UnsupportedMILOpError
     before executing anything if an op has no kernel; InterpreterError on bad inputs.
+
+    ``observe``: ``{var name: callback(name, value)}`` for vars of the function's top-level block
+    (consts included), called as soon as the var has its value. A callback returning an array
+    replaces the value for every later op (teacher forcing); returning None keeps it. Values no
+    later op reads are freed as the run goes, so observing costs no memory.
     """
     plan, func = _plan_for(prog, function)
     env = dict(plan.consts)
     env.update(_check_inputs(func, inputs))
+    observe = dict(observe or {})
+    for name in [n for n in observe if n in env]:
+        _observe(observe.pop(name), name, env, plan.specs.get(name))
     token = _ACTIVE.set((plan, env))
     try:
-        _execute(plan.blocks[id(func)], env, free=not capture)
+        _execute(plan.blocks[id(func)], env, free=not capture, observe=observe)
     finally:
         _ACTIVE.reset(token)
     if capture:
