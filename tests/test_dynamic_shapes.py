@@ -20,19 +20,20 @@ from onnx2mil.models import bigvgan
 from onnx2mil.models._torch_like import TorchLikeGraph
 from onnx2mil.op_builders import rnn as rnn_builder
 from op_cases import rnn as rnn_cases
+import real_exports
 
 TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2}  # error / max|reference|
 
 
 def symbolic_time(model: onnx.ModelProto, axis: int = 2) -> onnx.ModelProto:
-    """``model`` as exported with ``dynamic_axes={input: {axis: "T"}}``: the inputs' and outputs'
-    ``axis`` symbolic, no intermediate shapes recorded."""
+    """``model`` as exported with ``dynamic_axes={input: {axis: "T"}}``: the inputs' ``axis``
+    symbolic, output and intermediate shapes left to inference."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     for vi in out.graph.input:
         vi.type.tensor_type.shape.dim[axis].dim_param = "T"
     for vi in out.graph.output:
-        vi.type.tensor_type.shape.dim[axis].dim_param = "T_out"
+        vi.type.tensor_type.ClearField("shape")
     del out.graph.value_info[:]
     return out
 
@@ -610,3 +611,45 @@ def test_squeeze_of_a_symbolic_axis_needs_it_to_be_one():
                                     compute_precision="fp32")
     for length in (2, 9):
         assert_matches_ort(model, mlmodel, {"x": rand(1, 3, length, seed=length)}, "fp32")
+
+
+# ---- real torch exports (static, tests/real_exports) given a RangeDim ------------------------------
+REAL_VOCODERS = {  # model: (input, time axis, lower, upper)
+    "speecht5_hifigan_legacy": ("spectrogram", 1, 4, 64),
+    "qwen25omni_bigvgan_dynamo": ("mel_spectrogram", 2, 4, 48),
+}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("name", list(REAL_VOCODERS))
+def test_real_vocoder_export_given_a_range_dim(name, precision):
+    """transformers' SpeechT5 HiFi-GAN and Qwen2.5-Omni token2wav BigVGAN, exported static: given a
+    RangeDim on the time axis they are re-inferred symbolically and match onnxruntime (running the
+    same export with that axis symbolic) at both bounds and between."""
+    inp, axis, low, high = REAL_VOCODERS[name]
+    model = onnx.load(str(real_exports.path(real_exports.entry(name))))
+    static = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    shape = list(static)
+    shape[axis] = ct.RangeDim(low, high, default=static[axis])
+    mlmodel = onnx2mil.build_coreml(model, inputs=[ct.TensorType(name=inp, shape=tuple(shape))],
+                                    compute_precision=precision)
+    reference = symbolic_time(model, axis)
+    for length in (low, low + 5, high):
+        x_shape = list(static)
+        x_shape[axis] = length
+        feeds = {inp: np.random.default_rng(length).uniform(-10.0, 1.0, size=x_shape).astype(np.float32)}
+        assert_matches_ort(reference, mlmodel, feeds, precision)
+
+
+@pytest.mark.parametrize("name,axis,node", [("dac_decoder_legacy", 2, "/block.0/snake1/Reshape_1"),
+                                            ("wav2vec2_legacy", 1, "/model/encoder/layers.0/attention/Reshape")])
+def test_real_export_with_baked_lengths_is_refused(name, axis, node):
+    """Exports whose reshape targets carry the traced length run at that length only."""
+    model = onnx.load(str(real_exports.path(real_exports.entry(name))))
+    vi = model.graph.input[0]
+    shape = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+    shape[axis] = ct.RangeDim(shape[axis] // 2, shape[axis] * 2)
+    with pytest.raises(UnsupportedOperatorError) as e:
+        onnx2mil.build_coreml(model, inputs=[ct.TensorType(name=vi.name, shape=tuple(shape))])
+    assert node in {r.node for r in e.value.refusals}
+    assert all("the export baked one length" in r.reason for r in e.value.refusals)

@@ -94,8 +94,10 @@ def _baked_length(node, ctx, target: list, allowzero: bool) -> Optional[str]:
     """A constant target without -1 fixes the element count: an input dim that varies over the
     inputs' bounds (and is not copied by a 0) cannot fit it; the export baked one length."""
     shape = ctx.shape(node.inputs[0])
-    if -1 in target or shape is None:
+    if shape is None or all(isinstance(d, int) for d in shape):
         return None
+    if -1 in target:
+        return _indivisible_at_bounds(node, ctx, shape, target, allowzero)
     for i, d in enumerate(shape):
         if isinstance(d, int) or (not allowzero and i < len(target) and target[i] == 0):
             continue
@@ -105,6 +107,25 @@ def _baked_length(node, ctx, target: list, allowzero: bool) -> Optional[str]:
                     f"{bounds[0]}..{bounds[1]} over the inputs' bounds: the export baked one length "
                     "(export with dynamic axes, or give a static input shape)")
     return None
+
+
+def _indivisible_at_bounds(node, ctx, shape, target: list, allowzero: bool) -> Optional[str]:
+    """With a -1, the other target dims must divide the input's element count; a length baked into
+    them (e.g. [1, 79, -1, 16]) divides it at neither the inputs' lower nor upper bounds (a model
+    valid on a lattice of lengths, e.g. even ones only, still divides at one of them)."""
+    bounds = [ctx.dim_range(node.inputs[0], i) for i in range(len(shape))]
+    if any(b is None for b in bounds):
+        return None
+    found = []
+    for end in (0, 1):
+        count = int(np.prod([b[end] for b in bounds], dtype=np.int64))
+        fixed = [bounds[i][end] if v == 0 and not allowzero else v for i, v in enumerate(target) if v != -1]
+        known = int(np.prod(fixed, dtype=np.int64))
+        if not known or count % known == 0:
+            return None
+        found.append(f"{tuple(b[end] for b in bounds)} has {count} elements, not a multiple of {known}")
+    return (f"target shape {target}: at the inputs' lower bounds the input {found[0]}, at their upper bounds "
+            f"{found[1]}: the export baked one length (export with dynamic axes, or give a static input shape)")
 
 
 @reshape.check
