@@ -140,8 +140,8 @@ class BuildContext:
         return self._producers.get(name)
 
     def shape_origin(self, name: str) -> Optional[str]:
-        """Where a runtime value computed from a symbolic shape starts: the Shape/Size nodes (of
-        tensors with symbolic dims) its chain of unfolded nodes reaches, or None."""
+        """Where a runtime value computed from shapes starts: the Shape/Size nodes its chain of
+        unfolded nodes reaches (their inputs' shapes were not static, or folding stopped), or None."""
         seen, stack, origins = set(), [name], []
         while stack:
             node = self.producer(stack.pop())
