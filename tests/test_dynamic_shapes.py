@@ -653,3 +653,23 @@ def test_real_export_with_baked_lengths_is_refused(name, axis, node):
         onnx2mil.build_coreml(model, inputs=[ct.TensorType(name=vi.name, shape=tuple(shape))])
     assert node in {r.node for r in e.value.refusals}
     assert all("the export baked one length" in r.reason for r in e.value.refusals)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("case_id", ["rnn_defaults", "gru_bidirectional", "lstm_defaults", "lstm_reverse"])
+def test_recurrence_over_a_symbolic_batch_and_sequence(case_id, precision):
+    """Batch and sequence both symbolic: zero initial states are filled to the runtime batch."""
+    case = RNN_CASES[case_id]
+    model = case.model()
+    for vi in model.graph.input:
+        if vi.name == "X":
+            vi.type.tensor_type.shape.dim[0].dim_param = "T"
+            vi.type.tensor_type.shape.dim[1].dim_param = "B"
+    del model.graph.value_info[:]
+    for vi in model.graph.output:
+        vi.type.tensor_type.ClearField("shape")
+    size = case.inputs["X"].shape[2]
+    dims = (ct.RangeDim(1, 40, default=4), ct.RangeDim(1, 8, default=2), size)
+    mlmodel = onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="X", shape=dims)], compute_precision=precision)
+    for length, batch in ((4, 2), (7, 1), (40, 8)):
+        assert_matches_ort(model, mlmodel, {"X": rand(length, batch, size, seed=length) * 2}, precision)

@@ -106,11 +106,18 @@ class Recurrence:
         var = mb.slice_by_index(x=var, begin=lo, end=hi, name=self.name(f"{i}_dir{d}"))
         return mb.squeeze(x=var, axes=[0], name=self.name(f"{i}_dir{d}_squeezed"))
 
-    def state(self, i: int, d: int, batch):
-        """initial_h / initial_c for direction d as [B, H] (zeros when absent)."""
+    def state(self, i: int, d: int, x):
+        """initial_h / initial_c for direction d as [B, H] (zeros when absent); ``x`` is the
+        sequence-major input [T, B, I]."""
         node, ctx = self.node, self.ctx
-        if not node.has_input(i):
-            return const_like(np.zeros((batch, self.hidden)), self.like)
+        batch = x.shape[1]
+        if not node.has_input(i) and not is_symbolic(batch):
+            return const_like(np.zeros((int(batch), self.hidden)), self.like)
+        if not node.has_input(i):  # a symbolic batch: zeros of the runtime [B, H]
+            b = mb.slice_by_index(x=mb.shape(x=x, name=self.name(f"x_shape{i}")), begin=[1], end=[2],
+                                  name=self.name(f"batch{i}"))
+            shape = mb.concat(values=[b, np.array([self.hidden], np.int32)], axis=0, name=self.name(f"state{i}_shape"))
+            return mb.fill(shape=shape, value=const_like(0.0, x), name=self.name(f"zeros{i}_dir{d}"))
         value = ctx.const(node.inputs[i])
         if value is not None:
             value = np.swapaxes(value, 0, 1) if self.batch_major else value
@@ -118,7 +125,8 @@ class Recurrence:
         var = ctx.var(node.inputs[i])
         if self.batch_major:
             var = mb.transpose(x=var, perm=[1, 0, 2], name=self.name(f"{i}_seq_major"))
-        var = mb.slice_by_index(x=var, begin=[d, 0, 0], end=[d + 1] + list(var.shape[1:]), name=self.name(f"{i}_dir{d}"))
+        var = mb.slice_by_index(x=var, begin=[d, 0, 0], end=[d + 1, 0, 0], end_mask=[False, True, True],
+                                name=self.name(f"{i}_dir{d}"))
         return mb.squeeze(x=var, axes=[0], name=self.name(f"{i}_dir{d}_squeezed"))
 
     def pre(self, x):
@@ -131,7 +139,8 @@ class Recurrence:
 def _gate(r: Recurrence, xw, k: int):
     """Gate k ([B, H]) of a [B, G*H] projection."""
     h = r.hidden
-    return mb.slice_by_index(x=xw, begin=[0, k * h], end=[xw.shape[0], (k + 1) * h], name=r.name(f"gate{k}"))
+    return mb.slice_by_index(x=xw, begin=[0, k * h], end=[0, (k + 1) * h], begin_mask=[True, False],
+                             end_mask=[True, False], name=r.name(f"gate{k}"))
 
 
 def _project(r: Recurrence, x, d: int):
@@ -284,16 +293,15 @@ def recurrent(node, ctx):
     r = Recurrence(node, ctx, x)
     if r.batch_major:
         x = mb.transpose(x=x, perm=[1, 0, 2], name=r.name("seq_major"))
-    steps, batch = x.shape[0], x.shape[1]
-    steps = int(steps) if not is_symbolic(steps) else steps
+    steps = x.shape[0] if is_symbolic(x.shape[0]) else int(x.shape[0])
     directions = ["forward", "reverse"] if node.attr("direction") == "bidirectional" else [node.attr("direction")]
     funcs = activations(node)
     lens = _lengths(node, ctx, steps)
     ys, hs, cs = [], [], []
     for d, direction in enumerate(directions):
         xw = _project(r, x, d)
-        h = r.state(5, d, batch)
-        c = r.state(6, d, batch) if node.op_type == "LSTM" else None
+        h = r.state(5, d, x)
+        c = r.state(6, d, x) if node.op_type == "LSTM" else None
         rmat = r.param(2, d) if node.op_type != "GRU" else None
         extra = _extra(r, d)
         forward = direction == "forward"
@@ -344,9 +352,9 @@ def _(node, ctx):
     if len(shape) != 3:
         return f"input has rank {len(shape)}, not 3"
     batch_major = node.attr("layout", 0) == 1
-    steps, batch = (shape[1], shape[0]) if batch_major else (shape[0], shape[1])
-    if not isinstance(batch, int) or not isinstance(shape[2], int):
-        return "batch and input sizes must be static (a symbolic sequence length is fine)"
+    steps = shape[1] if batch_major else shape[0]
+    if not isinstance(shape[2], int):
+        return "the input size must be static (symbolic sequence and batch lengths are fine)"
     if node.attr("hidden_size") is None:
         return "hidden_size attribute is required"
     for i in (1, 2):
