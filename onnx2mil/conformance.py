@@ -340,6 +340,10 @@ def write_reports(results: list[CaseResult], docs: Path, symbolic: bool = False)
     summary = summarize(results)
     docs.mkdir(parents=True, exist_ok=True)
     stem = "conformance_symbolic" if symbolic else "conformance"
+    # the static report shows, per op, how many cases also pass with symbolic dims (if that run exists)
+    symbolic_source = docs / "conformance_symbolic.json"
+    symbolic_summary = (json.loads(symbolic_source.read_text())["summary"]
+                        if not symbolic and symbolic_source.is_file() else None)
     (docs / f"{stem}.json").write_text(json.dumps(
         {"summary": summary, "cases": [asdict(r) for r in results]}, indent=1) + "\n")
     lines = [
@@ -363,15 +367,21 @@ def write_reports(results: list[CaseResult], docs: Path, symbolic: bool = False)
         f"- pass: {summary['pass']} ({summary['pass_rate']:.1%} of applicable); unsupported: "
         f"{summary['unsupported']}; wrong: {summary['wrong']}; crash: {summary['crash']}",
         f"- op types with at least one passing case: {summary['op_types_passing']}",
+        *([f"- with symbolic dims (`--symbolic`, {symbolic_source.name}): {symbolic_summary['pass']} pass "
+           f"({symbolic_summary['pass_rate']:.1%} of applicable); column *symbolic*"] if symbolic_summary else []),
         "",
-        "| op type | pass | applicable | unsupported | wrong | crash | opsets of the cases |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| op type | pass | applicable | unsupported | wrong | crash |" + (" symbolic |" if symbolic_summary else "")
+        + " opsets of the cases |",
+        "|---|---:|---:|---:|---:|---:|" + ("---:|" if symbolic_summary else "") + "---|",
     ]
     for op, c in summary["per_op"].items():
         applicable = c["pass"] + c["unsupported"] + c["wrong"] + c["crash"]
         if applicable:
+            sym = ""
+            if symbolic_summary:
+                sym = f" {symbolic_summary['per_op'].get(op, {}).get('pass', 0)} |"
             lines.append(f"| {op} | {c['pass']} | {applicable} | {c['unsupported']} | {c['wrong']} | "
-                         f"{c['crash']} | {', '.join(map(str, c['opsets']))} |")
+                         f"{c['crash']} |{sym} {', '.join(map(str, c['opsets']))} |")
     lines += ["", "## Not expressible in MIL (not applicable)", "",
               "| op type or domain | reason |", "|---|---|"]
     lines += [f"| {op} | {why} |" for op, why in sorted(NOT_EXPRESSIBLE.items())]
