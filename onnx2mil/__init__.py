@@ -15,6 +15,7 @@ if _sys.platform != "darwin" and "coremltools" not in _sys.modules:
     _ct_log.setLevel(_level)
 
 from .errors import (  # noqa: E402
+    InputShapeError,
     InvalidModelError,
     Onnx2MilError,
     Refusal,
@@ -37,6 +38,6 @@ from .backend.lint import LintReport, lint  # noqa: E402
 __all__ = [
     "build_coreml", "save", "load_saved_program", "op_builder", "OnnxNode", "BuildContext",
     "Onnx2MilError", "InvalidModelError", "UnsupportedOperatorError", "UnsupportedMILOpError",
-    "RuntimeUnavailableError", "Refusal", "validate", "isolate", "ValidationReport",
+    "RuntimeUnavailableError", "InputShapeError", "Refusal", "validate", "isolate", "ValidationReport",
     "predict", "compress", "lint", "LintReport",
 ]

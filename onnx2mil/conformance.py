@@ -7,7 +7,9 @@ Each node case of ``onnx.backend.test.case.node.collect_testcases()`` ends as on
   crash        -- anything else (a bug: the goal is zero).
 
 ``python -m onnx2mil.conformance`` runs every case and writes docs/conformance.md and
-docs/conformance.json (the baseline the CI test compares against).
+docs/conformance.json (the baseline the CI test compares against). ``--symbolic`` re-runs every
+case with each data input's dims flexible (``RangeDim(d, d + 8)``, one symbol per distinct size,
+as an export with dynamic axes declares them) on the same data, into conformance_symbolic.md/json.
 """
 from __future__ import annotations
 
@@ -218,7 +220,18 @@ def freeze_parameter_inputs(model: onnx.ModelProto, feeds: dict) -> tuple[onnx.M
     return out, {k: v for k, v in feeds.items() if k not in frozen}, frozen
 
 
-def run_case(case, op: tuple[str, str]) -> CaseResult:
+def symbolic_inputs(feeds: dict) -> list:
+    """ct.TensorTypes making every dim of every input flexible: RangeDim(d, d + 8, default=d), one
+    per distinct size (dims of equal size share a symbol, as an export's shared dim_params do)."""
+    import coremltools as ct
+
+    dims: dict = {}
+    return [ct.TensorType(name=k, shape=tuple(dims.setdefault(d, ct.RangeDim(d, d + 8, default=d)) if d >= 1 else d
+                                              for d in np.shape(v)))
+            for k, v in feeds.items()]
+
+
+def run_case(case, op: tuple[str, str], symbolic: bool = False) -> CaseResult:
     import onnx2mil
 
     domain, op_type = op
@@ -251,8 +264,8 @@ def run_case(case, op: tuple[str, str]) -> CaseResult:
             if _random_dropout(model):
                 result.status, result.detail = "not_applicable", "training-mode Dropout draws random masks"
                 return result
-            mlmodel = onnx2mil.build_coreml(model, compute_precision="fp32",
-                                            inputs={k: np.shape(v) for k, v in feeds.items()},
+            inputs = symbolic_inputs(feeds) if symbolic else {k: np.shape(v) for k, v in feeds.items()}
+            mlmodel = onnx2mil.build_coreml(model, compute_precision="fp32", inputs=inputs,
                                             minimum_deployment_target=_target())
             got = onnx2mil.predict(mlmodel, feeds)
             for name, expected in zip(output_names, map(_array, outputs)):
@@ -293,15 +306,15 @@ def _collect(pattern: Optional[str]):
 def _worker(args):
     logging.getLogger("coremltools").setLevel(logging.ERROR)
     warnings.simplefilter("ignore")
-    index, pattern = args
+    index, pattern, symbolic = args
     case, op = _collect(pattern)[index]
-    return run_case(case, op)
+    return run_case(case, op, symbolic)
 
 
-def run_all(pattern: Optional[str] = None, jobs: int = 2) -> list[CaseResult]:
+def run_all(pattern: Optional[str] = None, jobs: int = 2, symbolic: bool = False) -> list[CaseResult]:
     n = len(_collect(pattern))
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-        return list(pool.imap(_worker, [(i, pattern) for i in range(n)], chunksize=8))
+        return list(pool.imap(_worker, [(i, pattern, symbolic) for i in range(n)], chunksize=8))
 
 
 def summarize(results: list[CaseResult]) -> dict:
@@ -323,10 +336,15 @@ def summarize(results: list[CaseResult]) -> dict:
     }
 
 
-def write_reports(results: list[CaseResult], docs: Path) -> dict:
+def write_reports(results: list[CaseResult], docs: Path, symbolic: bool = False) -> dict:
     summary = summarize(results)
     docs.mkdir(parents=True, exist_ok=True)
-    (docs / "conformance.json").write_text(json.dumps(
+    stem = "conformance_symbolic" if symbolic else "conformance"
+    # the static report shows, per op, how many cases also pass with symbolic dims (if that run exists)
+    symbolic_source = docs / "conformance_symbolic.json"
+    symbolic_summary = (json.loads(symbolic_source.read_text())["summary"]
+                        if not symbolic and symbolic_source.is_file() else None)
+    (docs / f"{stem}.json").write_text(json.dumps(
         {"summary": summary, "cases": [asdict(r) for r in results]}, indent=1) + "\n")
     lines = [
         "# ONNX conformance through onnx2mil",
@@ -341,20 +359,29 @@ def write_reports(results: list[CaseResult], docs: Path) -> dict:
         "cases of ops listed below as not expressible, cases on dtypes Core ML programs cannot compute "
         "on (bfloat16, float8, int4/uint4, uint32/uint64, string...), cases that expect a zero-size "
         "output (Core ML has no zero-size tensors) and random training-mode Dropout.",
+        *(["", "**Symbolic dims** (`--symbolic`): every data input's dims given as `RangeDim(d, d + 8)` "
+            "(one symbol per distinct size), run on the case's own data: what a builder does with the "
+            "dims an export with dynamic axes declares."] if symbolic else []),
         "",
         f"- cases: {summary['cases']}; applicable (op expressible in MIL): {summary['applicable']}",
         f"- pass: {summary['pass']} ({summary['pass_rate']:.1%} of applicable); unsupported: "
         f"{summary['unsupported']}; wrong: {summary['wrong']}; crash: {summary['crash']}",
         f"- op types with at least one passing case: {summary['op_types_passing']}",
+        *([f"- with symbolic dims (`--symbolic`, {symbolic_source.name}): {symbolic_summary['pass']} pass "
+           f"({symbolic_summary['pass_rate']:.1%} of applicable); column *symbolic*"] if symbolic_summary else []),
         "",
-        "| op type | pass | applicable | unsupported | wrong | crash | opsets of the cases |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| op type | pass | applicable | unsupported | wrong | crash |" + (" symbolic |" if symbolic_summary else "")
+        + " opsets of the cases |",
+        "|---|---:|---:|---:|---:|---:|" + ("---:|" if symbolic_summary else "") + "---|",
     ]
     for op, c in summary["per_op"].items():
         applicable = c["pass"] + c["unsupported"] + c["wrong"] + c["crash"]
         if applicable:
+            sym = ""
+            if symbolic_summary:
+                sym = f" {symbolic_summary['per_op'].get(op, {}).get('pass', 0)} |"
             lines.append(f"| {op} | {c['pass']} | {applicable} | {c['unsupported']} | {c['wrong']} | "
-                         f"{c['crash']} | {', '.join(map(str, c['opsets']))} |")
+                         f"{c['crash']} |{sym} {', '.join(map(str, c['opsets']))} |")
     lines += ["", "## Not expressible in MIL (not applicable)", "",
               "| op type or domain | reason |", "|---|---|"]
     lines += [f"| {op} | {why} |" for op, why in sorted(NOT_EXPRESSIBLE.items())]
@@ -362,7 +389,7 @@ def write_reports(results: list[CaseResult], docs: Path) -> dict:
     lines += ["", "## Cases that do not pass", "", "| case | op | status | detail |", "|---|---|---|---|"]
     lines += [f"| {r.name} | {r.op_type} | {r.status} | {r.detail[:300].replace('|', '/')} |"
               for r in results if r.status in ("unsupported", "wrong", "crash")]
-    (docs / "conformance.md").write_text("\n".join(lines) + "\n")
+    (docs / f"{stem}.md").write_text("\n".join(lines) + "\n")
     return summary
 
 
@@ -371,10 +398,13 @@ def main(argv=None) -> int:
     parser.add_argument("-k", "--pattern", help="regex on case names")
     parser.add_argument("-j", "--jobs", type=int, default=2)
     parser.add_argument("--docs", default="docs", help="where conformance.md/json are written")
+    parser.add_argument("--symbolic", action="store_true",
+                        help="every input dim flexible (RangeDim); writes conformance_symbolic.md/json")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    results = run_all(args.pattern, args.jobs)
-    summary = write_reports(results, Path(args.docs)) if not args.pattern else summarize(results)
+    results = run_all(args.pattern, args.jobs, args.symbolic)
+    summary = (write_reports(results, Path(args.docs), args.symbolic) if not args.pattern
+               else summarize(results))
     print(f"{summary['pass']}/{summary['applicable']} applicable cases pass "
           f"({summary['unsupported']} unsupported, {summary['wrong']} wrong, {summary['crash']} crash) "
           f"in {time.perf_counter() - start:.0f}s; {summary['op_types_passing']} op types pass")

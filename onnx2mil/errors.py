@@ -49,3 +49,14 @@ class UnsupportedMILOpError(Onnx2MilError):
 
 class RuntimeUnavailableError(Onnx2MilError):
     """The requested runtime cannot run on this machine (e.g. CoreML off macOS)."""
+
+
+class InputShapeError(Onnx2MilError, ValueError):
+    """An input's shape is outside what the model declares (its rank, RangeDim bounds or
+    enumerated shapes); CoreML refuses such inputs too."""
+
+    def __init__(self, input_name: str, shape: tuple, allowed: str):
+        self.input_name = input_name
+        self.shape = tuple(shape)
+        self.allowed = allowed
+        super().__init__(f"input '{input_name}' has shape {self.shape}; the model takes {allowed}")

@@ -5,18 +5,19 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
 
 import coremltools as ct
+import numpy as np
 import onnx
+from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
 from .. import __version__
 from ..errors import InvalidModelError, UnsupportedOperatorError
 from . import pipeline as pipeline_mod
 from .config import Config
-from .context import BuildContext
+from .context import DEFAULT_DIM_UPPER, BuildContext
 from .graph import collect_refusals, emit_program, scalar_inputs
-from .loader import LoadedGraph, load_graph
+from .loader import LoadedGraph, TensorInfo, graph_inputs, load_graph, read_model
 
 DEFAULT_TARGET = ct.target.iOS15
-DEFAULT_DIM_UPPER = 16384
 
 _PRECISIONS = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32,
                "float16": ct.precision.FLOAT16, "float32": ct.precision.FLOAT32}
@@ -34,37 +35,74 @@ def precision_of(compute_precision) -> ct.precision:
     return compute_precision
 
 
-def _input_overrides(graph: LoadedGraph, inputs) -> tuple[dict, Optional[list]]:
-    """Static shapes by ONNX input name, and ct.TensorType inputs for ct.convert (RangeDim etc.)."""
+def _input_overrides(declared: Mapping[str, TensorInfo], inputs) -> tuple[dict, dict, dict]:
+    """From ``inputs=``, by ONNX input name: placeholder shapes (ints and MIL symbols), the
+    ct.TensorTypes given, and the shapes the loader re-infers the graph with (ints and dim_param
+    names: a flexible dim keeps the ONNX dim_param at its axis, so dims the graph ties together stay
+    tied, else it is named after its input and axis)."""
     if inputs is None:
-        return {}, None
+        return {}, {}, {}
     if isinstance(inputs, Mapping):
-        unknown = set(inputs) - set(graph.inputs)
+        unknown = set(inputs) - set(declared)
         if unknown:
-            raise ValueError(f"inputs= names {sorted(unknown)} are not inputs of the model ({graph.inputs})")
-        return {k: tuple(v) for k, v in inputs.items()}, None
-    shapes, types_ = {}, []
-    for t in inputs:
-        if t.name not in graph.inputs:
-            raise ValueError(f"input '{t.name}' is not an input of the model ({graph.inputs})")
-        types_.append(t)
-        if t.shape is not None:
-            shapes[t.name] = tuple(t.shape.symbolic_shape)
-    return shapes, types_
+            raise ValueError(f"inputs= names {sorted(unknown)} are not inputs of the model ({list(declared)})")
+        shapes, types_ = {k: tuple(v) for k, v in inputs.items()}, {}
+    else:
+        shapes, types_ = {}, {}
+        for t in inputs:
+            if t.name not in declared:
+                raise ValueError(f"input '{t.name}' is not an input of the model ({list(declared)})")
+            types_[t.name] = t
+            if t.shape is not None:
+                shapes[t.name] = tuple(t.shape.symbolic_shape)
+    loader_shapes, names = {}, {}
+    for name, shape in shapes.items():
+        onnx_shape = declared[name].shape
+        if onnx_shape is not None and len(onnx_shape) != len(shape):
+            raise ValueError(f"inputs= gives '{name}' rank {len(shape)} {shape}; the model declares rank "
+                             f"{len(onnx_shape)} {onnx_shape}")
+        dims = []
+        for axis, d in enumerate(shape):
+            if isinstance(d, (int, np.integer)) and d >= 0:
+                dims.append(int(d))
+                continue
+            key = str(d) if is_symbolic(d) else (name, axis)
+            if key not in names:
+                onnx_dim = onnx_shape[axis] if onnx_shape is not None else None
+                names[key] = onnx_dim if isinstance(onnx_dim, str) else f"{name}_dim{axis}"
+            dims.append(names[key])
+        loader_shapes[name] = tuple(dims)
+    return shapes, types_, loader_shapes
 
 
-def _default_flexible_inputs(ctx: BuildContext, shapes: Mapping) -> list:
-    """Symbolic ONNX dims the user gave no bounds for: 1..DEFAULT_DIM_UPPER, default 1.
-    (ML Programs need a finite bound; coremltools' own default would cap them at 2.)"""
-    flexible = []
-    for name in ctx.graph.inputs:
-        shape = shapes.get(name, ctx.shape(name))
-        if all(isinstance(d, int) and d >= 0 for d in shape):
+def _flexible_types(graph: LoadedGraph, given: Mapping[str, ct.TensorType], shapes: Mapping) -> dict:
+    """ct.TensorTypes by ONNX name: those given, and for inputs with symbolic dims the user gave
+    no bounds for, 1..DEFAULT_DIM_UPPER, default 1 (ML Programs need a finite bound;
+    coremltools' own default would cap them at 2)."""
+    types_ = dict(given)
+    for name in graph.inputs:
+        shape = shapes.get(name, graph.info[name].shape)
+        if name in types_ or shape is None or all(isinstance(d, int) and d >= 0 for d in shape):
             continue
         dims = [d if isinstance(d, int) and d >= 0 else ct.RangeDim(lower_bound=1, upper_bound=DEFAULT_DIM_UPPER, default=1)
                 for d in shape]
-        flexible.append(ct.TensorType(name=ctx.mil_name(name), shape=ct.Shape(dims)))
-    return flexible
+        types_[name] = ct.TensorType(name=name, shape=ct.Shape(dims))
+    return types_
+
+
+def _input_bounds(types_: Mapping[str, ct.TensorType]) -> dict:
+    """{input: ((lower, upper) per axis)} from RangeDims (an unbounded one: up to
+    DEFAULT_DIM_UPPER) and EnumeratedShapes (the smallest and largest size listed per axis)."""
+    bounds = {}
+    for name, t in types_.items():
+        if isinstance(t.shape, ct.EnumeratedShapes):
+            listed = [s.shape for s in t.shape.shapes]
+            bounds[name] = tuple((min(s[a] for s in listed), max(s[a] for s in listed)) for a in range(len(listed[0])))
+        elif t.shape is not None:
+            bounds[name] = tuple(
+                (d.lower_bound, d.upper_bound if d.upper_bound > 0 else DEFAULT_DIM_UPPER) if isinstance(d, ct.RangeDim)
+                else (int(d), int(d)) for d in t.shape.shape)
+    return bounds
 
 
 def _prune(graph: LoadedGraph, outputs: Sequence[str]) -> None:
@@ -108,24 +146,25 @@ def build_coreml(
     """
     cfg = Config.load(config)
     target = minimum_deployment_target or DEFAULT_TARGET
-    graph = load_graph(model)
+    proto = read_model(model)
+    if not proto.HasField("graph"):
+        raise InvalidModelError("model has no graph")
+    shapes, given_types, loader_shapes = _input_overrides(graph_inputs(proto), inputs)
+    graph = load_graph(proto, input_shapes=loader_shapes)
     if not graph.inputs:
         raise InvalidModelError("model has no non-constant inputs; CoreML needs at least one input")
     if outputs is not None:
         _prune(graph, [getattr(o, "name", o) for o in outputs])
-    shapes, tensor_types = _input_overrides(graph, inputs)
+    types_ = _flexible_types(graph, given_types, shapes)
 
-    ctx = BuildContext(graph, cfg, target)
+    ctx = BuildContext(graph, cfg, target, input_bounds=_input_bounds(types_))
     refusals = collect_refusals(ctx)
     if refusals:
         raise UnsupportedOperatorError(refusals)
     prog = emit_program(ctx, shapes)
 
-    if tensor_types:
-        tensor_types = [ct.TensorType(name=ctx.mil_name(t.name), shape=t.shape, dtype=t.dtype)
-                        for t in tensor_types]
-    else:
-        tensor_types = _default_flexible_inputs(ctx, shapes) or None
+    tensor_types = [ct.TensorType(name=ctx.mil_name(name), shape=t.shape, dtype=t.dtype)
+                    for name, t in types_.items()] or None
     pipeline = pipeline_mod.pass_pipeline(cfg, pass_pipeline)
     mlmodel = pipeline_mod.convert(
         prog, target=target, compute_precision=precision_of(compute_precision),

@@ -12,10 +12,11 @@ from coremltools.converters.mil.mil import Var
 from coremltools.converters.mil.mil.block import curr_block
 
 from .config import Config
-from .loader import LoadedGraph, TensorInfo
+from .loader import LoadedGraph, TensorInfo, load_graph, shapes_at
 from .registry import OnnxNode
 
 _INVALID = re.compile(r"[^A-Za-z0-9_]")
+DEFAULT_DIM_UPPER = 16384  # upper bound of a symbolic input dim the user gave no bounds for
 
 
 def mil_dtype_of(array: np.ndarray) -> np.ndarray:
@@ -54,8 +55,16 @@ class BuildContext:
     """What a builder may touch. In the check phase only ONNX-side facts exist; in the emission
     phase ``var`` returns MIL Vars and ``set_output`` binds a node's outputs."""
 
-    def __init__(self, graph: LoadedGraph, config: Config, target):
+    def __init__(self, graph: LoadedGraph, config: Config, target, input_bounds: Optional[dict] = None):
         self.graph = graph
+        # {input: ((lower, upper) per axis)}; symbolic dims without bounds: 1..DEFAULT_DIM_UPPER
+        self.input_bounds = {
+            name: tuple((d, d) if isinstance(d, int) else (1, DEFAULT_DIM_UPPER) for d in self.shape(name) or ())
+            for name in graph.inputs if self.shape(name) is not None}
+        self.input_bounds.update(input_bounds or {})
+        self._shapes_at_bounds: Optional[list] = None
+        self._graphs_at_bounds: Optional[list] = None
+        self._producers: Optional[dict] = None
         self.config = config
         self.target = target  # ct.target.iOS15 ...
         self.names = NameAllocator()
@@ -83,6 +92,77 @@ class BuildContext:
 
     def dtype(self, name: str) -> Optional[np.dtype]:
         return self.info(name).dtype
+
+    def dim_range(self, name: str, axis: int) -> Optional[tuple[int, int]]:
+        """(smallest, largest) size of dim ``axis`` of ``name`` over the inputs' declared bounds, or
+        None if unknown. A symbolic dim is read from onnx's shape inference with every input at its
+        lower bounds, then at its upper bounds (lengths in exported graphs grow with their inputs')."""
+        shape = self.shape(name)
+        if shape is None or not -len(shape) <= axis < len(shape):
+            return None
+        if isinstance(shape[axis], int):
+            return shape[axis], shape[axis]
+        if self._shapes_at_bounds is None:
+            self._shapes_at_bounds = [shapes_at(self.graph, self._bound_shapes(end)) for end in (0, 1)]
+        sizes = []
+        for shapes in self._shapes_at_bounds:
+            at = shapes.get(name)
+            if at is None or len(at) != len(shape) or not isinstance(at[axis], int):
+                return None
+            sizes.append(at[axis])
+        return min(sizes), max(sizes)
+
+    def _bound_shapes(self, end: int) -> dict:
+        """Every input's shape at its lower (end 0) or upper (end 1) bounds."""
+        return {n: tuple(b[end] for b in dims) for n, dims in self.input_bounds.items()}
+
+    def values_at_bounds(self, name: str) -> Optional[list]:
+        """[value of ``name`` with the inputs at their lower bounds, at their upper bounds]: the
+        graph loaded and folded again at those static shapes; None if it does not fold there
+        (a runtime value that depends on input data, not only on shapes)."""
+        if self._graphs_at_bounds is None:
+            self._graphs_at_bounds = [load_graph(self.graph.model, check=False, input_shapes=self._bound_shapes(end))
+                                      for end in (0, 1)]
+        values = [g.constants.get(name) for g in self._graphs_at_bounds]
+        return None if any(v is None for v in values) else values
+
+    def shape_at_bounds(self, name: str) -> Optional[list]:
+        """[shape of ``name`` at the inputs' lower bounds, at their upper bounds] (see
+        values_at_bounds), None if not static at both."""
+        self.values_at_bounds(name)
+        shapes = [g.info.get(name, TensorInfo(None, None)) for g in self._graphs_at_bounds]
+        return [s.shape for s in shapes] if all(s.is_static for s in shapes) else None
+
+    def producer(self, name: str) -> Optional[OnnxNode]:
+        """The (unfolded) node that computes ONNX tensor ``name``, or None."""
+        if self._producers is None:
+            self._producers = {o: n for n in self.graph.nodes for o in n.outputs if o}
+        return self._producers.get(name)
+
+    def shape_origin(self, name: str) -> Optional[str]:
+        """Where a runtime value computed from shapes starts: the Shape/Size nodes its chain of
+        unfolded nodes reaches (their inputs' shapes were not static, or folding stopped), or None."""
+        seen, stack, origins = set(), [name], []
+        while stack:
+            node = self.producer(stack.pop())
+            if node is None or id(node) in seen:
+                continue
+            seen.add(id(node))
+            if node.op_type in ("Shape", "Size") and not node.domain:
+                origins.append(f"node '{node.name}' ({node.op_type} of '{node.inputs[0]}', "
+                               f"shape {tuple(self.shape(node.inputs[0]) or ())})")
+                continue
+            stack.extend(i for i in node.inputs if i and not self.is_const(i))
+        return "; ".join(sorted(origins)) or None
+
+    def const_refusal(self, name: str, what: str, why: str = "") -> Optional[str]:
+        """None if ONNX tensor ``name`` is a build-time constant; else a refusal saying ``what``
+        must be one (``why``), naming where a chain from a symbolic shape starts, if it is one."""
+        if self.is_const(name):
+            return None
+        origin = self.shape_origin(name)
+        reason = f"{what} must be a constant (initializer)" + (f": {why}" if why else "")
+        return reason + (f"; it is computed at run time from the shape at {origin}" if origin else "")
 
     def const(self, name: str) -> Optional[np.ndarray]:
         """The constant value of an ONNX tensor (initializer or folded), or None."""

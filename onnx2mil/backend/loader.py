@@ -1,13 +1,15 @@
 """Load and check an ONNX model, infer static shapes, fold constant subgraphs.
 
 Folding uses onnx's own reference evaluator, so a shape chain (Shape -> Gather -> Concat ->
-Reshape) whose shapes are static becomes constants before any MIL is emitted.
+Reshape) whose shapes are static becomes constants before any MIL is emitted. Folding and shape
+inference alternate until nothing more folds (a folded Reshape target makes the next Shape static).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Mapping, Optional, Union
+import warnings
 
 import numpy as np
 import onnx
@@ -24,6 +26,8 @@ _NEVER_FOLD = {
 }
 # Folding that would create a constant larger than this many elements is left to the runtime.
 _MAX_FOLDED_ELEMENTS = 1 << 24
+# Fold -> re-infer rounds before giving up (EnCodec's legacy export needs 24).
+MAX_FOLD_ROUNDS = 64
 
 
 @dataclass
@@ -50,6 +54,8 @@ class LoadedGraph:
     inputs: list[str]                         # graph inputs that are not initializers
     outputs: list[str]
     folded: list[OnnxNode] = field(default_factory=list)
+    fold_rounds: int = 0                      # fold -> re-infer rounds that folded something
+    input_shapes: dict[str, tuple] = field(default_factory=dict)  # overrides the graph was loaded with
 
     @property
     def opset(self) -> int:
@@ -187,13 +193,24 @@ def _fold(node: OnnxNode, proto: onnx.NodeProto, constants: dict, opsets: dict) 
     return [np.asarray(v) for v in values]
 
 
-def load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool = True) -> LoadedGraph:
+def graph_inputs(proto: onnx.ModelProto) -> dict[str, TensorInfo]:
+    """The model's data inputs (graph inputs that are not initializers), as declared."""
+    weights = {t.name for t in proto.graph.initializer}
+    return {i.name: _tensor_info(i) for i in proto.graph.input if i.name not in weights}
+
+
+def load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool = True,
+               input_shapes: Optional[Mapping[str, tuple]] = None) -> LoadedGraph:
+    """``input_shapes``: {input name: dims}, each an int or a dim_param name (str), replacing the
+    declared input shapes before inference and folding, so nothing is folded for a length the
+    model will not run at (a static ONNX given a flexible shape is re-inferred symbolically)."""
     proto = read_model(model)
     if not proto.HasField("graph"):
         raise InvalidModelError("model has no graph")
+    overrides = dict(input_shapes or {})
     # Inference and the checker see a skeleton: weights as typed inputs, not 100s of MB of data.
     inferred = _infer(_skeleton(proto, proto.graph.node, _small_initializers(proto.graph.initializer),
-                                _typed(proto.graph.initializer)))
+                                _typed(proto.graph.initializer), overrides))
     if check:
         _check(inferred)
     opsets = {canonical_domain(o.domain): o.version for o in proto.opset_import}
@@ -204,31 +221,55 @@ def load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool = True) 
     info = {vi.name: _tensor_info(vi) for vi in _value_infos(inferred.graph)}
 
     order = topological_order(graph, set(inputs) | set(constants))
-    nodes, folded = [], []
-    for index, p in enumerate(order):
-        node = OnnxNode(p, opsets.get(canonical_domain(p.domain), 1), index)
+    nodes = [OnnxNode(p, opsets.get(canonical_domain(p.domain), 1), index) for index, p in enumerate(order)]
+    position = {id(n): k for k, n in enumerate(nodes)}
+    folded: list[OnnxNode] = []
+    rounds = 0
+    info.update({name: TensorInfo(tuple(int(d) for d in v.shape), v.dtype) for name, v in constants.items()})
+    while True:
+        nodes, newly = _fold_pass(nodes, constants, info, opsets)
+        if not newly:
+            break
+        folded += newly
+        for name, v in constants.items():
+            info[name] = TensorInfo(tuple(int(d) for d in v.shape), v.dtype)
+        info = _reinfer(proto, constants, info, overrides)
+        rounds += 1
+        if rounds == MAX_FOLD_ROUNDS:
+            if _fold_pass(nodes, dict(constants), dict(info), opsets)[1]:
+                warnings.warn(f"constant folding stopped after {MAX_FOLD_ROUNDS} fold -> re-infer rounds "
+                              f"with foldable nodes left; builders see them as runtime tensors",
+                              stacklevel=2)
+            break
+    folded.sort(key=lambda n: position[id(n)])
+    return LoadedGraph(proto, opsets, nodes, constants, info, inputs, [o.name for o in graph.output], folded,
+                       rounds, overrides)
+
+
+def _fold_pass(nodes: list[OnnxNode], constants: dict, info: dict, opsets: dict) -> tuple[list, list]:
+    """One pass in topological order: (nodes kept, nodes folded); folded outputs enter ``constants``."""
+    kept, folded = [], []
+    unknown = TensorInfo(None, None)
+    for node in nodes:
+        p = node.proto
         values = None
         if node.op_type == "Constant" and not node.domain:
             values = [constant_value(node)]
-        elif node.op_type in ("Shape", "Size") and not node.domain and info.get(p.input[0], TensorInfo(None, None)).is_static:
-            values = _fold_shape(node, info[p.input[0]].shape)
+        elif node.op_type in ("Shape", "Size") and not node.domain:
+            values = _fold_shape(node, info.get(p.input[0], unknown).shape) or _fold(node, p, constants, opsets)
         elif (node.op_type == "CastLike" and not node.domain and p.input[0] in constants
-              and info.get(p.input[1], TensorInfo(None, None)).dtype is not None):
+              and info.get(p.input[1], unknown).dtype is not None):
             # only the dtype of the second input matters, not its values
             values = [constants[p.input[0]].astype(info[p.input[1]].dtype)]
         else:
             values = _fold(node, p, constants, opsets)
         if values is None:
-            nodes.append(node)
+            kept.append(node)
             continue
         folded.append(node)
         for name, v in zip([o for o in p.output if o], values):
             constants[name] = v
-    for name, v in constants.items():
-        info[name] = TensorInfo(tuple(int(d) for d in v.shape), v.dtype)
-    if folded:
-        info = _reinfer(proto, constants, info)
-    return LoadedGraph(proto, opsets, nodes, constants, info, inputs, [o.name for o in graph.output], folded)
+    return kept, folded
 
 
 def constant_value(node: OnnxNode) -> np.ndarray:
@@ -242,30 +283,50 @@ def constant_value(node: OnnxNode) -> np.ndarray:
                             f"({', '.join(a.name for a in node.proto.attribute)})")
 
 
-def _fold_shape(node: OnnxNode, shape: tuple) -> list:
+def _fold_shape(node: OnnxNode, shape: Optional[tuple]) -> Optional[list]:
+    """Shape/Size of a tensor whose (selected) dims are static; None otherwise."""
+    if shape is None:
+        return None
     if node.op_type == "Size":
-        return [np.array(int(np.prod(shape)), dtype=np.int64)]
+        static = all(isinstance(d, int) for d in shape)
+        return [np.array(int(np.prod(shape)), dtype=np.int64)] if static else None
     rank = len(shape)
     start = node.attr("start", 0)
     end = node.attr("end", rank)
     start = max(0, min(rank, start + rank if start < 0 else start))
     end = max(0, min(rank, end + rank if end < 0 else end))
+    if not all(isinstance(d, int) for d in shape[start:end]):
+        return None
     return [np.array(shape[start:end], dtype=np.int64)]
 
 
-def _reinfer(proto: onnx.ModelProto, constants: dict, info: dict) -> dict:
-    """Shape inference again with folded tensors as initializers: Reshape targets become static."""
+def _folded_skeleton(proto: onnx.ModelProto, constants: dict, input_shapes: Mapping[str, tuple]) -> onnx.ModelProto:
     kept = [n for n in proto.graph.node if not any(o in constants for o in n.output if o)]
     small = [numpy_helper.from_array(v, k) for k, v in constants.items() if v.size <= _SMALL]
     large = {k: (onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
              for k, v in constants.items() if v.size > _SMALL}
-    inferred = _infer(_skeleton(proto, kept, small, large))
+    return _skeleton(proto, kept, small, large, input_shapes)
+
+
+def _reinfer(proto: onnx.ModelProto, constants: dict, info: dict, input_shapes: Mapping[str, tuple]) -> dict:
+    """Shape inference again with folded tensors as initializers: Reshape targets become static."""
+    inferred = _infer(_folded_skeleton(proto, constants, input_shapes))
     out = dict(info)
     for vi in _value_infos(inferred.graph):
         ti = _tensor_info(vi)
         if vi.name not in constants and (ti.shape is not None or vi.name not in out):
             out[vi.name] = ti
     return out
+
+
+def shapes_at(graph: LoadedGraph, input_shapes: Mapping[str, tuple]) -> dict[str, Optional[tuple]]:
+    """Every tensor's shape as onnx's inference gives it with the inputs at ``input_shapes`` (the
+    folded graph; e.g. at the inputs' lower bounds, to bound a symbolic dim). Unknown -> None."""
+    try:
+        inferred = _infer(_folded_skeleton(graph.model, graph.constants, input_shapes))
+    except InvalidModelError:
+        return {}
+    return {vi.name: _tensor_info(vi).shape for vi in _value_infos(inferred.graph)}
 
 
 _SMALL = 4096  # constants up to this many elements keep their values for inference (shape data)
@@ -279,9 +340,12 @@ def _typed(initializers) -> dict:
     return {t.name: (t.data_type, tuple(t.dims)) for t in initializers if int(np.prod(t.dims)) > _SMALL}
 
 
-def _skeleton(proto: onnx.ModelProto, nodes, initializers, typed: dict) -> onnx.ModelProto:
+def _skeleton(proto: onnx.ModelProto, nodes, initializers, typed: dict,
+              input_shapes: Mapping[str, tuple] = {}) -> onnx.ModelProto:
     """The model without its large tensors: those become graph inputs of the same type and shape,
-    so shape inference and the checker never serialise the weights."""
+    so shape inference and the checker never serialise the weights. Inputs named in
+    ``input_shapes`` take those dims; declared output and intermediate shapes are then dropped
+    (they were written for the declared input shapes)."""
     m = onnx.ModelProto()
     m.ir_version = proto.ir_version
     m.opset_import.extend(proto.opset_import)
@@ -290,8 +354,17 @@ def _skeleton(proto: onnx.ModelProto, nodes, initializers, typed: dict) -> onnx.
     g.name = proto.graph.name
     g.node.extend(nodes)
     g.initializer.extend(initializers)
-    g.input.extend(i for i in proto.graph.input if i.name not in typed)
+    for i in proto.graph.input:
+        if i.name in typed:
+            continue
+        if i.name in input_shapes and i.type.HasField("tensor_type"):
+            i = onnx.helper.make_tensor_value_info(i.name, i.type.tensor_type.elem_type, list(input_shapes[i.name]))
+        g.input.append(i)
     g.input.extend(onnx.helper.make_tensor_value_info(name, elem, dims) for name, (elem, dims) in typed.items())
-    g.output.extend(proto.graph.output)
-    g.value_info.extend(proto.graph.value_info)
+    if input_shapes:
+        g.output.extend(onnx.helper.make_tensor_value_info(o.name, o.type.tensor_type.elem_type, None)
+                        if o.type.HasField("tensor_type") else o for o in proto.graph.output)
+    else:
+        g.output.extend(proto.graph.output)
+        g.value_info.extend(proto.graph.value_info)
     return m

@@ -3,6 +3,8 @@
 Inputs and outputs are keyed by ONNX names, through the name map onnx2mil writes into the model's
 metadata; a bare pymil Program has no name map and is keyed by MIL names. ONNX int64/float64
 inputs are converted to the program's 32-bit dtypes (an int64 value outside int32 is an error).
+Input shapes are checked against the model's declared shapes (RangeDim bounds, enumerated
+shapes) as CoreML checks them: outside them, ``InputShapeError``.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import coremltools as ct
 import numpy as np
 from coremltools.converters.mil.mil import Program
 
+from ..errors import InputShapeError
 from . import pipeline
 from .interpreter import run_program
 
@@ -26,13 +29,14 @@ _BY_PATH: "OrderedDict[tuple, tuple]" = OrderedDict()
 _PATH_CACHE_SIZE = 4
 
 
-def _load(model) -> tuple[Program, Optional[dict]]:
-    """(saved program, name map or None), cached per MLModel object and per package on disk."""
+def _load(model) -> tuple[Program, Optional[dict], dict]:
+    """(saved program, name map or None, declared input shapes), cached per MLModel object and
+    per package on disk."""
     if isinstance(model, Program):
-        return model, None
+        return model, None, {}
     if isinstance(model, ct.models.MLModel):
         if model not in _BY_MODEL:
-            _BY_MODEL[model] = (pipeline.load_saved_program(model), _name_map(model))
+            _BY_MODEL[model] = (pipeline.load_saved_program(model), _name_map(model), declared_shapes(model))
         return _BY_MODEL[model]
     path = Path(model).resolve()
     if not path.exists():
@@ -40,7 +44,7 @@ def _load(model) -> tuple[Program, Optional[dict]]:
     key = (str(path),) + _stamp(path)
     if key not in _BY_PATH:
         mlmodel = pipeline.open_model(path)
-        _BY_PATH[key] = (pipeline.load_saved_program(mlmodel), _name_map(mlmodel))
+        _BY_PATH[key] = (pipeline.load_saved_program(mlmodel), _name_map(mlmodel), declared_shapes(mlmodel))
         while len(_BY_PATH) > _PATH_CACHE_SIZE:
             _BY_PATH.popitem(last=False)
     _BY_PATH.move_to_end(key)
@@ -59,6 +63,43 @@ def _name_map(mlmodel) -> Optional[dict]:
     if pipeline.META_NAME_MAP not in mlmodel.user_defined_metadata:
         return None
     return pipeline.read_name_map(mlmodel)
+
+
+def declared_shapes(mlmodel) -> dict:
+    """{MIL input name: what the spec allows}: ((lower, upper) per axis) for a fixed or ranged
+    shape (upper None: unbounded), or a list of shapes when enumerated."""
+    out = {}
+    for desc in mlmodel.get_spec().description.input:
+        if desc.type.WhichOneof("Type") != "multiArrayType":
+            continue
+        array = desc.type.multiArrayType
+        flexibility = array.WhichOneof("ShapeFlexibility")
+        if flexibility == "enumeratedShapes":
+            out[desc.name] = [tuple(s.shape) for s in array.enumeratedShapes.shapes]
+        elif flexibility == "shapeRange":
+            out[desc.name] = tuple((r.lowerBound, r.upperBound if r.upperBound >= 0 else None)
+                                   for r in array.shapeRange.sizeRanges)
+        else:
+            out[desc.name] = tuple((d, d) for d in array.shape)
+    return out
+
+
+def check_input_shapes(inputs: Mapping[str, np.ndarray], declared: dict, name_map: Optional[dict]) -> None:
+    """Raise InputShapeError for the first input (ONNX name) whose shape the model does not take."""
+    names = name_map["inputs"] if name_map else {k: k for k in inputs}
+    scalars = set(name_map.get("scalar_inputs", ())) if name_map else set()
+    for name, value in inputs.items():
+        allowed = declared.get(names.get(name))
+        if allowed is None:
+            continue
+        shape = (1,) if name in scalars and np.ndim(value) == 0 else tuple(np.shape(value))
+        if isinstance(allowed, list):
+            if shape not in allowed:
+                raise InputShapeError(name, np.shape(value), "one of " + ", ".join(map(str, allowed)))
+            continue
+        if len(shape) != len(allowed) or any(d < lo or (hi is not None and d > hi) for d, (lo, hi) in zip(shape, allowed)):
+            dims = ", ".join(str(lo) if lo == hi else f"{lo}..{'' if hi is None else hi}" for lo, hi in allowed)
+            raise InputShapeError(name, np.shape(value), f"rank {len(allowed)} ({dims})")
 
 
 def to_mil_inputs(inputs: Mapping[str, np.ndarray], name_map: Optional[dict]) -> dict:
@@ -109,9 +150,11 @@ def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping
             raise ValueError("runtime='coreml' needs an MLModel or a .mlpackage path, not a bare Program")
         mlmodel = pipeline.open_model(model)
         name_map = _name_map(mlmodel)
+        check_input_shapes(inputs, declared_shapes(mlmodel), name_map)
         outputs = coreml_runtime.predict(model, to_mil_inputs(inputs, name_map), compute_units=compute_units)
         return to_onnx_outputs(outputs, name_map)
-    prog, name_map = _load(model)
+    prog, name_map, declared = _load(model)
+    check_input_shapes(inputs, declared, name_map)
     if runtime == "mil-ane":
         from . import ane_emulation
 

@@ -17,18 +17,22 @@ from .conv import spatial_attrs
 
 def explicit_pads(node, in_spatial, kernel, strides, dilations, pads):
     """MIL [begin, end] pads per spatial dim; a negative end means output_padding beyond the
-    full output (positions that only receive the bias)."""
+    full output (positions that only receive the bias). Only ``output_shape`` needs the input's
+    spatial dims (``in_spatial``); explicit pads and SAME_* do not, so they hold for any length."""
     k = len(kernel)
     output_padding = list(node.attr("output_padding") or [0] * k)
     output_shape = node.attr("output_shape")
     auto_pad = node.attr("auto_pad", "NOTSET")
-    full = [strides[i] * (in_spatial[i] - 1) + output_padding[i] + (kernel[i] - 1) * dilations[i] + 1
-            for i in range(k)]
     if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        target = list(output_shape)[-k:] if output_shape is not None else [in_spatial[i] * strides[i] for i in range(k)]
         out = []
         for i in range(k):
-            total = full[i] - target[i]
+            # ONNX: total = s * (in - 1) + output_padding + (k - 1) * d + 1 - target, where SAME's
+            # target in * s leaves total free of the input length
+            reach = output_padding[i] + (kernel[i] - 1) * dilations[i] + 1
+            if output_shape is not None:
+                total = strides[i] * (in_spatial[i] - 1) + reach - list(output_shape)[-k:][i]
+            else:
+                total = reach - strides[i]
             small, big = total // 2, total - total // 2
             out += [small, big] if auto_pad == "SAME_UPPER" else [big, small]
         pads = out
@@ -85,6 +89,9 @@ def _(node, ctx):
     if node.has_input(2) and not ctx.is_const(node.inputs[2]):
         return "bias must be a constant (initializer)"
     shape = ctx.shape(node.inputs[0])
-    if shape is None or not all(isinstance(d, int) for d in shape[2:]):
-        return "spatial input dims must be static to compute explicit pads"
+    if shape is None:
+        return "input rank is unknown"
+    if node.attr("output_shape") is not None and not all(isinstance(d, int) for d in shape[2:]):
+        return ("output_shape with symbolic spatial input dims: the pads it implies depend on the "
+                "runtime length (explicit pads or auto_pad work at any length)")
     return None

@@ -209,6 +209,11 @@ def _scatter_refusal(node, ctx):
             return "the last dim of indices (the index depth) must be known"
     elif shape is None or (not _same_outer_dims(node, ctx) and any(not isinstance(d, int) for d in shape)):
         return "indices smaller than data on a non-axis dim need a static indices shape"
+    elif all(n in ctx.graph.inputs for n in node.inputs[:2]) and any(
+            not isinstance(d, int) for i, d in enumerate(shape) if i != _axis(node, ctx)):
+        # the saved program gives each flexible input its own symbols: the tie is lost on loading
+        return ("data and indices are both flexible graph inputs with symbolic non-axis dims: MIL "
+                "scatter_along_axis needs them provably equal, which a saved model cannot record")
     return None
 
 

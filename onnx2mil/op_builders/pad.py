@@ -3,7 +3,9 @@ after) -> MIL ``pad``: constant, reflect, edge (MIL ``replicate``); wrap as a co
 
 CoreML rejects reflect/replicate padding outside the last two dims ("Padding for more than two
 dimensions only supports constant mode", coremltools#2576): such an axis is transposed to the
-end, padded alone and transposed back. Negative (cropping) pads become a slice.
+end, padded alone and transposed back. Negative (cropping) pads become a slice. Runtime pads
+(e.g. computed from a symbolic length, as EnCodec's convs do) in edge/reflect mode gather each
+padded axis at source indices computed from the output index.
 """
 from __future__ import annotations
 
@@ -99,6 +101,58 @@ def _runtime_pads(node, ctx, x, tmp):
     return mb.reshape(x=pairs, shape=[2 * x.rank], name=tmp("pads"))
 
 
+def known_entries(ctx, name: str) -> Optional[list]:
+    """The entries of a 1-D int tensor known at build time (None where computed at run time),
+    looking through Concat; None if its length is unknown."""
+    value = ctx.const(name)
+    if value is not None:
+        return [int(v) for v in value.reshape(-1)]
+    producer = ctx.producer(name)
+    if producer is not None and producer.op_type == "Concat" and not producer.domain:
+        parts = [known_entries(ctx, i) for i in producer.inputs]
+        return None if any(p is None for p in parts) else sum(parts, [])
+    shape = ctx.shape(name)
+    return [None] * shape[0] if shape is not None and len(shape) == 1 and isinstance(shape[0], int) else None
+
+
+def _plus(a, b, name):
+    """a + b for python ints and/or int32 scalar vars."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    return mb.add(x=np.int32(a) if isinstance(a, int) else a, y=np.int32(b) if isinstance(b, int) else b, name=name)
+
+
+def _gathered_pads(node, ctx, x, mode: str, final: str, tmp):
+    """Edge/reflect pads from a runtime tensor: along each axis that may be padded, output index j
+    reads source k = j - begin, clamped (edge: min(max(k, 0), n - 1)) or mirrored (reflect:
+    (n - 1) - |(n - 1) - |k||)."""
+    rank = x.rank
+    entries = known_entries(ctx, node.inputs[1])
+    pads = ctx.input(node, 1)
+    axes = [a for a in range(rank) if entries[a] != 0 or entries[a + rank] != 0]
+    if not axes:
+        return mb.identity(x=x, name=final)
+    in_shape = mb.shape(x=x, name=tmp("in_shape"))
+    for n, a in enumerate(axes):
+        b, e = (entries[i] if entries[i] is not None else
+                mb.gather(x=pads, indices=np.int32(i), axis=0, name=tmp(f"pad{i}")) for i in (a, a + rank))
+        size = int(x.shape[a]) if isinstance(x.shape[a], (int, np.integer)) else \
+            mb.gather(x=in_shape, indices=np.int32(a), axis=0, name=tmp(f"size{a}"))
+        length = _plus(_plus(size, b, tmp(f"grown{a}")), e, tmp(f"length{a}"))
+        j = mb.range_1d(start=np.int32(0), end=np.int32(length) if isinstance(length, int) else length,
+                        step=np.int32(1), name=tmp(f"index{a}"))
+        k = mb.sub(x=j, y=np.int32(b) if isinstance(b, int) else b, name=tmp(f"offset{a}"))
+        last = _plus(size, -1, tmp(f"last{a}"))
+        last = np.int32(last) if isinstance(last, int) else last
+        if mode == "replicate":
+            src = mb.minimum(x=mb.maximum(x=k, y=np.int32(0), name=tmp(f"above{a}")), y=last, name=tmp(f"source{a}"))
+        else:
+            folded = mb.sub(x=last, y=mb.abs(x=k, name=tmp(f"mirror{a}")), name=tmp(f"from_last{a}"))
+            src = mb.sub(x=last, y=mb.abs(x=folded, name=tmp(f"mirror_end{a}")), name=tmp(f"source{a}"))
+        x = mb.gather(x=x, indices=src, axis=a, name=final if n == len(axes) - 1 else tmp(f"axis{a}"))
+    return x
+
+
 @op_builder("Pad", min_opset=2)
 def pad(node, ctx):
     x = ctx.input(node, 0)
@@ -115,6 +169,8 @@ def _pad(node, ctx, x, final: str, tmp):
     mode = _MODES[node.attr("mode", "constant")]
     value = _constant_value(node, ctx)
     pairs = onnx_pads(node, ctx, x.rank)
+    if pairs is None and mode != "constant":
+        return _gathered_pads(node, ctx, x, mode, final, tmp)
     if pairs is None:
         return mb.pad(x=x, pad=_runtime_pads(node, ctx, x, tmp), mode="constant", constant_val=_scalar(value, x),
                       name=final)
@@ -170,10 +226,13 @@ def _(node, ctx):
             return "axes must be a constant (initializer)"
     pairs = onnx_pads(node, ctx, len(shape))
     if pairs is None:
-        if mode != "constant":
-            return f"runtime pads with mode '{mode}' (only constant mode takes runtime pads)"
         if node.opset >= 18 and node.has_input(3):
             return "runtime pads with an axes input"
+        if mode == "wrap":
+            return "runtime pads with mode 'wrap' (constant, edge and reflect take runtime pads)"
+        entries = known_entries(ctx, node.inputs[1])
+        if mode != "constant" and (entries is None or len(entries) != 2 * len(shape)):
+            return f"runtime pads of unknown length with mode '{mode}'"
         return None
     for a, (b, e) in enumerate(pairs):
         d = shape[a]
@@ -181,14 +240,21 @@ def _(node, ctx):
             return f"negative (cropping) pads with mode '{mode}'"
         if (b, e) == (0, 0) or mode == "constant":
             continue
+        limit = {"reflect": -1, "edge": 0, "wrap": 0}[mode]  # MIL: reflect <= dim - 1, replicate <= dim
         if not isinstance(d, int):
+            # a symbolic length is bounded from below by the inputs' RangeDim / EnumeratedShapes bounds
+            bounds = ctx.dim_range(node.inputs[0], a)
+            if bounds is not None and max(b, e) > bounds[0] + limit:
+                return (f"mode '{mode}' pads symbolic axis {a} by {max(b, e)}, but that axis can be as short as "
+                        f"{bounds[0]} at the inputs' lower bounds (at most {bounds[0] + limit} is expressible): "
+                        f"raise the lower bound of the input's RangeDim")
             # ONNX itself bounds reflect pads by dim - 1; edge and wrap are safe up to 1 on any dim
-            if mode != "reflect" and max(b, e) > 1:
-                return f"mode '{mode}' pads symbolic axis {a} by {max(b, e)}: more than its size is not expressible"
+            if bounds is None and mode != "reflect" and max(b, e) > 1:
+                return (f"mode '{mode}' pads symbolic axis {a} by {max(b, e)} and shape inference gives no "
+                        f"lower bound for its length: more than its size is not expressible")
             continue
-        limit = {"reflect": d - 1, "edge": d, "wrap": d}[mode]
-        if max(b, e) > limit:
-            return f"mode '{mode}' pads axis {a} of size {d} by {max(b, e)} (at most {limit})"
+        if max(b, e) > d + limit:
+            return f"mode '{mode}' pads axis {a} of size {d} by {max(b, e)} (at most {d + limit})"
     if any(isinstance(d, int) and d + b + e <= 0 for d, (b, e) in zip(shape, pairs)):
         return "pads crop an axis to nothing (CoreML has no zero-size tensors)"
     return None

@@ -88,6 +88,9 @@ def _(node, ctx):
     rank = ctx.rank(node.inputs[0])
     if rank is None or rank == 0:
         return "input rank must be known and >= 1"
+    shape = ctx.shape(node.inputs[0])
+    if node.op_type in ("ReduceMax", "ReduceMin") and 0 in shape and any(not isinstance(d, int) for d in shape):
+        return "a zero-size input with symbolic dims: the empty max/min's constant result has no known shape"
     allowed = ("float",) if node.op_type in _FLOAT_ONLY else ("float", "int")
     if node.op_type in ("ReduceMax", "ReduceMin"):
         allowed += ("bool",)

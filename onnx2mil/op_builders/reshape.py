@@ -90,6 +90,44 @@ def reshape(node, ctx):
     ctx.set_output(node, mb.reshape(x=x, shape=target, name=ctx.mil_name(out)))
 
 
+def _baked_length(node, ctx, target: list, allowzero: bool) -> Optional[str]:
+    """A constant target without -1 fixes the element count: an input dim that varies over the
+    inputs' bounds (and is not copied by a 0) cannot fit it; the export baked one length."""
+    shape = ctx.shape(node.inputs[0])
+    if shape is None or all(isinstance(d, int) for d in shape):
+        return None
+    if -1 in target:
+        return _indivisible_at_bounds(node, ctx, shape, target, allowzero)
+    for i, d in enumerate(shape):
+        if isinstance(d, int) or (not allowzero and i < len(target) and target[i] == 0):
+            continue
+        bounds = ctx.dim_range(node.inputs[0], i)
+        if bounds is not None and bounds[0] != bounds[1]:
+            return (f"constant target shape {target} fixes the element count, but input dim {i} ({d}) runs "
+                    f"{bounds[0]}..{bounds[1]} over the inputs' bounds: the export baked one length "
+                    "(export with dynamic axes, or give a static input shape)")
+    return None
+
+
+def _indivisible_at_bounds(node, ctx, shape, target: list, allowzero: bool) -> Optional[str]:
+    """With a -1, the other target dims must divide the input's element count; a length baked into
+    them (e.g. [1, 79, -1, 16]) divides it at neither the inputs' lower nor upper bounds (a model
+    valid on a lattice of lengths, e.g. even ones only, still divides at one of them)."""
+    bounds = [ctx.dim_range(node.inputs[0], i) for i in range(len(shape))]
+    if any(b is None for b in bounds):
+        return None
+    found = []
+    for end in (0, 1):
+        count = int(np.prod([b[end] for b in bounds], dtype=np.int64))
+        fixed = [bounds[i][end] if v == 0 and not allowzero else v for i, v in enumerate(target) if v != -1]
+        known = int(np.prod(fixed, dtype=np.int64))
+        if not known or count % known == 0:
+            return None
+        found.append(f"{tuple(b[end] for b in bounds)} has {count} elements, not a multiple of {known}")
+    return (f"target shape {target}: at the inputs' lower bounds the input {found[0]}, at their upper bounds "
+            f"{found[1]}: the export baked one length (export with dynamic axes, or give a static input shape)")
+
+
 @reshape.check
 def _(node, ctx):
     if reason := dtype_refusal(ctx, node.inputs[0]):
@@ -99,7 +137,7 @@ def _(node, ctx):
     if shape is not None:
         if allowzero and 0 in shape.tolist():
             return "allowzero=1 with a 0 in the target shape makes a zero-size tensor (CoreML has none)"
-        return None
+        return _baked_length(node, ctx, [int(v) for v in shape.reshape(-1)], allowzero)
     s = ctx.shape(node.inputs[1])
     if s is None or not is_static(s):
         return "a runtime target shape needs a known length (the output rank)"

@@ -162,15 +162,37 @@ def _scales_sizes(node, ctx):
     if node.has_input(scales_index):
         value = ctx.const(node.inputs[scales_index])
         if value is None:
-            return "scales must be a constant (initializer)", None
+            return ctx.const_refusal(node.inputs[scales_index], "scales"), None
         if value.size:
             return [float(s) for s in value.reshape(-1)], None
     if node.op_type == "Resize" and node.opset >= 11 and node.has_input(3):
         value = ctx.const(node.inputs[3])
         if value is None:
-            return "sizes must be a constant (initializer)", None
+            factors = _integer_factors(node, ctx)
+            if factors is None:
+                return ctx.const_refusal(node.inputs[3], "sizes", "or an integer multiple of the input's dims "
+                                         "(the same at the inputs' lower and upper bounds)"), None
+            return factors, None
         return None, [int(s) for s in value.reshape(-1)]
     return "neither scales nor sizes are given", None
+
+
+def _integer_factors(node, ctx) -> Optional[list]:
+    """Runtime sizes (e.g. ``floor(shape(x) * 2)`` from a symbolic length) as constant scales: per
+    axis, the same integer ratio sizes / input dim at the inputs' lower and upper bounds (the
+    graph folded at each); ONNX's scale out/in is then exactly that integer."""
+    if node.attr("axes") is not None or node.opset >= 18 and node.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
+        return None
+    sizes, shapes = ctx.values_at_bounds(node.inputs[3]), ctx.shape_at_bounds(node.inputs[0])
+    if sizes is None or shapes is None or any(len(v.reshape(-1)) != len(sh) for v, sh in zip(sizes, shapes)):
+        return None
+    factors = []
+    for k, dims in enumerate(zip(*(v.reshape(-1) for v in sizes), *shapes)):
+        (out_lo, out_hi), (in_lo, in_hi) = dims[:2], dims[2:]
+        if out_lo % in_lo or out_hi % in_hi or out_lo // in_lo != out_hi // in_hi or out_lo < in_lo:
+            return None
+        factors.append(float(out_lo // in_lo))
+    return factors
 
 
 # ---- planning: which MIL op each resized axis becomes ------------------------------------------

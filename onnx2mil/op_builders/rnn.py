@@ -1,20 +1,23 @@
 """ONNX RNN / GRU / LSTM (forward, reverse, bidirectional; layout 0/1; initial states; peepholes;
 clip; input_forget; linear_before_reset; every ONNX activation; sequence_lens by masking each
-step: past its length a sequence keeps its state and outputs zeros) unrolled over a static sequence:
-one input-projection matmul for all steps, then per step a recurrent matmul and the gate math,
-exactly as the ONNX equations (gate orders: LSTM i,o,f,c; GRU z,r,h). MIL's lstm/gru/rnn ops
+step: past its length a sequence keeps its state and outputs zeros): one input-projection matmul
+for all steps, then per step a recurrent matmul and the gate math, exactly as the ONNX equations
+(gate orders: LSTM i,o,f,c; GRU z,r,h). A static sequence of up to MAX_STEPS is unrolled; a
+symbolic or longer one runs the same step in a ``while_loop`` that scatters each step's output
+into a [T, B, H] buffer. MIL's lstm/gru/rnn ops
 are not used: they take constant weights only and fewer activations, and MIL gru adds the
 recurrent bias of the new gate outside ``r * (...)``, which matches neither linear_before_reset."""
 from __future__ import annotations
 
 import numpy as np
 from coremltools.converters.mil import Builder as mb
+from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
 from ..backend.context import mil_dtype_of
 from ..backend.registry import op_builder
 from .batch_norm import const_like, input_refusal
 
-MAX_STEPS = 512  # the recurrence unrolls one block of ops per step
+MAX_STEPS = 512  # a static sequence up to this long unrolls one block of ops per step
 _GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 _DEFAULT_ACTIVATIONS = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]}
 # activation -> (uses alpha, uses beta, default alpha, default beta), as ONNX's operators
@@ -103,11 +106,18 @@ class Recurrence:
         var = mb.slice_by_index(x=var, begin=lo, end=hi, name=self.name(f"{i}_dir{d}"))
         return mb.squeeze(x=var, axes=[0], name=self.name(f"{i}_dir{d}_squeezed"))
 
-    def state(self, i: int, d: int, batch):
-        """initial_h / initial_c for direction d as [B, H] (zeros when absent)."""
+    def state(self, i: int, d: int, x):
+        """initial_h / initial_c for direction d as [B, H] (zeros when absent); ``x`` is the
+        sequence-major input [T, B, I]."""
         node, ctx = self.node, self.ctx
-        if not node.has_input(i):
-            return const_like(np.zeros((batch, self.hidden)), self.like)
+        batch = x.shape[1]
+        if not node.has_input(i) and not is_symbolic(batch):
+            return const_like(np.zeros((int(batch), self.hidden)), self.like)
+        if not node.has_input(i):  # a symbolic batch: zeros of the runtime [B, H]
+            b = mb.slice_by_index(x=mb.shape(x=x, name=self.name(f"x_shape{i}")), begin=[1], end=[2],
+                                  name=self.name(f"batch{i}"))
+            shape = mb.concat(values=[b, np.array([self.hidden], np.int32)], axis=0, name=self.name(f"state{i}_shape"))
+            return mb.fill(shape=shape, value=const_like(0.0, x), name=self.name(f"zeros{i}_dir{d}"))
         value = ctx.const(node.inputs[i])
         if value is not None:
             value = np.swapaxes(value, 0, 1) if self.batch_major else value
@@ -115,7 +125,8 @@ class Recurrence:
         var = ctx.var(node.inputs[i])
         if self.batch_major:
             var = mb.transpose(x=var, perm=[1, 0, 2], name=self.name(f"{i}_seq_major"))
-        var = mb.slice_by_index(x=var, begin=[d, 0, 0], end=[d + 1] + list(var.shape[1:]), name=self.name(f"{i}_dir{d}"))
+        var = mb.slice_by_index(x=var, begin=[d, 0, 0], end=[d + 1, 0, 0], end_mask=[False, True, True],
+                                name=self.name(f"{i}_dir{d}"))
         return mb.squeeze(x=var, axes=[0], name=self.name(f"{i}_dir{d}_squeezed"))
 
     def pre(self, x):
@@ -128,7 +139,8 @@ class Recurrence:
 def _gate(r: Recurrence, xw, k: int):
     """Gate k ([B, H]) of a [B, G*H] projection."""
     h = r.hidden
-    return mb.slice_by_index(x=xw, begin=[0, k * h], end=[xw.shape[0], (k + 1) * h], name=r.name(f"gate{k}"))
+    return mb.slice_by_index(x=xw, begin=[0, k * h], end=[0, (k + 1) * h], begin_mask=[True, False],
+                             end_mask=[True, False], name=r.name(f"gate{k}"))
 
 
 def _project(r: Recurrence, x, d: int):
@@ -217,39 +229,87 @@ def _extra(r: Recurrence, d: int):
     return {}
 
 
+def _unrolled(r: Recurrence, xw, h, c, d: int, forward: bool, funcs, rmat, extra, lens, steps: int):
+    """One block of ops per step; returns (Y of this direction [T, B, H], final h, final c)."""
+    xw_steps = [xw] if steps == 1 else list(mb.split(x=xw, num_splits=steps, axis=0, name=r.name(f"steps_dir{d}")))
+    xw_steps = [mb.squeeze(x=s, axes=[0], name=r.name(f"step{t}_dir{d}")) for t, s in enumerate(xw_steps)]
+    outputs = [None] * steps
+    for t in (range(steps) if forward else range(steps - 1, -1, -1)):
+        h, c, outputs[t] = _masked_step(r, xw_steps[t], h, c, d, funcs, rmat, extra, lens, np.int32(t))
+    y = (mb.stack(values=outputs, axis=0, name=r.name(f"y_dir{d}")) if steps > 1
+         else mb.expand_dims(x=outputs[0], axes=[0], name=r.name(f"y_dir{d}")))
+    return y, h, c
+
+
+def _looped(r: Recurrence, xw, h, c, d: int, forward: bool, funcs, rmat, extra, lens, x):
+    """A while_loop over the runtime sequence length: step t reads xw[t] (xw[T-1-t] in reverse)
+    and scatters its output into a [T, B, H] buffer carried as a loop variable."""
+    length = mb.gather(x=mb.shape(x=x, name=r.name("x_shape")), indices=np.int32(0), axis=0,
+                       name=r.name(f"steps_dir{d}"))
+    last = mb.sub(x=length, y=np.int32(1), name=r.name(f"last_dir{d}"))
+    # every position is written before the loop ends; the buffer starts as a slice of xw (its dtype)
+    buffer = mb.slice_by_index(x=xw, begin=[0, 0, 0], end=[0, 0, r.hidden], begin_mask=[True, True, True],
+                               end_mask=[True, True, False], name=r.name(f"y_buffer_dir{d}"))
+    has_c = c is not None
+
+    def cond(t, *_):
+        return mb.less(x=t, y=length, name=r.name(f"more_dir{d}"))
+
+    def body(t, h, *rest):
+        c, buf = rest if has_c else (None, rest[0])
+        at = t if forward else mb.sub(x=last, y=t, name=r.name(f"at_dir{d}"))
+        xw_t = mb.gather(x=xw, indices=at, axis=0, name=r.name(f"step_dir{d}"))
+        h, c, y_t = _masked_step(r, xw_t, h, c, d, funcs, rmat, extra, lens, at)
+        buf = mb.scatter(data=buf, indices=mb.expand_dims(x=at, axes=[0], name=r.name(f"at_dir{d}_1d")),
+                         updates=mb.expand_dims(x=y_t, axes=[0], name=r.name(f"y_t_dir{d}")), axis=0,
+                         mode="update", name=r.name(f"y_written_dir{d}"))
+        t_next = mb.add(x=t, y=np.int32(1), name=r.name(f"t_next_dir{d}"))
+        return (t_next, h, c, buf) if has_c else (t_next, h, buf)
+
+    state = (np.int32(0), h, c, buffer) if has_c else (np.int32(0), h, buffer)
+    results = mb.while_loop(_cond=cond, _body=body, loop_vars=state, name=r.name(f"loop_dir{d}"))
+    return results[-1], results[1], results[2] if has_c else None
+
+
+def _masked_step(r: Recurrence, xw_t, h, c, d: int, funcs, rmat, extra, lens, t):
+    """(h, c, output) after step ``t``; steps at or past a sequence's length keep its state and
+    output zeros."""
+    h_new, c_new = _STEPS[r.node.op_type](r, xw_t, h, c, d, funcs, rmat, extra)
+    if lens is None:
+        return h_new, c_new if c_new is not None else c, h_new
+    active = mb.expand_dims(x=mb.greater(x=lens, y=t, name=r.name("active")), axes=[1], name=r.name("active_col"))
+    h = mb.select(cond=active, a=h_new, b=h, name=r.name("h_kept"))
+    c = mb.select(cond=active, a=c_new, b=c, name=r.name("c_kept")) if c_new is not None else c
+    return h, c, mb.select(cond=active, a=h_new, b=const_like(np.zeros(1), r.like), name=r.name("y_masked"))
+
+
+def unrolls(steps) -> bool:
+    return isinstance(steps, int) and steps <= MAX_STEPS
+
+
 @op_builder("RNN", "GRU", "LSTM", min_opset=7)
 def recurrent(node, ctx):
     x = ctx.input(node, 0)
     r = Recurrence(node, ctx, x)
     if r.batch_major:
         x = mb.transpose(x=x, perm=[1, 0, 2], name=r.name("seq_major"))
-    steps, batch = x.shape[0], x.shape[1]
+    steps = x.shape[0] if is_symbolic(x.shape[0]) else int(x.shape[0])
     directions = ["forward", "reverse"] if node.attr("direction") == "bidirectional" else [node.attr("direction")]
     funcs = activations(node)
     lens = _lengths(node, ctx, steps)
     ys, hs, cs = [], [], []
     for d, direction in enumerate(directions):
         xw = _project(r, x, d)
-        xw_steps = [xw] if steps == 1 else list(mb.split(x=xw, num_splits=steps, axis=0, name=r.name(f"steps_dir{d}")))
-        xw_steps = [mb.squeeze(x=s, axes=[0], name=r.name(f"step{t}_dir{d}")) for t, s in enumerate(xw_steps)]
-        h = r.state(5, d, batch)
-        c = r.state(6, d, batch) if node.op_type == "LSTM" else None
+        h = r.state(5, d, x)
+        c = r.state(6, d, x) if node.op_type == "LSTM" else None
         rmat = r.param(2, d) if node.op_type != "GRU" else None
         extra = _extra(r, d)
-        outputs = [None] * steps
-        for t in (range(steps) if direction == "forward" else range(steps - 1, -1, -1)):
-            h_new, c_new = _STEPS[node.op_type](r, xw_steps[t], h, c, d, funcs[d], rmat, extra)
-            if lens is None:
-                h, c, outputs[t] = h_new, c_new if c_new is not None else c, h_new
-                continue
-            # steps at or past a sequence's length keep its state and output zeros
-            active = mb.expand_dims(x=mb.greater(x=lens, y=np.int32(t), name=r.name(f"active{t}")), axes=[1],
-                                    name=r.name(f"active{t}_col"))
-            h = mb.select(cond=active, a=h_new, b=h, name=r.name("h_kept"))
-            c = mb.select(cond=active, a=c_new, b=c, name=r.name("c_kept")) if c_new is not None else c
-            outputs[t] = mb.select(cond=active, a=h_new, b=const_like(np.zeros(1), x), name=r.name("y_masked"))
-        ys.append(mb.stack(values=outputs, axis=0, name=r.name(f"y_dir{d}")) if steps > 1
-                  else mb.expand_dims(x=outputs[0], axes=[0], name=r.name(f"y_dir{d}")))
+        forward = direction == "forward"
+        if unrolls(steps):
+            y, h, c = _unrolled(r, xw, h, c, d, forward, funcs[d], rmat, extra, lens, steps)
+        else:
+            y, h, c = _looped(r, xw, h, c, d, forward, funcs[d], rmat, extra, lens, x)
+        ys.append(y)
         hs.append(h)
         cs.append(c)
     names = list(node.outputs) + [""] * (3 - len(node.outputs))
@@ -273,7 +333,7 @@ def _lengths(node, ctx, steps: int):
         return None
     value = ctx.const(node.inputs[4])
     if value is not None:
-        return None if np.all(value == steps) else value.astype(np.int32)
+        return None if isinstance(steps, int) and np.all(value == steps) else value.astype(np.int32)
     var = ctx.var(node.inputs[4])
     return var if var.dtype.__name__ == "int32" else mb.cast(x=var, dtype="int32", name=ctx.scratch(f"{node.name}_lens"))
 
@@ -289,11 +349,12 @@ def _(node, ctx):
     if refusal:
         return refusal
     shape = ctx.shape(node.inputs[0])
-    if len(shape) != 3 or not all(isinstance(v, int) for v in shape):
-        return "input must be a static rank-3 tensor (the recurrence unrolls over the sequence)"
-    steps = shape[1] if node.attr("layout", 0) == 1 else shape[0]
-    if steps > MAX_STEPS:
-        return f"sequence length {steps} exceeds {MAX_STEPS} unrolled steps"
+    if len(shape) != 3:
+        return f"input has rank {len(shape)}, not 3"
+    batch_major = node.attr("layout", 0) == 1
+    steps = shape[1] if batch_major else shape[0]
+    if not isinstance(shape[2], int):
+        return "the input size must be static (symbolic sequence and batch lengths are fine)"
     if node.attr("hidden_size") is None:
         return "hidden_size attribute is required"
     for i in (1, 2):
@@ -301,7 +362,7 @@ def _(node, ctx):
             return "W and R need static shapes"
     if node.has_input(4):
         lens = ctx.const(node.inputs[4])
-        if lens is not None and (np.any(lens < 1) or np.any(lens > steps)):
+        if lens is not None and (np.any(lens < 1) or (isinstance(steps, int) and np.any(lens > steps))):
             return f"sequence_lens {lens.tolist()} outside 1..{steps}"
     for func in sum(activations(node), []):
         if func[0] not in _ACTIVATIONS:

@@ -121,8 +121,8 @@ def _(node, ctx):
     rank = len(shape)
     if node.opset >= 10:
         for i, what in ((3, "axes"), (4, "steps")):
-            if node.has_input(i) and not ctx.is_const(node.inputs[i]):
-                return f"{what} must be a constant (initializer)"
+            if node.has_input(i) and (reason := ctx.const_refusal(node.inputs[i], what)):
+                return reason
     starts, ends = _param(node, ctx, "starts", 1), _param(node, ctx, "ends", 2)
     runtime = starts is None or ends is None
     if runtime:

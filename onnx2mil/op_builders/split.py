@@ -54,9 +54,9 @@ def _(node, ctx):
     dim = shape[axis]
     n = len(node.outputs)
     if node.opset >= 13 and node.has_input(1):
+        if reason := ctx.const_refusal(node.inputs[1], "split sizes", "MIL takes constant sizes"):
+            return reason
         value = ctx.const(node.inputs[1])
-        if value is None:
-            return "split sizes must be a constant (initializer): MIL takes constant sizes"
         sizes = value.reshape(-1).tolist()
     elif node.opset < 13 and node.attr("split") is not None:
         sizes = list(node.attr("split"))

@@ -1,9 +1,11 @@
 """ONNX Squeeze / Unsqueeze (``axes`` attribute before opset 13, constant input from 13)
--> MIL ``squeeze`` / ``expand_dims``."""
+-> MIL ``squeeze`` / ``expand_dims``. Squeeze without axes on symbolic dims decides each one from
+its bounds (over the inputs' RangeDims): always 1 -> squeezed, never 1 -> kept."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
+import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder
@@ -22,9 +24,25 @@ def axes_of(node, ctx) -> Optional[list[int]]:
 
 
 def _axes_refusal(node, ctx) -> Optional[str]:
-    if node.opset >= 13 and node.has_input(1) and not ctx.is_const(node.inputs[1]):
-        return "axes must be a constant (initializer): MIL takes constant axes"
+    if node.opset >= 13 and node.has_input(1):
+        return ctx.const_refusal(node.inputs[1], "axes", "MIL takes constant axes")
     return None
+
+
+def implicit_axes(node, ctx) -> Union[list[int], str]:
+    """The dims Squeeze without axes removes: those of size 1, or a reason if a dim may or may not be 1."""
+    shape = ctx.shape(node.inputs[0])
+    axes = []
+    for a, d in enumerate(shape):
+        bounds = (d, d) if isinstance(d, int) else ctx.dim_range(node.inputs[0], a)
+        if bounds is None:
+            return f"no axes given and dim {a} ({d}) is symbolic with no known bounds: whether it is 1 is unknown"
+        if bounds == (1, 1):
+            axes.append(a)
+        elif bounds[0] <= 1:
+            return (f"no axes given and dim {a} ({d}) runs {bounds[0]}..{bounds[1]} over the inputs' bounds: "
+                    "whether it is squeezed depends on the runtime size")
+    return axes
 
 
 @op_builder("Squeeze")
@@ -32,11 +50,17 @@ def squeeze(node, ctx):
     x = ctx.input(node, 0)
     axes = axes_of(node, ctx)
     if axes is None:
-        axes = [i for i, d in enumerate(x.shape) if d == 1]
+        axes = implicit_axes(node, ctx)
     axes = sorted(a + x.rank if a < 0 else a for a in axes)
     out = ctx.mil_name(node.outputs[0])
     if not axes:
         y = mb.identity(x=x, name=out)
+    elif any(not isinstance(x.shape[a], (int, np.integer)) for a in axes):
+        # MIL squeeze keeps a symbolic dim (its type inference removes only dims known to be 1)
+        kept = [a for a in range(x.rank) if a not in axes]
+        shape = mb.gather(x=mb.shape(x=x, name=ctx.scratch(f"{out}_in_shape")), indices=np.array(kept, np.int32),
+                          axis=0, name=ctx.scratch(f"{out}_kept_dims"))
+        y = mb.reshape(x=x, shape=shape, name=out)
     else:
         y = mb.squeeze(x=x, axes=axes, name=out)
     ctx.set_output(node, y)
@@ -54,15 +78,17 @@ def _(node, ctx):
         return "input rank is unknown"
     axes = axes_of(node, ctx)
     if axes is None:
-        if any(not isinstance(d, int) for d in shape):
-            return "no axes given and the input has symbolic dims: which dims are 1 is unknown"
-        return None
+        axes = implicit_axes(node, ctx)
+        return axes if isinstance(axes, str) else None
     for a in axes:
         if not -len(shape) <= a < len(shape):
             return f"axis {a} is out of range for rank {len(shape)}"
         d = shape[a]
         if isinstance(d, int) and d != 1:
             return f"axis {a} has size {d}, not 1"
+        bounds = None if isinstance(d, int) else ctx.dim_range(node.inputs[0], a)
+        if bounds is not None and bounds != (1, 1):
+            return f"axis {a} ({d}) runs {bounds[0]}..{bounds[1]} over the inputs' bounds; Squeeze needs it to be 1"
     return None
 
 

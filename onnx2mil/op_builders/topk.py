@@ -34,8 +34,8 @@ def _(node, ctx):
     dtype = ctx.dtype(node.inputs[0])
     if dtype is not None and not (np.issubdtype(dtype, np.floating) or dtype in (np.int32, np.int64)):
         return f"data dtype {dtype}: MIL topk takes fp16, fp32, int32"
-    if node.opset >= 10 and not ctx.is_const(node.inputs[1]):
-        return "K must be a constant (initializer): MIL topk takes a constant k"
+    if node.opset >= 10 and (reason := ctx.const_refusal(node.inputs[1], "K", "MIL topk takes a constant k")):
+        return reason
     axis = node.attr("axis", -1)
     if not -len(shape) <= axis < len(shape):
         return f"axis {axis} is out of range for rank {len(shape)}"

@@ -49,6 +49,9 @@ CASES = [
 # Runtime pads: the MIL output shape stays symbolic until the program runs.
 CASES += [
     pad("runtime_pads", (2, 3, 4), [0, 1, 2, 1, 0, 3], value=0.5, runtime=True),
+    # edge/reflect: each axis gathered at indices computed from the runtime pads
+    pad("runtime_pads_reflect", (2, 3, 4), [0, 1, 2, 1, 0, 3], mode="reflect", runtime=True),
+    pad("runtime_pads_edge", (2, 3, 4), [1, 0, 5, 0, 2, 1], mode="edge", runtime=True),
 ]
 
 # Symbolic input dims: constant padding and cropping.
@@ -64,15 +67,17 @@ CASES += [
     symbolic(pad("constant_value", (2, 3, 4), [1, 0, 0, 2, 0, 3], value=-2.0), {0: "n", 2: "w"}),
     symbolic(pad("crop", (3, 6, 5), [0, -1, 2, -1, -2, 0]), {0: "n", 1: "m"}),
     symbolic(pad("reflect_1d", (2, 3, 7), [0, 0, 3, 0, 0, 2], mode="reflect"), {0: "n"}),
-    symbolic(pad("reflect_symbolic_padded_axis", (2, 3, 7), [0, 0, 3, 0, 0, 2], mode="reflect"), {2: "w"}),
     symbolic(pad("edge_symbolic_padded_axis", (2, 3, 7), [0, 1, 0, 0, 1, 1], mode="edge"), {1: "c", 2: "w"}),
     symbolic(pad("wrap", (2, 4, 5), [0, 1, 1, 0, 1, 1], mode="wrap", opset=19), {1: "h", 2: "w"}),
 ]
 
 REFUSED = [
     (pad("reflect_too_wide", (1, 2, 3, 4), [0, 0, 3, 0, 0, 0, 0, 0], mode="reflect"), "at most"),
-    (pad("runtime_pads_reflect", (2, 3, 4), [0, 1, 2, 1, 0, 3], mode="reflect", runtime=True), "runtime pads"),
+    (pad("runtime_pads_wrap", (2, 3, 4), [0, 1, 2, 1, 0, 3], mode="wrap", runtime=True, opset=19), "runtime pads"),
     (pad("wrap_crop", (2, 4, 5), [0, -1, 2, 0, 3, 5], mode="wrap", opset=19), "negative"),
+    # a symbolic axis without bounds runs from length 1 (bounded ones: tests/test_dynamic_shapes.py)
+    (symbolic(pad("reflect_symbolic_padded_axis", (2, 3, 7), [0, 0, 3, 0, 0, 2], mode="reflect"), {2: "w"}),
+     "can be as short as 1"),
 ]
 
 # int data goes through fp32 (MIL pad takes floats only)
