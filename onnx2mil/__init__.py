@@ -15,10 +15,14 @@ if _sys.platform != "darwin" and "coremltools" not in _sys.modules:
     _ct_log.setLevel(_level)
 
 from .errors import (  # noqa: E402
+    BuildError,
+    ConfigError,
+    InputError,
     InvalidModelError,
     Onnx2MilError,
     Refusal,
     RuntimeUnavailableError,
+    SaveError,
     UnsupportedMILOpError,
     UnsupportedOperatorError,
 )
@@ -35,6 +39,6 @@ from .backend.report import ValidationReport  # noqa: E402
 __all__ = [
     "build_coreml", "save", "load_saved_program", "op_builder", "OnnxNode", "BuildContext",
     "Onnx2MilError", "InvalidModelError", "UnsupportedOperatorError", "UnsupportedMILOpError",
-    "RuntimeUnavailableError", "Refusal", "validate", "isolate", "ValidationReport",
+    "RuntimeUnavailableError", "Refusal", "ConfigError", "InputError", "BuildError", "SaveError", "validate", "isolate", "ValidationReport",
     "predict",
 ]

@@ -159,9 +159,10 @@ def _print_json(data) -> None:
 
 def _convert(args) -> int:
     import onnx2mil
-    from .backend.pipeline import read_name_map
+    from .backend.pipeline import check_destination, read_name_map
 
     model, _ = resolve_model(args.model)
+    check_destination(args.output)  # refuse a destination save would refuse, before building
     with _progress(args, "converting") as _:
         mlmodel = onnx2mil.build_coreml(model, compute_precision=args.precision, config=args.config,
                                         minimum_deployment_target=_target(args.target), verbose=args.verbose)

@@ -49,3 +49,38 @@ class UnsupportedMILOpError(Onnx2MilError):
 
 class RuntimeUnavailableError(Onnx2MilError):
     """The requested runtime cannot run on this machine (e.g. CoreML off macOS)."""
+
+
+class ConfigError(Onnx2MilError, ValueError):
+    """A build config (dict or YAML file) that does not fit the schema; names the key."""
+
+    def __init__(self, key: str, reason: str):
+        self.key = key
+        self.reason = reason
+        super().__init__(f"config: {key}: {reason}" if key else f"config: {reason}")
+
+
+class InputError(Onnx2MilError, ValueError):
+    """An input given to build_coreml or predict that the model cannot take; names the input."""
+
+    def __init__(self, name: str | None, reason: str):
+        self.name = name
+        self.reason = reason
+        super().__init__(f"input '{name}': {reason}" if name is not None else reason)
+
+
+class BuildError(Onnx2MilError):
+    """coremltools rejected what a builder emitted for an ONNX node (found during emission)."""
+
+    def __init__(self, node: str, op_type: str, domain: str, opset: int, reason: str):
+        self.node, self.op_type, self.domain, self.opset, self.reason = node, op_type, domain, opset, reason
+        super().__init__(f"cannot build {Refusal(node, op_type, domain, opset, reason)}")
+
+
+class SaveError(Onnx2MilError):
+    """``save`` refused a destination or could not write it; the destination is left as it was."""
+
+    def __init__(self, path, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"cannot save to {path}: {reason}")
