@@ -69,12 +69,29 @@ class InputError(Onnx2MilError, ValueError):
         super().__init__(f"input '{name}': {reason}" if name is not None else reason)
 
 
+class OptionError(Onnx2MilError, ValueError):
+    """An argument value onnx2mil cannot use (``compute_precision``, ``outputs``, ``runtime``…)."""
+
+    def __init__(self, option: str, reason: str):
+        self.option = option
+        self.reason = reason
+        super().__init__(f"{option}: {reason}")
+
+
+class PackageError(Onnx2MilError):
+    """An .mlpackage that cannot be used: missing, unreadable, or not built by onnx2mil."""
+
+
 class BuildError(Onnx2MilError):
     """coremltools rejected what a builder emitted for an ONNX node (found during emission)."""
 
     def __init__(self, node: str, op_type: str, domain: str, opset: int, reason: str):
         self.node, self.op_type, self.domain, self.opset, self.reason = node, op_type, domain, opset, reason
         super().__init__(f"cannot build {Refusal(node, op_type, domain, opset, reason)}")
+
+
+class ConversionError(Onnx2MilError):
+    """coremltools' conversion of the emitted program (its pass pipeline, serialisation) failed."""
 
 
 class SaveError(Onnx2MilError):

@@ -158,7 +158,7 @@ def test_a_failed_conversion_leaves_no_temporary_package(tmp_path, monkeypatch):
         raise RuntimeError("coremltools failed")
 
     monkeypatch.setattr(pipeline.ct, "convert", half_written)
-    with pytest.raises(RuntimeError, match="coremltools failed"):
+    with pytest.raises(onnx2mil.errors.ConversionError, match="RuntimeError: coremltools failed"):
         onnx2mil.build_coreml(conv_model())
     assert os.listdir(tmp_path) == []
 

@@ -5,15 +5,16 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
 
 import coremltools as ct
+import numpy as np
 import onnx
 
 from .. import __version__
-from ..errors import InvalidModelError, UnsupportedOperatorError
+from ..errors import InputError, InvalidModelError, OptionError, UnsupportedOperatorError
 from . import pipeline as pipeline_mod
 from .config import Config
 from .context import BuildContext
 from .graph import collect_refusals, emit_program, scalar_inputs
-from .loader import LoadedGraph, load_graph
+from .loader import LoadedGraph, load_graph, subgraphs
 
 DEFAULT_TARGET = ct.target.iOS15
 DEFAULT_DIM_UPPER = 16384
@@ -30,8 +31,35 @@ def precision_of(compute_precision) -> ct.precision:
         try:
             return _PRECISIONS[compute_precision.lower()]
         except KeyError:
-            raise ValueError(f"compute_precision must be fp16 or fp32, not {compute_precision!r}") from None
+            raise OptionError("compute_precision", f"must be fp16 or fp32, not {compute_precision!r}") from None
     return compute_precision
+
+
+def _check_shape(graph: LoadedGraph, name: str, shape) -> tuple:
+    """The shape given for input ``name`` as a tuple; an InputError where it contradicts the
+    model (another rank, or another size where the model fixes one)."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise InputError(name, f"shape must be a sequence of dims, not {type(shape).__name__}") from None
+    declared = graph.info[name].shape
+    if declared is not None and len(declared) != len(dims):
+        raise InputError(name, f"shape {_dims(dims)} has rank {len(dims)}; the model's input has rank "
+                               f"{len(declared)} {_dims(declared)}")
+    for i, d in enumerate(dims):
+        if isinstance(d, (int, np.integer)) and not isinstance(d, bool):
+            if d < 0:
+                raise InputError(name, f"dim {i} of shape {_dims(dims)} is negative")
+            if declared is not None and isinstance(declared[i], int) and declared[i] != d:
+                raise InputError(name, f"shape {_dims(dims)} contradicts the model's {_dims(declared)} at dim {i}")
+        elif declared is not None and isinstance(declared[i], int):
+            raise InputError(name, f"dim {i} of shape {_dims(dims)} is flexible where the model fixes it to "
+                                   f"{declared[i]} {_dims(declared)}")
+    return dims
+
+
+def _dims(shape) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
 
 def _input_overrides(graph: LoadedGraph, inputs) -> tuple[dict, Optional[list]]:
@@ -39,17 +67,21 @@ def _input_overrides(graph: LoadedGraph, inputs) -> tuple[dict, Optional[list]]:
     if inputs is None:
         return {}, None
     if isinstance(inputs, Mapping):
-        unknown = set(inputs) - set(graph.inputs)
+        unknown = [k for k in inputs if k not in graph.inputs]
         if unknown:
-            raise ValueError(f"inputs= names {sorted(unknown)} are not inputs of the model ({graph.inputs})")
-        return {k: tuple(v) for k, v in inputs.items()}, None
+            raise InputError(unknown[0], f"not an input of the model (its inputs: {graph.inputs})")
+        return {k: _check_shape(graph, k, v) for k, v in inputs.items()}, None
+    if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
+        raise InputError(None, f"inputs= must be {{name: shape}} or a list of ct.TensorType, not {type(inputs).__name__}")
     shapes, types_ = {}, []
     for t in inputs:
+        if not isinstance(t, ct.TensorType):
+            raise InputError(None, f"inputs= list items must be ct.TensorType, not {type(t).__name__}")
         if t.name not in graph.inputs:
-            raise ValueError(f"input '{t.name}' is not an input of the model ({graph.inputs})")
+            raise InputError(t.name, f"not an input of the model (its inputs: {graph.inputs})")
         types_.append(t)
         if t.shape is not None:
-            shapes[t.name] = tuple(t.shape.symbolic_shape)
+            shapes[t.name] = _check_shape(graph, t.name, t.shape.symbolic_shape)
     return shapes, types_
 
 
@@ -73,7 +105,7 @@ def _prune(graph: LoadedGraph, outputs: Sequence[str]) -> None:
     known = set(graph.inputs) | set(graph.constants) | set(producers)
     missing = [o for o in outputs if o not in known]
     if missing:
-        raise ValueError(f"outputs= {missing} are not tensors of the model")
+        raise OptionError("outputs", f"{missing} are not tensors of the model")
     needed, stack = set(), list(outputs)
     while stack:
         t = stack.pop()
@@ -109,6 +141,8 @@ def build_coreml(
     cfg = Config.load(config)
     target = minimum_deployment_target or DEFAULT_TARGET
     graph = load_graph(model)
+    cfg.check_nodes([n.name for n in (*graph.nodes, *graph.folded)]
+                    + [n.name for g in subgraphs(graph.model.graph) for n in g.node])
     if not graph.inputs:
         raise InvalidModelError("model has no non-constant inputs; CoreML needs at least one input")
     if outputs is not None:

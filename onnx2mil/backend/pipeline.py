@@ -38,7 +38,7 @@ from coremltools.converters.mil.mil.passes import pass_pipeline as _pass_pipelin
 from coremltools.proto import Model_pb2
 from google.protobuf.message import DecodeError
 
-from ..errors import SaveError
+from ..errors import ConversionError, Onnx2MilError, PackageError, SaveError
 
 COREMLTOOLS_LOCK = threading.RLock()
 
@@ -131,8 +131,10 @@ def convert(prog: Program, *, target, compute_precision, compute_units, pipeline
                     )
             finally:
                 gc.unfreeze()
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(package_dir, ignore_errors=True)
+        if isinstance(e, Exception) and not isinstance(e, Onnx2MilError):
+            raise ConversionError(f"coremltools could not convert the program: {type(e).__name__}: {e}") from e
         raise
     weakref.finalize(mlmodel, shutil.rmtree, package_dir, ignore_errors=True)
     return mlmodel
@@ -184,7 +186,7 @@ def write_metadata(mlmodel: ct.models.MLModel, *, name_map: dict, pipeline: ct.P
 def read_name_map(mlmodel: ct.models.MLModel) -> dict:
     """{"inputs": {onnx: mil}, "outputs": {onnx: mil}, "tensors": {onnx: mil or None}}."""
     if META_NAME_MAP not in mlmodel.user_defined_metadata:
-        raise ValueError("this model was not built by onnx2mil (no name map in its metadata)")
+        raise PackageError("this model was not built by onnx2mil (no name map in its metadata)")
     return json.loads(mlmodel.user_defined_metadata[META_NAME_MAP])
 
 
@@ -195,7 +197,13 @@ def read_pipeline(mlmodel: ct.models.MLModel) -> dict:
 def open_model(model: Union[str, Path, ct.models.MLModel]) -> ct.models.MLModel:
     if isinstance(model, ct.models.MLModel):
         return model
-    return ct.models.MLModel(str(model), skip_model_load=True)
+    path = Path(model)
+    if not path.exists():
+        raise PackageError(f"{path}: no such .mlpackage")
+    try:
+        return ct.models.MLModel(str(path), skip_model_load=True)
+    except Exception as e:  # noqa: BLE001 - coremltools raises bare Exception, OSError, DecodeError...
+        raise PackageError(f"{path}: not a readable Core ML model ({type(e).__name__}: {e})") from e
 
 
 def load_saved_program(model: Union[str, Path, ct.models.MLModel]) -> Program:
