@@ -153,17 +153,17 @@ def build_coreml(
     refusals = collect_refusals(ctx)
     if refusals:
         raise UnsupportedOperatorError(refusals)
-    prog = emit_program(ctx, shapes)
-
-    if tensor_types:
-        tensor_types = [ct.TensorType(name=ctx.mil_name(t.name), shape=t.shape, dtype=t.dtype)
-                        for t in tensor_types]
-    else:
-        tensor_types = _default_flexible_inputs(ctx, shapes) or None
     pipeline = pipeline_mod.pass_pipeline(cfg, pass_pipeline)
-    mlmodel = pipeline_mod.convert(
-        prog, target=target, compute_precision=precision_of(compute_precision),
-        compute_units=compute_units, pipeline=pipeline, inputs=tensor_types, verbose=verbose)
+    with pipeline_mod.coremltools_session():  # emission and conversion, one build at a time
+        prog = emit_program(ctx, shapes)
+        if tensor_types:
+            tensor_types = [ct.TensorType(name=ctx.mil_name(t.name), shape=t.shape, dtype=t.dtype)
+                            for t in tensor_types]
+        else:
+            tensor_types = _default_flexible_inputs(ctx, shapes) or None
+        mlmodel = pipeline_mod.convert(
+            prog, target=target, compute_precision=precision_of(compute_precision),
+            compute_units=compute_units, pipeline=pipeline, inputs=tensor_types, verbose=verbose)
 
     final = pipeline_mod.resolve_names(pipeline_mod.final_program(mlmodel), ctx.name_map)
     name_map = {

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 import coremltools as ct
+from coremltools.converters.mil.converter import _reset_conversion_state
 from coremltools.converters.mil.frontend.milproto import load as milproto_load
 from coremltools.converters.mil.mil import Program
 from coremltools.converters.mil.mil.passes import pass_pipeline as _pass_pipeline_module
@@ -68,6 +69,17 @@ def pass_pipeline(config, base: Optional[ct.PassPipeline] = None) -> ct.PassPipe
         pipeline.set_options_by_another_pipeline(base)
     pipeline.remove_passes([p for p in removed_passes(config) if p in pipeline.passes])
     return pipeline
+
+
+@contextlib.contextmanager
+def coremltools_session():
+    """Hold ``COREMLTOOLS_LOCK`` for a whole build (emission and conversion), from coremltools' clean
+    naming state: its builder numbers auto-named vars (``h_transpose_x_0``) with process-wide
+    counters that only the end of ``ct.convert`` resets, so builds interleaved between emission and
+    conversion, or a program loaded back in between, would name them differently."""
+    with COREMLTOOLS_LOCK:
+        _reset_conversion_state()
+        yield
 
 
 def _no_progress(iterable, **_):
