@@ -279,12 +279,29 @@ def main(argv: Optional[list] = None) -> int:
     log = logging.getLogger("coremltools")
     log.setLevel(logging.INFO if args.verbose else logging.ERROR)
     try:
-        return args.func(args)
+        with _warnings_as_lines(args):
+            return args.func(args)
     except KeyboardInterrupt:
         print(f"onnx2mil {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - every failure is one line on stderr; --debug adds the traceback
         return _failed(args, e)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(args):
+    """Warnings that matter (onnx2mil's, e.g. an fp16 overflow naming its node) as one line each;
+    coremltools' own warnings only with ``--verbose``."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"onnx2mil {args.command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        if not args.verbose:
+            warnings.filterwarnings("ignore", module=r"coremltools(\.|$)")
+        warnings.showwarning = show
+        yield
 
 
 def _failed(args, error: Exception) -> int:

@@ -101,3 +101,7 @@ class SaveError(Onnx2MilError):
         self.path = path
         self.reason = reason
         super().__init__(f"cannot save to {path}: {reason}")
+
+
+class PrecisionWarning(UserWarning):
+    """A value the model's compute precision cannot hold (an fp32 constant beyond fp16's range)."""

@@ -154,6 +154,8 @@ def build_coreml(
     if refusals:
         raise UnsupportedOperatorError(refusals)
     pipeline = pipeline_mod.pass_pipeline(cfg, pass_pipeline)
+    if precision_of(compute_precision) == ct.precision.FLOAT16:
+        pipeline_mod.warn_fp16_overflow(graph.nodes, graph.constants)
     with pipeline_mod.coremltools_session():  # emission and conversion, one build at a time
         prog = emit_program(ctx, shapes)
         if tensor_types:

@@ -27,11 +27,13 @@ import sys
 import tempfile
 import threading
 import uuid
+import warnings
 import weakref
 from pathlib import Path
 from typing import Optional, Union
 
 import coremltools as ct
+import numpy as np
 from coremltools.converters.mil.converter import _reset_conversion_state
 from coremltools.converters.mil.frontend.milproto import load as milproto_load
 from coremltools.converters.mil.mil import Program
@@ -39,7 +41,7 @@ from coremltools.converters.mil.mil.passes import pass_pipeline as _pass_pipelin
 from coremltools.proto import Model_pb2
 from google.protobuf.message import DecodeError
 
-from ..errors import ConversionError, Onnx2MilError, PackageError, SaveError
+from ..errors import ConversionError, Onnx2MilError, PackageError, PrecisionWarning, SaveError
 
 COREMLTOOLS_LOCK = threading.RLock()
 
@@ -129,8 +131,11 @@ def convert(prog: Program, *, target, compute_precision, compute_units, pipeline
             # ct.convert ends with a full gc.collect(), whose cost grows with the caller's heap (0.25 s
             # per conversion in a test process); objects that exist before the call are frozen out.
             gc.freeze()
+            # coremltools casts fp32 constants >= 1e38 (``finfo.min`` attention masks) to fp16 infinity on
+            # purpose and numpy warns "overflow encountered in cast" for each, anonymously; the build
+            # names those nodes instead (``warn_fp16_overflow``). numpy's error state is thread-local.
             try:
-                with _validate_once(prog):
+                with _validate_once(prog), np.errstate(over="ignore"):
                     mlmodel = ct.convert(
                         prog,
                         convert_to="mlprogram",
@@ -150,6 +155,30 @@ def convert(prog: Program, *, target, compute_precision, compute_units, pipeline
         raise
     weakref.finalize(mlmodel, shutil.rmtree, package_dir, ignore_errors=True)
     return mlmodel
+
+
+FP16_MAX = float(np.finfo(np.float16).max)
+# coremltools' fp16 pass treats fp32 constants from this magnitude on as infinities and casts them
+# (attention masks); an op with a finite constant between FP16_MAX and this stays in fp32.
+FP16_PASS_INFINITY = 1e38
+
+
+def warn_fp16_overflow(nodes, constants) -> None:
+    """Warn (``PrecisionWarning``), once per node, about float constants an fp16 build stores as
+    ±inf: finite values of magnitude >= 1e38, which coremltools' fp16 pass casts to infinity
+    (``FP16ComputePrecision.fp16_overflow``) — a fully masked softmax row then gives NaN."""
+    for node in nodes:
+        for name in dict.fromkeys(i for i in node.inputs if i in constants):
+            value = constants[name]
+            if value.dtype.kind != "f" or value.dtype.itemsize < 4 or not value.size:
+                continue
+            finite = np.abs(value[np.isfinite(value)])
+            if finite.size and finite.max() >= FP16_PASS_INFINITY:
+                warnings.warn(
+                    f"fp16: node '{node.name}' ({node.op_type}): constant '{name}' holds magnitudes up to "
+                    f"{finite.max():.3g}, beyond fp16's {FP16_MAX:g}; the fp16 program stores them as ±inf",
+                    PrecisionWarning, stacklevel=3)
+                break
 
 
 def final_program(mlmodel: ct.models.MLModel) -> Program:
