@@ -90,6 +90,16 @@ class BuildError(Onnx2MilError):
         super().__init__(f"cannot build {Refusal(node, op_type, domain, opset, reason)}")
 
 
+class ResourceLimitError(Onnx2MilError):
+    """Building the model would allocate more than a configured limit (a constant computed at build
+    time from a tiny file: ConstantOfShape, Expand, Tile, Range…); names the node and the size."""
+
+    def __init__(self, node: str, op_type: str, opset: int, nbytes: int, limit: int, what: str):
+        self.node, self.op_type, self.opset, self.nbytes, self.limit = node, op_type, opset, nbytes, limit
+        super().__init__(f"node '{node}' ({op_type}, opset {opset}): {what} of {nbytes:,} bytes, over the limit "
+                         f"of {limit:,} (config limits.max_constant_bytes)")
+
+
 class ConversionError(Onnx2MilError):
     """coremltools' conversion of the emitted program (its pass pipeline, serialisation) failed."""
 

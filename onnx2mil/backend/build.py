@@ -140,7 +140,7 @@ def build_coreml(
     """
     cfg = Config.load(config)
     target = minimum_deployment_target or DEFAULT_TARGET
-    graph = load_graph(model)
+    graph = load_graph(model, max_constant_bytes=cfg.data["limits"]["max_constant_bytes"])
     cfg.check_nodes([n.name for n in (*graph.nodes, *graph.folded)]
                     + [n.name for g in subgraphs(graph.model.graph) for n in g.node])
     if not graph.inputs:

@@ -21,6 +21,8 @@ DEFAULTS: dict[str, Any] = {
     "lowering": {key: variants[0] for key, variants in LOWERINGS.items()},
     # Per-node overrides: {"<onnx node name>": {"conv_transpose_1d": "native"}}
     "node_lowering": {},
+    # Build-time resources: a constant the build would compute (fold) larger than this is refused.
+    "limits": {"max_constant_bytes": 1 << 30},
     # Validation tolerances by compute precision (MNN's check: max abs error <= 1% of max |ref|).
     "tolerances": {
         "fp32": {"rel_to_max": 1.0e-4, "min_cosine": 0.99999},
@@ -65,6 +67,11 @@ def validate(data) -> None:
         _check_lowering(data["lowering"], "lowering")
     for node, lowering in _mapping(data.get("node_lowering", {}), "node_lowering").items():
         _check_lowering(lowering, f"node_lowering.{node}")
+    limits = _mapping(data.get("limits", {}), "limits")
+    _known(limits, "limits", DEFAULTS["limits"])
+    for name, value in limits.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ConfigError(f"limits.{name}", f"must be a whole number >= 0, not {value!r}")
     tolerances = _mapping(data.get("tolerances", {}), "tolerances")
     _known(tolerances, "tolerances", DEFAULTS["tolerances"])
     for precision, values in tolerances.items():

@@ -14,7 +14,7 @@ import onnx
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from ..errors import InvalidModelError
+from ..errors import InvalidModelError, ResourceLimitError
 from .registry import OnnxNode, canonical_domain
 
 # Ops whose value differs per run (or per call) are never folded.
@@ -187,10 +187,79 @@ def _fold(node: OnnxNode, proto: onnx.NodeProto, constants: dict, opsets: dict) 
     return [np.asarray(v) for v in values]
 
 
-def load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool = True) -> LoadedGraph:
+DEFAULT_MAX_CONSTANT_BYTES = 1 << 30
+
+
+def _folded_nbytes(node: OnnxNode, proto: onnx.NodeProto, constants: dict, info: dict) -> Optional[int]:
+    """Bytes the outputs of a node on constant inputs would take, from the inferred shapes or, for
+    the ops that make large tensors from small inputs, from those inputs; None if unknown."""
+    total = 0
+    for o in (o for o in proto.output if o):
+        ti = info.get(o)
+        if ti is None or not ti.is_static:
+            break
+        total += int(np.prod(ti.shape, dtype=object)) * (ti.dtype.itemsize if ti.dtype is not None else 8)
+    else:
+        return total
+    inputs = [constants.get(i) if i else None for i in proto.input]
+    try:
+        if node.op_type == "ConstantOfShape":
+            value = node.attrs.get("value")
+            itemsize = numpy_helper.to_array(value).dtype.itemsize if value is not None else 4
+            return int(np.prod([int(d) for d in inputs[0].reshape(-1)], dtype=object)) * itemsize
+        if node.op_type == "Expand":
+            x, shape = inputs[0], [int(d) for d in inputs[1].reshape(-1)]
+            dims = list(x.shape)
+            rank = max(len(dims), len(shape))
+            dims, shape = [1] * (rank - len(dims)) + dims, [1] * (rank - len(shape)) + shape
+            return int(np.prod([max(a, b) for a, b in zip(dims, shape)], dtype=object)) * x.itemsize
+        if node.op_type == "Tile":
+            x, repeats = inputs[0], [int(r) for r in inputs[1].reshape(-1)]
+            return int(np.prod([d * r for d, r in zip(x.shape, repeats)], dtype=object)) * x.itemsize
+        if node.op_type == "Range":
+            start, limit, delta = (np.asarray(v).item() for v in inputs[:3])
+            count = max(int(np.ceil((limit - start) / delta)), 0) if delta else 0
+            return count * np.asarray(inputs[0]).itemsize
+    except (TypeError, ValueError, IndexError, OverflowError, AttributeError):
+        return None
+    return None
+
+
+def _check_fold_size(node: OnnxNode, proto: onnx.NodeProto, constants: dict, info: dict, limit: int) -> None:
+    """Refuse, before computing it, a constant over ``limit`` bytes (memory bombs: a 1 KB file whose
+    ConstantOfShape asks for 100 GiB)."""
+    if node.domain or node.op_type in _NEVER_FOLD or any(i and i not in constants for i in proto.input):
+        return
+    nbytes = _folded_nbytes(node, proto, constants, info)
+    if nbytes is not None and nbytes > limit:
+        raise ResourceLimitError(node.name, node.op_type, node.opset, nbytes, limit,
+                                 "its inputs are constant, so the build would compute an output")
+
+
+def _check_range_sizes(graph: onnx.GraphProto, opsets: dict, limit: int) -> None:
+    """Range on constant scalars, checked before shape inference: onnx's data propagation
+    materialises a Range's values (a 1 KB file can make it allocate terabytes)."""
+    scalars = {t.name: t for t in graph.initializer if len(t.dims) == 0}
+    scalars.update({n.output[0]: a.t for n in graph.node if n.op_type == "Constant" and not n.domain
+                    for a in n.attribute if a.name == "value" and len(a.t.dims) == 0})
+    for index, p in enumerate(graph.node):
+        if p.op_type != "Range" or p.domain or len(p.input) < 3 or not all(i in scalars for i in p.input[:3]):
+            continue
+        node = OnnxNode(p, opsets.get("", 1), index)
+        values = {i: numpy_helper.to_array(scalars[i]) for i in p.input[:3]}
+        nbytes = _folded_nbytes(node, p, values, {})
+        if nbytes is not None and nbytes > limit:
+            raise ResourceLimitError(node.name, node.op_type, node.opset, nbytes, limit,
+                                     "its inputs are constant, so shape inference would compute an output")
+
+
+def load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool = True,
+               max_constant_bytes: int = DEFAULT_MAX_CONSTANT_BYTES) -> LoadedGraph:
     proto = read_model(model)
     if not proto.HasField("graph"):
         raise InvalidModelError("model has no graph")
+    _check_range_sizes(proto.graph, {canonical_domain(o.domain): o.version for o in proto.opset_import},
+                       max_constant_bytes)
     # Inference and the checker see a skeleton: weights as typed inputs, not 100s of MB of data.
     inferred = _infer(_skeleton(proto, proto.graph.node, _small_initializers(proto.graph.initializer),
                                 _typed(proto.graph.initializer)))
@@ -217,6 +286,7 @@ def load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool = True) 
             # only the dtype of the second input matters, not its values
             values = [constants[p.input[0]].astype(info[p.input[1]].dtype)]
         else:
+            _check_fold_size(node, p, constants, info, max_constant_bytes)
             values = _fold(node, p, constants, opsets)
         if values is None:
             nodes.append(node)
