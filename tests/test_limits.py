@@ -1,5 +1,6 @@
-"""Memory bombs: files under 1 KB whose constant ops ask the build for tens of GiB are refused, before
-anything is allocated, with a ResourceLimitError naming the node and the size."""
+"""Hostile files. Memory bombs: files under 1 KB whose constant ops ask the build for tens of GiB are
+refused, before anything is allocated, with a ResourceLimitError naming the node and the size.
+External data: read from the model's folder only, never from the current directory."""
 import json
 import subprocess
 import sys
@@ -87,3 +88,45 @@ def test_the_limit_must_be_a_whole_number(value):
     with pytest.raises(onnx2mil.ConfigError, match="limits.max_constant_bytes: must be a whole number"):
         onnx2mil.build_coreml(bomb("ConstantOfShape", [i64("shape", [2])]),
                               config={"limits": {"max_constant_bytes": value}})
+
+
+# ---- external data: read from the model's folder only ----------------------------------------------
+
+def external_model(folder, location="weights.bin"):
+    w = numpy_helper.from_array(np.arange(64 * 4, dtype=np.float32).reshape(64, 4), "w")
+    graph = oh.make_graph([oh.make_node("MatMul", ["x", "w"], ["y"], name="/mm")], "g",
+                          [oh.make_tensor_value_info("x", 1, [1, 64])], [oh.make_tensor_value_info("y", 1, [1, 4])], [w])
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)])
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(folder / "m.onnx"), save_as_external_data=True, location=location, size_threshold=0)
+    return folder / "m.onnx"
+
+
+def relocate(path, location):
+    model = onnx.load(str(path), load_external_data=False)
+    for entry in model.graph.initializer[0].external_data:
+        if entry.key == "location":
+            entry.value = location
+    onnx.save(model, str(path))
+
+
+def test_a_model_proto_with_unloaded_external_data_is_refused_not_read_from_the_cwd(tmp_path, monkeypatch):
+    path = external_model(tmp_path / "model")
+    monkeypatch.chdir(tmp_path / "model")  # where a relative read would find the data
+    proto = onnx.load(str(path), load_external_data=False)
+    with pytest.raises(onnx2mil.InvalidModelError, match="tensor 'w' keeps its data in the external file "
+                                                         "'weights.bin', which is not loaded"):
+        onnx2mil.build_coreml(proto)
+    onnx2mil.build_coreml(onnx.load(str(path)))  # loaded: fine
+    onnx2mil.build_coreml(path)                   # by path: read from the model's folder
+
+
+@pytest.mark.parametrize("location", ["linked/weights.bin", "link.bin", "../outside/weights.bin", "ABSOLUTE"])
+def test_external_data_leaving_the_model_folder_is_refused(tmp_path, location):
+    outside = external_model(tmp_path / "outside").parent / "weights.bin"
+    path = external_model(tmp_path / "model")
+    (tmp_path / "model" / "linked").symlink_to(outside.parent, target_is_directory=True)
+    (tmp_path / "model" / "link.bin").symlink_to(outside)
+    relocate(path, str(outside) if location == "ABSOLUTE" else location)
+    with pytest.raises(onnx2mil.InvalidModelError, match="not a readable ONNX model .*(outside|symbolic link|absolute)"):
+        onnx2mil.build_coreml(path)

@@ -12,6 +12,7 @@ from typing import Optional, Union
 import numpy as np
 import onnx
 from onnx import numpy_helper
+from onnx.external_data_helper import uses_external_data
 from onnx.reference import ReferenceEvaluator
 
 from ..errors import InvalidModelError, ResourceLimitError
@@ -56,8 +57,32 @@ class LoadedGraph:
         return self.opsets.get("", 1)
 
 
+def _external_tensors(model: onnx.ModelProto):
+    """Tensors whose data lives in an external file (initializers and attribute tensors, nested
+    graphs included)."""
+    for g in (model.graph, *subgraphs(model.graph)):
+        for t in g.initializer:
+            if uses_external_data(t):
+                yield t
+        for n in g.node:
+            for a in n.attribute:
+                for t in ([a.t] if a.HasField("t") else list(a.tensors)):
+                    if uses_external_data(t):
+                        yield t
+
+
 def read_model(model: Union[str, Path, onnx.ModelProto]) -> onnx.ModelProto:
+    """The ModelProto of a path or a ModelProto. External data is read from the model's folder only
+    (onnx refuses locations that leave it: absolute paths, ``..``, symlinks); a ModelProto whose
+    external data is not loaded is refused rather than read relative to the current directory."""
     if isinstance(model, onnx.ModelProto):
+        external = next(_external_tensors(model), None)
+        if external is not None:
+            location = next((e.value for e in external.external_data if e.key == "location"), "?")
+            raise InvalidModelError(
+                f"tensor '{external.name}' keeps its data in the external file '{location}', which is not "
+                f"loaded: pass the model's path instead (its data is read from the model's folder), or "
+                f"onnx.load it with load_external_data=True")
         return model
     path = Path(model)
     if not path.is_file():
