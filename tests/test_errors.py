@@ -81,6 +81,28 @@ def test_a_node_lowering_for_a_node_the_model_lacks_is_refused():
     onnx2mil.build_coreml(conv_model(), config={"node_lowering": {"/conv/Conv": {"conv_1d": "as_2d"}}})
 
 
+# ---- the model: what onnx's full checker (and onnxruntime) rejects is refused ----------------------
+
+def test_a_model_outside_an_ops_type_constraints_is_refused_with_the_checkers_reason():
+    graph = oh.make_graph([oh.make_node("AveragePool", ["x"], ["y"], name="/pool", kernel_shape=[2, 2])], "g",
+                          [oh.make_tensor_value_info("x", onnx.TensorProto.INT32, [1, 2, 4, 4])],
+                          [oh.make_tensor_value_info("y", onnx.TensorProto.INT32, [1, 2, 3, 3])])
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 12)])
+    with pytest.raises(onnx2mil.InvalidModelError,
+                       match=r"onnx.checker rejected the model: .*AveragePool.*unsupported type: tensor\(int32\)"):
+        onnx2mil.build_coreml(model)
+
+
+def test_a_model_only_onnxs_strict_inference_rejects_but_onnxruntime_runs_is_built():
+    # onnx's own node test case: strict inference of MeanVarianceNormalization's function body fails
+    from onnx.backend.test.case.node import collect_testcases
+
+    case = next(c for c in collect_testcases("MeanVarianceNormalization") if c.name == "test_mvn")
+    with pytest.raises(onnx.shape_inference.InferenceError):
+        onnx.checker.check_model(case.model, full_check=True)
+    onnx2mil.build_coreml(case.model, compute_precision="fp32")
+
+
 # ---- build: inputs= that contradict the model, coremltools errors during emission -------------------
 
 @pytest.mark.parametrize("inputs, message", [
