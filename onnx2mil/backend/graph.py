@@ -16,7 +16,7 @@ from coremltools.converters.mil.mil import get_new_symbol
 from ..errors import BuildError, Onnx2MilError, Refusal, UnsupportedOperatorError
 from .context import BuildContext
 from .pipeline import COREMLTOOLS_LOCK
-from .loader import constant_value
+from .loader import constant_value, tensor_value
 from .registry import OnnxNode, canonical_domain, find_builder
 
 def mil_type(dtype, target=None) -> Optional[type]:
@@ -56,7 +56,7 @@ def node_refusal(ctx: BuildContext, node) -> Optional[str]:
 def subgraph_nodes(ctx: BuildContext, graph: onnx.GraphProto) -> list[OnnxNode]:
     """A nested graph's nodes; its initializers and Constant nodes become build-time constants."""
     for t in graph.initializer:
-        ctx.graph.constants[t.name] = numpy_helper.to_array(t)
+        ctx.graph.constants[t.name] = tensor_value(t)
     nodes = []
     for p in graph.node:
         node = OnnxNode(p, ctx.graph.opsets.get(canonical_domain(p.domain), 1), next(ctx.node_counter))

@@ -57,6 +57,15 @@ class LoadedGraph:
         return self.opsets.get("", 1)
 
 
+def tensor_value(tensor: onnx.TensorProto) -> np.ndarray:
+    """numpy_helper.to_array, with a malformed tensor (data that does not fit its dims or dtype) an
+    InvalidModelError naming it."""
+    try:
+        return numpy_helper.to_array(tensor)
+    except (ValueError, TypeError, KeyError, OverflowError, UnicodeDecodeError) as e:
+        raise InvalidModelError(f"tensor '{tensor.name}' is malformed: {type(e).__name__}: {e}") from e
+
+
 def _external_tensors(model: onnx.ModelProto):
     """Tensors whose data lives in an external file (initializers and attribute tensors, nested
     graphs included)."""
@@ -167,6 +176,8 @@ def _check(inferred: onnx.ModelProto) -> None:
         if _passes_basic_check(probe) and _onnxruntime_accepts(probe):
             return
         raise InvalidModelError(f"onnx.checker rejected the model: {e}") from e
+    except ValueError as e:  # a string that is not UTF-8, an unknown tensor data type
+        raise InvalidModelError(f"onnx.checker rejected the model: {type(e).__name__}: {e}") from e
 
 
 def _passes_basic_check(model: onnx.ModelProto) -> bool:
@@ -298,7 +309,7 @@ def _check_range_sizes(graph: onnx.GraphProto, opsets: dict, limit: int) -> None
         if p.op_type != "Range" or p.domain or len(p.input) < 3 or not all(i in scalars for i in p.input[:3]):
             continue
         node = OnnxNode(p, opsets.get("", 1), index)
-        values = {i: numpy_helper.to_array(scalars[i]) for i in p.input[:3]}
+        values = {i: tensor_value(scalars[i]) for i in p.input[:3]}
         nbytes = _folded_nbytes(node, p, values, {})
         if nbytes is not None and nbytes > limit:
             raise ResourceLimitError(node.name, node.op_type, node.opset, nbytes, limit,
@@ -307,6 +318,14 @@ def _check_range_sizes(graph: onnx.GraphProto, opsets: dict, limit: int) -> None
 
 def load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool = True,
                max_constant_bytes: int = DEFAULT_MAX_CONSTANT_BYTES) -> LoadedGraph:
+    try:
+        return _load_graph(model, check=check, max_constant_bytes=max_constant_bytes)
+    except UnicodeDecodeError as e:  # protobuf decodes string fields (names, attributes) on access
+        raise InvalidModelError(f"a string of the model is not UTF-8: {e}") from e
+
+
+def _load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool,
+                max_constant_bytes: int) -> LoadedGraph:
     proto = read_model(model)
     if not proto.HasField("graph"):
         raise InvalidModelError("model has no graph")
@@ -319,7 +338,7 @@ def load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool = True,
         _check(inferred)
     opsets = {canonical_domain(o.domain): o.version for o in proto.opset_import}
     graph = proto.graph
-    constants: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    constants: dict[str, np.ndarray] = {t.name: tensor_value(t) for t in graph.initializer}
     inputs = [i.name for i in graph.input if i.name not in constants]
 
     info = {vi.name: _tensor_info(vi) for vi in _value_infos(inferred.graph)}
@@ -359,7 +378,7 @@ def constant_value(node: OnnxNode) -> np.ndarray:
                         ("value_int", np.int64), ("value_ints", np.int64)):
         if any(a.name == attr for a in node.proto.attribute):
             value = node.attrs[attr]
-            return numpy_helper.to_array(value) if dtype is None else np.asarray(value, dtype=dtype)
+            return tensor_value(value) if dtype is None else np.asarray(value, dtype=dtype)
     raise InvalidModelError(f"Constant node '{node.name}' has no supported value attribute "
                             f"({', '.join(a.name for a in node.proto.attribute)})")
 
