@@ -15,11 +15,15 @@ if _sys.platform != "darwin" and "coremltools" not in _sys.modules:
     _ct_log.setLevel(_level)
 
 from .errors import (  # noqa: E402
+    BuildError,
+    ConfigError,
+    InputError,
     InputShapeError,
     InvalidModelError,
     Onnx2MilError,
     Refusal,
     RuntimeUnavailableError,
+    SaveError,
     UnsupportedMILOpError,
     UnsupportedOperatorError,
 )
@@ -38,6 +42,6 @@ from .backend.lint import LintReport, lint  # noqa: E402
 __all__ = [
     "build_coreml", "save", "load_saved_program", "op_builder", "OnnxNode", "BuildContext",
     "Onnx2MilError", "InvalidModelError", "UnsupportedOperatorError", "UnsupportedMILOpError",
-    "RuntimeUnavailableError", "InputShapeError", "Refusal", "validate", "isolate", "ValidationReport",
-    "predict", "compress", "lint", "LintReport",
+    "RuntimeUnavailableError", "InputShapeError", "Refusal", "ConfigError", "InputError", "BuildError",
+    "SaveError", "validate", "isolate", "ValidationReport", "predict", "compress", "lint", "LintReport",
 ]

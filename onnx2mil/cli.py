@@ -1,7 +1,8 @@
 """The ``onnx2mil`` command: convert, validate, isolate, lint, ops, run.
 
 MODEL is an .onnx path or the name of a bundled reference model (``onnx2mil.models.names()``).
-Exit codes: 0 ok, 1 divergence found, 2 bad input or usage.
+Exit codes: 0 ok, 1 divergence found, 2 bad input or usage (or any other error): one line on
+stderr, never a traceback unless ``--debug``.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class UsageError(Exception):
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="onnx2mil", description="ONNX -> CoreML ML Program, validated layer by layer.")
     p.add_argument("--verbose", action="store_true", help="show coremltools' logs and pass progress")
+    p.add_argument("--debug", action="store_true", help="on an error, print its traceback too")
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -143,10 +145,23 @@ def _inputs_for(args, bundled: Optional[str]):
     from . import models
 
     if args.inputs:
-        if not Path(args.inputs).is_file():
-            raise UsageError(f"{args.inputs}: no such inputs file")
-        return args.inputs
+        return _read_npz(args.inputs)
     return models.example_inputs(bundled) if bundled else None
+
+
+def _read_npz(path: str) -> dict:
+    """The arrays of an .npz file, by name; a UsageError for a missing or unreadable file."""
+    import zipfile
+
+    import numpy as np
+
+    if not Path(path).is_file():
+        raise UsageError(f"{path}: no such inputs file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError) as e:
+        raise UsageError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from e
 
 
 def _target(name: Optional[str]):
@@ -178,9 +193,10 @@ def _print_json(data) -> None:
 
 def _convert(args) -> int:
     import onnx2mil
-    from .backend.pipeline import read_name_map
+    from .backend.pipeline import check_destination, read_name_map
 
     model, _ = resolve_model(args.model)
+    check_destination(args.output)  # refuse a destination save would refuse, before building
     with _progress(args, "converting") as _:
         mlmodel = onnx2mil.build_coreml(model, compute_precision=args.precision, config=args.config,
                                         minimum_deployment_target=_target(args.target), verbose=args.verbose)
@@ -361,10 +377,7 @@ def _run(args) -> int:
 
     if not Path(args.mlpackage).exists():
         raise UsageError(f"{args.mlpackage}: no such .mlpackage")
-    if not Path(args.inputs).is_file():
-        raise UsageError(f"{args.inputs}: no such inputs file")
-    with np.load(args.inputs) as data:
-        inputs = {k: data[k] for k in data.files}
+    inputs = _read_npz(args.inputs)
     with _progress(args, "running"):
         outputs = onnx2mil.predict(args.mlpackage, inputs, runtime=args.runtime,
                                    compute_units=_units(args.compute_units))
@@ -383,16 +396,48 @@ def main(argv: Optional[list] = None) -> int:
     args = _parser().parse_args(argv)
     log = logging.getLogger("coremltools")
     log.setLevel(logging.INFO if args.verbose else logging.ERROR)
+    try:
+        with _warnings_as_lines(args):
+            return args.func(args)
+    except KeyboardInterrupt:
+        print(f"onnx2mil {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - every failure is one line on stderr; --debug adds the traceback
+        return _failed(args, e)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(args):
+    """Warnings that matter (onnx2mil's, e.g. an fp16 overflow naming its node) as one line each;
+    coremltools' own warnings only with ``--verbose``."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"onnx2mil {args.command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        if not args.verbose:
+            warnings.filterwarnings("ignore", module=r"coremltools(\.|$)")
+        warnings.showwarning = show
+        yield
+
+
+def _failed(args, error: Exception) -> int:
+    """One line on stderr, exit 2. A typed error (onnx2mil's, a usage error) is its message; anything
+    else is named as unexpected, with its type. ``--debug`` prints the traceback first."""
     from .errors import Onnx2MilError
 
-    try:
-        return args.func(args)
-    except (Onnx2MilError, UsageError) as e:
-        print(f"onnx2mil {args.command}: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ValueError, OSError) as e:  # config files, paths and option values read from the user
-        print(f"onnx2mil {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    if args.debug:
+        import traceback
+
+        traceback.print_exception(error)
+    if isinstance(error, (Onnx2MilError, UsageError)):
+        message = str(error)
+    else:
+        hint = "" if args.debug else " (--debug shows the traceback)"
+        message = f"unexpected {type(error).__name__}: {error}{hint}"
+    print(f"onnx2mil {args.command}: error: {' '.join(message.split())}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

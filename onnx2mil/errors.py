@@ -51,7 +51,25 @@ class RuntimeUnavailableError(Onnx2MilError):
     """The requested runtime cannot run on this machine (e.g. CoreML off macOS)."""
 
 
-class InputShapeError(Onnx2MilError, ValueError):
+class ConfigError(Onnx2MilError, ValueError):
+    """A build config (dict or YAML file) that does not fit the schema; names the key."""
+
+    def __init__(self, key: str, reason: str):
+        self.key = key
+        self.reason = reason
+        super().__init__(f"config: {key}: {reason}" if key else f"config: {reason}")
+
+
+class InputError(Onnx2MilError, ValueError):
+    """An input given to build_coreml or predict that the model cannot take; names the input."""
+
+    def __init__(self, name: str | None, reason: str):
+        self.name = name
+        self.reason = reason
+        super().__init__(f"input '{name}': {reason}" if name is not None else reason)
+
+
+class InputShapeError(InputError):
     """An input's shape is outside what the model declares (its rank, RangeDim bounds or
     enumerated shapes); CoreML refuses such inputs too."""
 
@@ -59,4 +77,52 @@ class InputShapeError(Onnx2MilError, ValueError):
         self.input_name = input_name
         self.shape = tuple(shape)
         self.allowed = allowed
-        super().__init__(f"input '{input_name}' has shape {self.shape}; the model takes {allowed}")
+        super().__init__(input_name, f"has shape {self.shape}; the model takes {allowed}")
+
+
+class OptionError(Onnx2MilError, ValueError):
+    """An argument value onnx2mil cannot use (``compute_precision``, ``outputs``, ``runtime``…)."""
+
+    def __init__(self, option: str, reason: str):
+        self.option = option
+        self.reason = reason
+        super().__init__(f"{option}: {reason}")
+
+
+class PackageError(Onnx2MilError):
+    """An .mlpackage that cannot be used: missing, unreadable, or not built by onnx2mil."""
+
+
+class BuildError(Onnx2MilError):
+    """coremltools rejected what a builder emitted for an ONNX node (found during emission)."""
+
+    def __init__(self, node: str, op_type: str, domain: str, opset: int, reason: str):
+        self.node, self.op_type, self.domain, self.opset, self.reason = node, op_type, domain, opset, reason
+        super().__init__(f"cannot build {Refusal(node, op_type, domain, opset, reason)}")
+
+
+class ResourceLimitError(Onnx2MilError):
+    """Building the model would allocate more than a configured limit (a constant computed at build
+    time from a tiny file: ConstantOfShape, Expand, Tile, Range…); names the node and the size."""
+
+    def __init__(self, node: str, op_type: str, opset: int, nbytes: int, limit: int, what: str):
+        self.node, self.op_type, self.opset, self.nbytes, self.limit = node, op_type, opset, nbytes, limit
+        super().__init__(f"node '{node}' ({op_type}, opset {opset}): {what} of {nbytes:,} bytes, over the limit "
+                         f"of {limit:,} (config limits.max_constant_bytes)")
+
+
+class ConversionError(Onnx2MilError):
+    """coremltools' conversion of the emitted program (its pass pipeline, serialisation) failed."""
+
+
+class SaveError(Onnx2MilError):
+    """``save`` refused a destination or could not write it; the destination is left as it was."""
+
+    def __init__(self, path, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"cannot save to {path}: {reason}")
+
+
+class PrecisionWarning(UserWarning):
+    """A value the model's compute precision cannot hold (an fp32 constant beyond fp16's range)."""

@@ -100,7 +100,7 @@ def test_failed_save_leaves_nothing_on_disk(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(type(mlmodel), "save", half_write)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(onnx2mil.errors.SaveError, match="disk full"):
         onnx2mil.save(mlmodel, tmp_path / "out.mlpackage")
     assert os.listdir(tmp_path) == []
 

@@ -94,11 +94,11 @@ def test_int64_inputs_are_converted_and_range_checked(mlmodel):
 
 
 def test_unknown_input_names_and_runtime_are_errors(mlmodel):
-    with pytest.raises(ValueError, match="not inputs of the model"):
+    with pytest.raises(onnx2mil.InputError, match="input 'X': not an input of the model"):
         onnx2mil.predict(mlmodel, {"X": FEEDS["x"], "offset": FEEDS["offset"]})
-    with pytest.raises(ValueError, match="runtime must be one of"):
+    with pytest.raises(onnx2mil.errors.OptionError, match="runtime: must be one of"):
         onnx2mil.predict(mlmodel, FEEDS, runtime="tflite")
-    with pytest.raises(ValueError, match="capture=True needs runtime='mil'"):
+    with pytest.raises(onnx2mil.errors.OptionError, match="capture=True needs runtime='mil'"):
         onnx2mil.predict(mlmodel, FEEDS, runtime="coreml", capture=True)
 
 

@@ -10,12 +10,12 @@ import onnx
 from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
 from .. import __version__
-from ..errors import InvalidModelError, UnsupportedOperatorError
+from ..errors import InputError, InvalidModelError, OptionError, UnsupportedOperatorError
 from . import pipeline as pipeline_mod
 from .config import Config
 from .context import DEFAULT_DIM_UPPER, BuildContext
 from .graph import collect_refusals, emit_program, scalar_inputs
-from .loader import LoadedGraph, TensorInfo, graph_inputs, load_graph, read_model
+from .loader import LoadedGraph, TensorInfo, graph_inputs, load_graph, read_model, subgraphs
 
 DEFAULT_TARGET = ct.target.iOS15
 
@@ -31,8 +31,33 @@ def precision_of(compute_precision) -> ct.precision:
         try:
             return _PRECISIONS[compute_precision.lower()]
         except KeyError:
-            raise ValueError(f"compute_precision must be fp16 or fp32, not {compute_precision!r}") from None
+            raise OptionError("compute_precision", f"must be fp16 or fp32, not {compute_precision!r}") from None
     return compute_precision
+
+
+def _check_shape(declared: Mapping[str, TensorInfo], name: str, shape) -> tuple:
+    """The shape given for input ``name`` as a tuple; an InputError where it contradicts the
+    model (another rank, a negative dim, or another size where the model fixes one). A flexible
+    dim where the model has a static one is allowed: the graph is re-inferred at the given shape."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise InputError(name, f"shape must be a sequence of dims, not {type(shape).__name__}") from None
+    fixed = declared[name].shape
+    if fixed is not None and len(fixed) != len(dims):
+        raise InputError(name, f"shape {_dims(dims)} has rank {len(dims)}; the model's input has rank "
+                               f"{len(fixed)} {_dims(fixed)}")
+    for i, d in enumerate(dims):
+        if isinstance(d, (int, np.integer)) and not isinstance(d, bool):
+            if d < 0:
+                raise InputError(name, f"dim {i} of shape {_dims(dims)} is negative")
+            if fixed is not None and isinstance(fixed[i], int) and fixed[i] != d:
+                raise InputError(name, f"shape {_dims(dims)} contradicts the model's {_dims(fixed)} at dim {i}")
+    return dims
+
+
+def _dims(shape) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
 
 def _input_overrides(declared: Mapping[str, TensorInfo], inputs) -> tuple[dict, dict, dict]:
@@ -43,24 +68,26 @@ def _input_overrides(declared: Mapping[str, TensorInfo], inputs) -> tuple[dict, 
     if inputs is None:
         return {}, {}, {}
     if isinstance(inputs, Mapping):
-        unknown = set(inputs) - set(declared)
+        unknown = [k for k in inputs if k not in declared]
         if unknown:
-            raise ValueError(f"inputs= names {sorted(unknown)} are not inputs of the model ({list(declared)})")
-        shapes, types_ = {k: tuple(v) for k, v in inputs.items()}, {}
+            raise InputError(unknown[0], f"not an input of the model (its inputs: {list(declared)})")
+        shapes, types_ = {k: _check_shape(declared, k, v) for k, v in inputs.items()}, {}
     else:
+        if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
+            raise InputError(None, f"inputs= must be {{name: shape}} or a list of ct.TensorType, "
+                                   f"not {type(inputs).__name__}")
         shapes, types_ = {}, {}
         for t in inputs:
+            if not isinstance(t, ct.TensorType):
+                raise InputError(None, f"inputs= list items must be ct.TensorType, not {type(t).__name__}")
             if t.name not in declared:
-                raise ValueError(f"input '{t.name}' is not an input of the model ({list(declared)})")
+                raise InputError(t.name, f"not an input of the model (its inputs: {list(declared)})")
             types_[t.name] = t
             if t.shape is not None:
-                shapes[t.name] = tuple(t.shape.symbolic_shape)
+                shapes[t.name] = _check_shape(declared, t.name, t.shape.symbolic_shape)
     loader_shapes, names = {}, {}
     for name, shape in shapes.items():
         onnx_shape = declared[name].shape
-        if onnx_shape is not None and len(onnx_shape) != len(shape):
-            raise ValueError(f"inputs= gives '{name}' rank {len(shape)} {shape}; the model declares rank "
-                             f"{len(onnx_shape)} {onnx_shape}")
         dims = []
         for axis, d in enumerate(shape):
             if isinstance(d, (int, np.integer)) and d >= 0:
@@ -111,7 +138,7 @@ def _prune(graph: LoadedGraph, outputs: Sequence[str]) -> None:
     known = set(graph.inputs) | set(graph.constants) | set(producers)
     missing = [o for o in outputs if o not in known]
     if missing:
-        raise ValueError(f"outputs= {missing} are not tensors of the model")
+        raise OptionError("outputs", f"{missing} are not tensors of the model")
     needed, stack = set(), list(outputs)
     while stack:
         t = stack.pop()
@@ -150,7 +177,9 @@ def build_coreml(
     if not proto.HasField("graph"):
         raise InvalidModelError("model has no graph")
     shapes, given_types, loader_shapes = _input_overrides(graph_inputs(proto), inputs)
-    graph = load_graph(proto, input_shapes=loader_shapes)
+    graph = load_graph(proto, input_shapes=loader_shapes, max_constant_bytes=cfg.data["limits"]["max_constant_bytes"])
+    cfg.check_nodes([n.name for n in (*graph.nodes, *graph.folded)]
+                    + [n.name for g in subgraphs(graph.model.graph) for n in g.node])
     if not graph.inputs:
         raise InvalidModelError("model has no non-constant inputs; CoreML needs at least one input")
     if outputs is not None:
@@ -161,14 +190,16 @@ def build_coreml(
     refusals = collect_refusals(ctx)
     if refusals:
         raise UnsupportedOperatorError(refusals)
-    prog = emit_program(ctx, shapes)
-
-    tensor_types = [ct.TensorType(name=ctx.mil_name(name), shape=t.shape, dtype=t.dtype)
-                    for name, t in types_.items()] or None
     pipeline = pipeline_mod.pass_pipeline(cfg, pass_pipeline)
-    mlmodel = pipeline_mod.convert(
-        prog, target=target, compute_precision=precision_of(compute_precision),
-        compute_units=compute_units, pipeline=pipeline, inputs=tensor_types, verbose=verbose)
+    if precision_of(compute_precision) == ct.precision.FLOAT16:
+        pipeline_mod.warn_fp16_overflow(graph.nodes, graph.constants)
+    with pipeline_mod.coremltools_session():  # emission and conversion, one build at a time
+        prog = emit_program(ctx, shapes)
+        tensor_types = [ct.TensorType(name=ctx.mil_name(name), shape=t.shape, dtype=t.dtype)
+                        for name, t in types_.items()] or None
+        mlmodel = pipeline_mod.convert(
+            prog, target=target, compute_precision=precision_of(compute_precision),
+            compute_units=compute_units, pipeline=pipeline, inputs=tensor_types, verbose=verbose)
 
     final = pipeline_mod.final_program(mlmodel)
     producers = {o: index for index, node in enumerate(graph.nodes) for o in node.outputs if o}

@@ -13,15 +13,12 @@ dependency). ``keep``: MIL op names whose weights stay uncompressed (see ``sensi
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 from typing import Iterable, Union
 
 import coremltools as ct
-import numpy as np
 import coremltools.optimize.coreml as cto
-from coremltools.converters.mil.converter import mil_convert
+import numpy as np
 from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY  # noqa: F401 (registers the passes)
 
 from ..errors import Onnx2MilError
@@ -69,12 +66,7 @@ def compress(model: Union[str, ct.models.MLModel], *, mode: str = "linear", nbit
     name = "compression::linear_quantize_weights" if mode == "linear" else "compression::palettize_weights"
     passes = ct.PassPipeline(pass_names=[name, "common::dead_code_elimination"], pipeline_name="onnx2mil-compress")
     passes.set_options(name, {"config": config, "joint_compression": False})
-    prog = pipeline_mod.load_saved_program(mlmodel)
-    # the compression pass draws its own tqdm bar on stderr, whatever the log level
-    with pipeline_mod.quiet(), contextlib.redirect_stderr(io.StringIO()):
-        return mil_convert(prog, convert_from="milinternal", convert_to="mlprogram",
-                           specification_version=spec.specificationVersion, compute_units=mlmodel.compute_unit,
-                           model_description=spec.description, pass_pipeline=passes, skip_model_load=True)
+    return pipeline_mod.reconvert(mlmodel, passes)
 
 
 def compressed_weights(prog, held: set) -> dict[str, tuple[str, str]]:

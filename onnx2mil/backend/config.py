@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import copy
+import numbers
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Iterable, Mapping, Optional, Union
 
 import yaml
+
+from ..errors import ConfigError
 
 # The lowering variants each hazard-bearing op family can take; the first is the default.
 LOWERINGS: dict[str, tuple[str, ...]] = {
@@ -18,6 +21,8 @@ DEFAULTS: dict[str, Any] = {
     "lowering": {key: variants[0] for key, variants in LOWERINGS.items()},
     # Per-node overrides: {"<onnx node name>": {"conv_transpose_1d": "native"}}
     "node_lowering": {},
+    # Build-time resources: a constant the build would compute (fold) larger than this is refused.
+    "limits": {"max_constant_bytes": 1 << 30},
     # Validation tolerances by compute precision (MNN's check: max abs error <= 1% of max |ref|).
     "tolerances": {
         "fp32": {"rel_to_max": 1.0e-4, "min_cosine": 0.99999},
@@ -34,6 +39,70 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# Tolerance keys and the range each value must lie in.
+TOLERANCE_KEYS: dict[str, tuple[float, float]] = {"rel_to_max": (0.0, float("inf")), "min_cosine": (-1.0, 1.0)}
+
+
+def _mapping(value, key: str) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, f"must be a mapping, not {type(value).__name__} {value!r}")
+    for k in value:
+        if not isinstance(k, str):
+            raise ConfigError(f"{key}.{k!r}" if key else repr(k), "keys must be strings")
+    return value
+
+
+def _known(value: Mapping, key: str, known: Iterable[str]) -> None:
+    unknown = [k for k in value if k not in known]
+    if unknown:
+        where = f"{key}.{unknown[0]}" if key else unknown[0]
+        raise ConfigError(where, f"unknown key (known: {', '.join(known)})")
+
+
+def _check_lowering(value, key: str) -> None:
+    _known(_mapping(value, key), key, LOWERINGS)
+    for name, variant in value.items():
+        if variant not in LOWERINGS[name]:
+            raise ConfigError(f"{key}.{name}",
+                              f"cannot be {variant!r} (choose one of {', '.join(LOWERINGS[name])})")
+
+
+def validate(data) -> None:
+    """Check a user's config (before defaults are merged in) against the schema; a ConfigError
+    names the first offending key, dotted (``tolerances.fp16.rel_to_max``)."""
+    _known(_mapping(data, ""), "", DEFAULTS)
+    if "lowering" in data:
+        _check_lowering(data["lowering"], "lowering")
+    for node, lowering in _mapping(data.get("node_lowering", {}), "node_lowering").items():
+        _check_lowering(lowering, f"node_lowering.{node}")
+    limits = _mapping(data.get("limits", {}), "limits")
+    _known(limits, "limits", DEFAULTS["limits"])
+    for name, value in limits.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ConfigError(f"limits.{name}", f"must be a whole number >= 0, not {value!r}")
+    rounding = _mapping(data.get("input_rounding", {}), "input_rounding")
+    _known(rounding, "input_rounding", DEFAULTS["input_rounding"])
+    if "ulps" in rounding:
+        ulps = rounding["ulps"]
+        if isinstance(ulps, bool) or not isinstance(ulps, numbers.Real) or ulps < 0:
+            raise ConfigError("input_rounding.ulps", f"must be a number >= 0, not {ulps!r}")
+    for name in ("absolute", "relative"):
+        ops = rounding.get(name, [])
+        if not isinstance(ops, (list, tuple)) or not all(isinstance(op, str) for op in ops):
+            raise ConfigError(f"input_rounding.{name}", f"must be a list of ONNX op types, not {ops!r}")
+    tolerances = _mapping(data.get("tolerances", {}), "tolerances")
+    _known(tolerances, "tolerances", DEFAULTS["tolerances"])
+    for precision, values in tolerances.items():
+        where = f"tolerances.{precision}"
+        _known(_mapping(values, where), where, TOLERANCE_KEYS)
+        for name, value in values.items():
+            low, high = TOLERANCE_KEYS[name]
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ConfigError(f"{where}.{name}", f"must be a number, not {type(value).__name__} {value!r}")
+            if not low <= value <= high:
+                raise ConfigError(f"{where}.{name}", f"{value!r} is outside [{low:g}, {high:g}]")
+
+
 def _merge(base: dict, override: Mapping) -> dict:
     out = copy.deepcopy(base)
     for key, value in override.items():
@@ -45,24 +114,12 @@ def _merge(base: dict, override: Mapping) -> dict:
 
 
 class Config:
-    """Resolved configuration: DEFAULTS overlaid with the user's dict or YAML file."""
+    """Resolved configuration: DEFAULTS overlaid with the user's dict or YAML file, checked against
+    the schema (``validate``) first."""
 
     def __init__(self, data: Optional[Mapping] = None):
+        validate(data if data is not None else {})
         self.data = _merge(DEFAULTS, data or {})
-        for key, variant in self.data["lowering"].items():
-            self._check_variant(key, variant, "lowering")
-        for node, lowering in self.data["node_lowering"].items():
-            for key, variant in lowering.items():
-                self._check_variant(key, variant, f"node_lowering[{node!r}]")
-
-    @staticmethod
-    def _check_variant(key: str, variant: str, where: str) -> None:
-        if key not in LOWERINGS:
-            raise ValueError(f"{where}: unknown lowering '{key}' (known: {', '.join(LOWERINGS)})")
-        if variant not in LOWERINGS[key]:
-            raise ValueError(
-                f"{where}: '{key}' cannot be '{variant}' (choose one of {', '.join(LOWERINGS[key])})"
-            )
 
     @classmethod
     def load(cls, config: Union[None, str, Path, Mapping, "Config"]) -> "Config":
@@ -71,9 +128,24 @@ class Config:
         if config is None:
             return cls()
         if isinstance(config, (str, Path)):
-            with open(config) as f:
-                return cls(yaml.safe_load(f) or {})
+            try:
+                with open(config) as f:
+                    data = yaml.safe_load(f)
+            except OSError as e:
+                raise ConfigError("", f"cannot read {config}: {e.strerror or e}") from e
+            except (yaml.YAMLError, UnicodeDecodeError) as e:
+                raise ConfigError("", f"{config} is not valid YAML: {e}".replace("\n", " ")) from e
+            return cls(data if data is not None else {})
+        if not isinstance(config, Mapping):
+            raise ConfigError("", f"config must be a mapping or a YAML path, not {type(config).__name__}")
         return cls(config)
+
+    def check_nodes(self, node_names: Iterable[str]) -> None:
+        """Every node named in ``node_lowering`` must be a node of the model."""
+        names = set(node_names)
+        for node in self.data["node_lowering"]:
+            if node not in names:
+                raise ConfigError(f"node_lowering.{node}", "no node of the model has this name")
 
     def lowering(self, key: str, node_name: Optional[str] = None) -> str:
         per_node = self.data["node_lowering"].get(node_name or "", {})

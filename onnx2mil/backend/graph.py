@@ -15,9 +15,10 @@ from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 from coremltools.converters.mil.mil import get_new_symbol
 from coremltools.converters.mil.mil.scope import ScopeInfo, ScopeSource
 
-from ..errors import Refusal, UnsupportedOperatorError
+from ..errors import BuildError, Onnx2MilError, Refusal, UnsupportedOperatorError
 from .context import BuildContext
-from .loader import constant_value
+from .pipeline import COREMLTOOLS_LOCK
+from .loader import constant_value, tensor_value
 from .registry import OnnxNode, canonical_domain, find_builder
 
 def mil_type(dtype, target=None) -> Optional[type]:
@@ -46,6 +47,10 @@ def node_refusal(ctx: BuildContext, node) -> Optional[str]:
     outer, ctx.node = ctx.node, node
     try:
         return builder.refusal(node, ctx)
+    except Onnx2MilError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a check that cannot judge the node refuses it, with why
+        return f"the support check failed: {type(e).__name__}: {e}"
     finally:
         ctx.node = outer
 
@@ -53,7 +58,7 @@ def node_refusal(ctx: BuildContext, node) -> Optional[str]:
 def subgraph_nodes(ctx: BuildContext, graph: onnx.GraphProto) -> list[OnnxNode]:
     """A nested graph's nodes; its initializers and Constant nodes become build-time constants."""
     for t in graph.initializer:
-        ctx.graph.constants[t.name] = numpy_helper.to_array(t)
+        ctx.graph.constants[t.name] = tensor_value(t)
     nodes = []
     for p in graph.node:
         node = OnnxNode(p, ctx.graph.opsets.get(canonical_domain(p.domain), 1), next(ctx.node_counter))
@@ -81,8 +86,7 @@ def emit_subgraph(ctx: BuildContext, graph: onnx.GraphProto, bindings: Mapping[s
         ctx.bind(name, var)
     outer = ctx.node
     for node in subgraph_nodes(ctx, graph):
-        ctx.node = node
-        find_builder(node.op_type, node.domain)(node, ctx)
+        emit_node(ctx, node)
     ctx.node = outer
     return [ctx.var(o.name) for o in graph.output]
 
@@ -146,44 +150,58 @@ def node_scope(index: Optional[int]):
     return mb.scope(ScopeInfo(source=ScopeSource.EXIR_DEBUG_HANDLE, data=[index]))
 
 
+def emit_node(ctx: BuildContext, node) -> None:
+    """Run ``node``'s builder. Whatever coremltools raises while the builder emits (its type and
+    value inference rejects an op) becomes a BuildError naming the ONNX node, op and opset."""
+    ctx.node = node
+    try:
+        find_builder(node.op_type, node.domain)(node, ctx)
+    except Onnx2MilError:
+        raise
+    except Exception as e:  # noqa: BLE001 - coremltools raises ValueError, TypeError, KeyError, ...
+        raise BuildError(node.name, node.op_type, node.domain, node.opset, f"{type(e).__name__}: {e}") from e
+    missing = [o for o in node.outputs if o and o not in ctx.name_map]
+    if missing:
+        raise BuildError(node.name, node.op_type, node.domain, node.opset,
+                         f"its builder left outputs {missing} unbound")
+
+
 def emit_program(ctx: BuildContext, input_shapes: Mapping[str, tuple] = {}) -> Program:
     """Emit ``main`` into a new pymil Program. Inputs/outputs carry sanitized ONNX names."""
-    g = ctx.graph
-    placeholders = {}
-    for name in g.inputs:
-        mil_name = ctx.mil_name(name)
-        # CoreML has no rank-0 inputs: a scalar arrives as shape (1,) and is squeezed inside.
-        shape = input_shape(ctx, name, input_shapes) or (1,)
-        placeholders[mil_name] = mb.placeholder(shape=shape, dtype=mil_type(ctx.dtype(name), ctx.target),
-                                                name=mil_name)
-    with Function(placeholders, opset_version=ctx.target) as func:
+    # the MIL builder emits into the block on top of a module-global stack: one build at a time
+    with COREMLTOOLS_LOCK:
+        g = ctx.graph
+        placeholders = {}
         for name in g.inputs:
-            var = func.inputs[ctx.mil_name(name)]
-            if name in scalar_inputs(ctx, input_shapes):
-                var = mb.squeeze(x=var, name=ctx.scratch(f"{ctx.mil_name(name)}_scalar"))
-            if ctx.dtype(name) == np.float16 and var.dtype != types.fp16:
-                # fp16 inputs arrive as fp32 before iOS16; the graph computes in fp16 as ONNX does
-                var = mb.cast(x=var, dtype="fp16", name=ctx.scratch(f"{ctx.mil_name(name)}_fp16"))
-            ctx.bind(name, var)
-        producer = {}
-        for index, node in enumerate(g.nodes):
-            ctx.node = node
-            with node_scope(index):
-                find_builder(node.op_type, node.domain)(node, ctx)
-            missing = [o for o in node.outputs if o and o not in ctx.name_map]
-            if missing:
-                raise RuntimeError(f"builder of {node.op_type} left outputs {missing} of '{node.name}' unbound")
-            producer.update((o, index) for o in node.outputs if o)
-        ctx.node = None
-        consumed = {i for node in g.nodes for i in node.inputs}
-        outputs = []
-        for name in g.outputs:
-            with node_scope(producer.get(name)):
-                outputs.append(_output_var(ctx, name, name in consumed))
-        func.set_outputs(outputs)
-    prog = Program()
-    prog.add_function("main", func)
-    return prog
+            mil_name = ctx.mil_name(name)
+            # CoreML has no rank-0 inputs: a scalar arrives as shape (1,) and is squeezed inside.
+            shape = input_shape(ctx, name, input_shapes) or (1,)
+            placeholders[mil_name] = mb.placeholder(shape=shape, dtype=mil_type(ctx.dtype(name), ctx.target),
+                                                    name=mil_name)
+        with Function(placeholders, opset_version=ctx.target) as func:
+            for name in g.inputs:
+                var = func.inputs[ctx.mil_name(name)]
+                if name in scalar_inputs(ctx, input_shapes):
+                    var = mb.squeeze(x=var, name=ctx.scratch(f"{ctx.mil_name(name)}_scalar"))
+                if ctx.dtype(name) == np.float16 and var.dtype != types.fp16:
+                    # fp16 inputs arrive as fp32 before iOS16; the graph computes in fp16 as ONNX does
+                    var = mb.cast(x=var, dtype="fp16", name=ctx.scratch(f"{ctx.mil_name(name)}_fp16"))
+                ctx.bind(name, var)
+            producer = {}
+            for index, node in enumerate(g.nodes):
+                with node_scope(index):
+                    emit_node(ctx, node)
+                producer.update((o, index) for o in node.outputs if o)
+            ctx.node = None
+            consumed = {i for node in g.nodes for i in node.inputs}
+            outputs = []
+            for name in g.outputs:
+                with node_scope(producer.get(name)):
+                    outputs.append(_output_var(ctx, name, name in consumed))
+            func.set_outputs(outputs)
+        prog = Program()
+        prog.add_function("main", func)
+        return prog
 
 
 def _output_var(ctx: BuildContext, name: str, consumed: bool = False):

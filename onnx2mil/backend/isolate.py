@@ -246,6 +246,8 @@ def isolate(
     result = IsolationResult(info.name, info.op_type, out, chosen, runtime_names, lowering_key=key)
     for variant in chosen:
         data = json.loads(json.dumps(base.data))
+        # the standalone model has this node only: per-node lowerings of the others do not apply
+        data["node_lowering"] = {n: v for n, v in data["node_lowering"].items() if n == info.name}
         if key is not None:
             data["node_lowering"][info.name] = {key: variant}
         packages: dict[str, object] = {}

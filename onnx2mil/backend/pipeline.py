@@ -5,25 +5,47 @@ coremltools' default pipeline rewrites what our builders chose on purpose, so we
   CPU and ANE then disagree on (coremltools#2281);
 - ``common::compose_conv1d``: folds an expand_dims -> conv -> squeeze lowering back to rank-3.
 The pipeline used is recorded in the model's metadata.
+
+coremltools keeps process-wide state (the MIL builder's current block, its logger, the pass
+pipeline's progress bar): every use of it by onnx2mil holds ``COREMLTOOLS_LOCK``, so builds from
+several threads run one at a time, and whatever a call changes is restored before the lock is
+released.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import gc
+import hashlib
+import io
 import json
 import logging
 import os
-from unittest import mock
+import re
 import shutil
+import sys
 import tempfile
+import threading
+import uuid
+import warnings
+import weakref
 from pathlib import Path
 from typing import Optional, Union
 
 import coremltools as ct
+import numpy as np
+from coremltools.converters.mil.converter import _reset_conversion_state
 from coremltools.converters.mil.frontend.milproto import load as milproto_load
 from coremltools.converters.mil.mil import Program
 from coremltools.converters.mil.mil.passes import pass_pipeline as _pass_pipeline_module
 from coremltools.converters.mil.mil.scope import ScopeSource
+from coremltools.proto import Model_pb2
+from google.protobuf.message import DecodeError
+
+from ..errors import ConversionError, Onnx2MilError, PackageError, PrecisionWarning, SaveError
+
+COREMLTOOLS_LOCK = threading.RLock()
 
 HAZARDOUS_PASSES = ("common::add_conv_transpose_output_shape", "common::compose_conv1d")
 
@@ -54,52 +76,136 @@ def pass_pipeline(config, base: Optional[ct.PassPipeline] = None) -> ct.PassPipe
 
 
 @contextlib.contextmanager
-def quiet(verbose: bool = False):
-    """Silence coremltools' pass progress bars and info logs unless ``verbose``."""
-    if verbose:
+def coremltools_session():
+    """Hold ``COREMLTOOLS_LOCK`` for a whole build (emission and conversion), from coremltools' clean
+    naming state: its builder numbers auto-named vars (``h_transpose_x_0``) with process-wide
+    counters that only the end of ``ct.convert`` resets, so builds interleaved between emission and
+    conversion, or a program loaded back in between, would name them differently."""
+    with COREMLTOOLS_LOCK:
+        _reset_conversion_state()
         yield
-        return
-    log = logging.getLogger("coremltools")
-    old_level = log.level
-    log.setLevel(logging.ERROR)
-    # tqdm reads TQDM_DISABLE at import time, so the progress bar is replaced where it is used.
-    with mock.patch.object(_pass_pipeline_module, "tqdm", lambda iterable, **_: iterable):
+
+
+def _no_progress(iterable, **_):
+    return iterable
+
+
+@contextlib.contextmanager
+def quiet(verbose: bool = False):
+    """Silence coremltools' pass progress bars and info logs unless ``verbose``; both are
+    process-wide, so they are changed under ``COREMLTOOLS_LOCK`` and restored on the way out."""
+    with COREMLTOOLS_LOCK:
+        if verbose:
+            yield
+            return
+        log = logging.getLogger("coremltools")
+        old_level, old_tqdm = log.level, _pass_pipeline_module.tqdm
+        log.setLevel(logging.ERROR)
+        # tqdm reads TQDM_DISABLE at import time, so the progress bar is replaced where it is used.
+        _pass_pipeline_module.tqdm = _no_progress
         try:
             yield
         finally:
+            _pass_pipeline_module.tqdm = old_tqdm
             log.setLevel(old_level)
 
 
 @contextlib.contextmanager
-def _validate_once():
+def _validate_once(prog: Program):
     """coremltools re-validates the whole program after each of its ~100 passes (half the
-    conversion time of a 1k-node model); validate once, after the last pass, instead."""
-    real = Program.validate
-    last: list = []
-    with mock.patch.object(Program, "validate", lambda self, *a, **k: last.append(self)):
+    conversion time of a 1k-node model); validate once, after the last pass, instead. Only this
+    program's method is shadowed (an instance attribute), never the class's."""
+    prog.validate = lambda *args, **kwargs: None
+    try:
         yield
-    for prog in {id(p): p for p in last}.values():
-        real(prog, check_essential_scope=True)
+    finally:
+        del prog.validate
+    prog.validate(check_essential_scope=True)
 
 
 def convert(prog: Program, *, target, compute_precision, compute_units, pipeline: ct.PassPipeline,
             inputs=None, verbose: bool = False) -> ct.models.MLModel:
-    # ct.convert ends with a full gc.collect(), whose cost grows with the caller's heap (0.25 s per
-    # conversion in a test process); objects that exist before the call are frozen out of it.
-    gc.freeze()
+    """``ct.convert`` of a pymil program. The package it writes lives in onnx2mil's own temporary
+    folder (see ``_build_package_dir``) and is removed when the MLModel is garbage collected."""
+    package_dir = _build_package_dir()
     try:
-        with quiet(verbose), _validate_once():
-            return ct.convert(
-                prog,
-                convert_to="mlprogram",
-                minimum_deployment_target=target,
-                compute_precision=compute_precision,
-                compute_units=compute_units,
-                pass_pipeline=pipeline,
-                inputs=inputs,
-            )
-    finally:
-        gc.unfreeze()
+        with quiet(verbose):
+            # ct.convert ends with a full gc.collect(), whose cost grows with the caller's heap (0.25 s
+            # per conversion in a test process); objects that exist before the call are frozen out.
+            gc.freeze()
+            # coremltools casts fp32 constants >= 1e38 (``finfo.min`` attention masks) to fp16 infinity on
+            # purpose and numpy warns "overflow encountered in cast" for each, anonymously; the build
+            # names those nodes instead (``warn_fp16_overflow``). numpy's error state is thread-local.
+            try:
+                with _validate_once(prog), np.errstate(over="ignore"):
+                    mlmodel = ct.convert(
+                        prog,
+                        convert_to="mlprogram",
+                        minimum_deployment_target=target,
+                        compute_precision=compute_precision,
+                        compute_units=compute_units,
+                        pass_pipeline=pipeline,
+                        inputs=inputs,
+                        package_dir=package_dir,
+                    )
+            finally:
+                gc.unfreeze()
+    except BaseException as e:
+        shutil.rmtree(package_dir, ignore_errors=True)
+        if isinstance(e, Exception) and not isinstance(e, Onnx2MilError):
+            raise ConversionError(f"coremltools could not convert the program: {type(e).__name__}: {e}") from e
+        raise
+    weakref.finalize(mlmodel, shutil.rmtree, package_dir, ignore_errors=True)
+    return mlmodel
+
+
+def reconvert(mlmodel: ct.models.MLModel, passes: ct.PassPipeline) -> ct.models.MLModel:
+    """``mlmodel``'s saved program through ``passes`` only (no default pipeline re-run, unlike
+    coremltools' compression APIs), converted back with its description and metadata, in
+    onnx2mil's temporary package folder, under the lock."""
+    from coremltools.converters.mil.converter import mil_convert
+
+    spec = mlmodel.get_spec()
+    prog = load_saved_program(mlmodel)
+    package_dir = _build_package_dir()
+    try:
+        # the compression passes draw their own tqdm bar on stderr, whatever the log level
+        with coremltools_session(), quiet(), contextlib.redirect_stderr(io.StringIO()):
+            out = mil_convert(prog, convert_from="milinternal", convert_to="mlprogram",
+                              specification_version=spec.specificationVersion, compute_units=mlmodel.compute_unit,
+                              model_description=spec.description, pass_pipeline=passes, skip_model_load=True,
+                              package_dir=package_dir)
+    except BaseException as e:
+        shutil.rmtree(package_dir, ignore_errors=True)
+        if isinstance(e, Exception) and not isinstance(e, Onnx2MilError):
+            raise ConversionError(f"coremltools could not convert the program: {type(e).__name__}: {e}") from e
+        raise
+    weakref.finalize(out, shutil.rmtree, package_dir, ignore_errors=True)
+    return out
+
+
+FP16_MAX = float(np.finfo(np.float16).max)
+# coremltools' fp16 pass treats fp32 constants from this magnitude on as infinities and casts them
+# (attention masks); an op with a finite constant between FP16_MAX and this stays in fp32.
+FP16_PASS_INFINITY = 1e38
+
+
+def warn_fp16_overflow(nodes, constants) -> None:
+    """Warn (``PrecisionWarning``), once per node, about float constants an fp16 build stores as
+    ±inf: finite values of magnitude >= 1e38, which coremltools' fp16 pass casts to infinity
+    (``FP16ComputePrecision.fp16_overflow``) — a fully masked softmax row then gives NaN."""
+    for node in nodes:
+        for name in dict.fromkeys(i for i in node.inputs if i in constants):
+            value = constants[name]
+            if value.dtype.kind != "f" or value.dtype.itemsize < 4 or not value.size:
+                continue
+            finite = np.abs(value[np.isfinite(value)])
+            if finite.size and finite.max() >= FP16_PASS_INFINITY:
+                warnings.warn(
+                    f"fp16: node '{node.name}' ({node.op_type}): constant '{name}' holds magnitudes up to "
+                    f"{finite.max():.3g}, beyond fp16's {FP16_MAX:g}; the fp16 program stores them as ±inf",
+                    PrecisionWarning, stacklevel=3)
+                break
 
 
 def final_program(mlmodel: ct.models.MLModel) -> Program:
@@ -197,7 +303,7 @@ def write_metadata(mlmodel: ct.models.MLModel, *, name_map: dict, pipeline: ct.P
 def read_name_map(mlmodel: ct.models.MLModel) -> dict:
     """{"inputs": {onnx: mil}, "outputs": {onnx: mil}, "tensors": {onnx: mil or None}}."""
     if META_NAME_MAP not in mlmodel.user_defined_metadata:
-        raise ValueError("this model was not built by onnx2mil (no name map in its metadata)")
+        raise PackageError("this model was not built by onnx2mil (no name map in its metadata)")
     return json.loads(mlmodel.user_defined_metadata[META_NAME_MAP])
 
 
@@ -208,28 +314,224 @@ def read_pipeline(mlmodel: ct.models.MLModel) -> dict:
 def open_model(model: Union[str, Path, ct.models.MLModel]) -> ct.models.MLModel:
     if isinstance(model, ct.models.MLModel):
         return model
-    return ct.models.MLModel(str(model), skip_model_load=True)
+    path = Path(model)
+    if not path.exists():
+        raise PackageError(f"{path}: no such .mlpackage")
+    try:
+        return ct.models.MLModel(str(path), skip_model_load=True)
+    except Exception as e:  # noqa: BLE001 - coremltools raises bare Exception, OSError, DecodeError...
+        raise PackageError(f"{path}: not a readable Core ML model ({type(e).__name__}: {e})") from e
 
 
 def load_saved_program(model: Union[str, Path, ct.models.MLModel]) -> Program:
     """Read the ML Program back from a .mlpackage (or an MLModel's spec and weights)."""
     mlmodel = open_model(model)
     spec = mlmodel.get_spec()
-    return milproto_load.load(spec, specification_version=spec.specificationVersion,
-                              file_weights_dir=mlmodel.weights_dir)
+    with COREMLTOOLS_LOCK:  # the milproto loader builds through the MIL builder's global block stack
+        return milproto_load.load(spec, specification_version=spec.specificationVersion,
+                                  file_weights_dir=mlmodel.weights_dir)
+
+
+# ---- temporary packages --------------------------------------------------------------------------
+# Every temporary folder onnx2mil creates carries its process id: a process killed with SIGKILL cannot
+# clean up, so the next build (in the temporary folder) or save (beside the destination) removes the
+# leftovers of processes that no longer exist.
+
+BUILD_PREFIX = "onnx2mil-"
+PACKAGE_SUFFIX = ".mlpackage"
+_PREVIOUS = "previous" + PACKAGE_SUFFIX  # the replaced package, while a save without atomic swap runs
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _sweep_stale(folder: Path, prefix: str, destination: Optional[Path] = None) -> None:
+    """Remove ``folder/<prefix><pid>-*`` left by processes that no longer run. A save staging folder
+    that still holds the replaced package while the destination is missing (a save killed between
+    its two renames, where the OS has no atomic swap) gives that package back first."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)-")
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            match = pattern.match(entry.name)
+            if not match or _alive(int(match.group(1))):
+                continue
+            previous = Path(entry.path) / _PREVIOUS
+            if destination is not None and previous.is_dir() and not os.path.lexists(destination):
+                os.rename(previous, destination)
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _build_package_dir() -> str:
+    """An empty folder for the package ct.convert writes (instead of coremltools' own temporary
+    package, which stays in TMPDIR until the process exits, and forever if it is killed)."""
+    tmp = Path(tempfile.gettempdir())
+    _sweep_stale(tmp, BUILD_PREFIX)
+    return tempfile.mkdtemp(prefix=f"{BUILD_PREFIX}{os.getpid()}-", suffix=PACKAGE_SUFFIX, dir=tmp)
+
+
+# ---- save ----------------------------------------------------------------------------------------
+
+def written_by_onnx2mil(path: Union[str, Path]) -> bool:
+    """Whether ``path`` is an .mlpackage folder whose root model carries onnx2mil's metadata."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_dir() or path.suffix != PACKAGE_SUFFIX:
+        return False
+    try:
+        manifest = json.loads((path / "Manifest.json").read_text())
+        root = manifest["itemInfoEntries"][manifest["rootModelIdentifier"]]["path"]
+        spec = Model_pb2.Model()
+        spec.ParseFromString((path / "Data" / root).read_bytes())
+    except (OSError, ValueError, KeyError, TypeError, DecodeError):
+        return False
+    return META_VERSION in spec.description.metadata.userDefined
+
+
+def check_destination(path: Union[str, Path]) -> Path:
+    """The package path ``save`` will write for ``path``: ``.mlpackage`` is appended to a name
+    without a suffix (as coremltools does); any other suffix, a name that is not a file name
+    (``.``, ``..``, ``/``) or an existing path that is not a package written by onnx2mil is a
+    SaveError. Nothing is touched."""
+    path = Path(path)
+    if path.name in ("", ".", ".."):
+        raise SaveError(path, f"not a package name; give one ending in {PACKAGE_SUFFIX}")
+    if not path.suffix:
+        path = path.with_name(path.name + PACKAGE_SUFFIX)
+    elif path.suffix != PACKAGE_SUFFIX:
+        raise SaveError(path, f"an ML Program is saved as a {PACKAGE_SUFFIX} folder, not {path.suffix}")
+    if os.path.lexists(path) and not written_by_onnx2mil(path):
+        raise SaveError(path, "it exists and is not an .mlpackage written by onnx2mil; "
+                              "onnx2mil replaces only its own packages")
+    return path
 
 
 def save(mlmodel: ct.models.MLModel, path: Union[str, Path]) -> Path:
-    """Save to a temporary folder beside ``path`` and rename: a failure leaves nothing behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    """Write ``mlmodel`` as an .mlpackage at ``path`` (see ``check_destination``) and return its path.
+
+    The package is written and fsynced in a staging folder beside the destination, then moved in
+    with one atomic rename (an atomic swap when replacing an earlier onnx2mil package): killed at
+    any instant, the destination is absent, the old package or the new one, complete. The staging
+    folder is removed on every path; one left by a killed process is removed by the next save.
+    """
+    dest = check_destination(path)
     try:
-        staged = tmp / path.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_stale(dest.parent, f".{dest.name}.{BUILD_PREFIX}", dest)
+        stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{BUILD_PREFIX}{os.getpid()}-", dir=dest.parent))
+    except OSError as e:
+        raise SaveError(dest, e.strerror or str(e)) from e
+    try:
+        staged = stage / dest.name
         mlmodel.save(str(staged))
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        os.replace(staged, path)
+        _make_deterministic(staged)
+        _fsync_tree(staged)
+        if os.path.lexists(dest):
+            check_destination(dest)  # still ours (it may have changed since the first check)
+            _replace(staged, dest, stage / _PREVIOUS)
+        else:
+            _rename_new(staged, dest)
+        _fsync(dest.parent)
+    except OSError as e:
+        raise SaveError(dest, e.strerror or str(e)) from e
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
+        shutil.rmtree(stage, ignore_errors=True)
+    return dest
+
+
+def _make_deterministic(package: Path) -> None:
+    """Same model -> same bytes: the spec serialized with protobuf's deterministic map order, and
+    Manifest.json's item identifiers (random UUIDs from coremltools) derived from each item's path
+    and content, written in the layout coremltools uses (sorted keys, 4-space indent)."""
+    manifest_path = package / "Manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    entries = manifest["itemInfoEntries"]
+    root = entries[manifest["rootModelIdentifier"]]
+    spec_path = package / "Data" / root["path"]
+    spec = Model_pb2.Model()
+    spec.ParseFromString(spec_path.read_bytes())
+    spec_path.write_bytes(spec.SerializeToString(deterministic=True))
+    renamed = {old: str(uuid.uuid5(uuid.NAMESPACE_URL, f"{item['path']}#{_digest(package / 'Data' / item['path'])}"))
+               for old, item in entries.items()}
+    manifest["itemInfoEntries"] = {renamed[old]: item for old, item in entries.items()}
+    manifest["rootModelIdentifier"] = renamed[manifest["rootModelIdentifier"]]
+    manifest_path.write_text(json.dumps(manifest, indent=4, sort_keys=True) + "\n")
+
+
+def _digest(path: Path) -> str:
+    """sha256 over a file, or over a folder's relative file names and contents."""
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update(f.relative_to(path).as_posix().encode() + b"\0")
+        with open(f, "rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync(path: Union[str, Path]) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            _fsync(os.path.join(folder, name))
+        _fsync(folder)
+
+
+# Atomic renames Python's os module lacks: Linux renameat2 (RENAME_EXCHANGE, RENAME_NOREPLACE) and
+# macOS renamex_np (RENAME_SWAP, RENAME_EXCL).
+if sys.platform == "darwin":
+    _RENAME_FN, _SWAP, _NO_REPLACE = "renamex_np", 0x2, 0x4
+else:
+    _RENAME_FN, _SWAP, _NO_REPLACE = "renameat2", 0x2, 0x1
+_AT_FDCWD = -100
+
+
+def _atomic_rename(src: Path, dst: Path, flags: int) -> bool:
+    """rename with ``flags``; False when the OS or the filesystem does not offer it."""
+    try:
+        fn = getattr(ctypes.CDLL(None, use_errno=True), _RENAME_FN)
+    except (OSError, AttributeError):
+        return False
+    args = (os.fsencode(src), os.fsencode(dst), flags)
+    if _RENAME_FN == "renameat2":
+        args = (_AT_FDCWD, args[0], _AT_FDCWD, args[1], flags)
+    if fn(*args) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(dst))
+
+
+def _rename_new(staged: Path, dest: Path) -> None:
+    if not _atomic_rename(staged, dest, _NO_REPLACE):
+        if os.path.lexists(dest):
+            raise FileExistsError(errno.EEXIST, "appeared during the save", str(dest))
+        os.rename(staged, dest)
+
+
+def _replace(staged: Path, dest: Path, previous: Path) -> None:
+    """Swap the new package in. Without an atomic swap: two renames, the old package parked in the
+    staging folder in between (where a later save finds it if this process is killed there)."""
+    if not _atomic_rename(staged, dest, _SWAP):
+        os.rename(dest, previous)
+        try:
+            os.rename(staged, dest)
+        except OSError:
+            os.rename(previous, dest)
+            raise

@@ -16,9 +16,9 @@ from typing import Mapping, Optional, Union
 
 import coremltools as ct
 import numpy as np
-from coremltools.converters.mil.mil import Program
+from coremltools.converters.mil.mil import Program, types
 
-from ..errors import InputShapeError
+from ..errors import InputError, InputShapeError, OptionError, PackageError
 from . import pipeline
 from .interpreter import run_program
 
@@ -38,9 +38,11 @@ def _load(model) -> tuple[Program, Optional[dict], dict]:
         if model not in _BY_MODEL:
             _BY_MODEL[model] = (pipeline.load_saved_program(model), _name_map(model), declared_shapes(model))
         return _BY_MODEL[model]
+    if not isinstance(model, (str, os.PathLike)):
+        raise OptionError("model", f"must be an MLModel, a .mlpackage path or a Program, not {type(model).__name__}")
     path = Path(model).resolve()
     if not path.exists():
-        raise FileNotFoundError(f"no model at {path}")
+        raise PackageError(f"{path}: no such .mlpackage")
     key = (str(path),) + _stamp(path)
     if key not in _BY_PATH:
         mlmodel = pipeline.open_model(path)
@@ -55,7 +57,7 @@ def _stamp(path: Path) -> tuple:
     """Modification times and sizes of the package's files (opening a package rewrites its
     Manifest.json, so only the model and weights count)."""
     data = path / "Data" if path.is_dir() else path
-    files = sorted(p for p in data.rglob("*") if p.is_file()) if data.is_dir() else [data]
+    files = sorted(p for p in data.rglob("*") if p.is_file()) if data.is_dir() else [data] if data.exists() else []
     return tuple((str(f.relative_to(path.parent)), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
 
 
@@ -104,14 +106,38 @@ def check_input_shapes(inputs: Mapping[str, np.ndarray], declared: dict, name_ma
 
 def to_mil_inputs(inputs: Mapping[str, np.ndarray], name_map: Optional[dict]) -> dict:
     """ONNX-named inputs -> MIL-named (identity without a name map)."""
+    if not isinstance(inputs, Mapping):
+        raise InputError(None, f"inputs must be a mapping {{input name: array}}, not {type(inputs).__name__}")
     if name_map is None:
         return {k: np.asarray(v) for k, v in inputs.items()}
     names = name_map["inputs"]
     unknown = [k for k in inputs if k not in names]
     if unknown:
-        raise ValueError(f"inputs {unknown} are not inputs of the model; it takes {list(names)}")
+        raise InputError(unknown[0], f"not an input of the model; it takes {list(names)}")
+    missing = [k for k in names if k not in inputs]
+    if missing:
+        raise InputError(missing[0], f"missing; the model takes {list(names)}")
     scalars = set(name_map.get("scalar_inputs", ()))  # CoreML has no rank-0 inputs: fed as (1,)
     return {names[k]: np.reshape(v, (1,)) if k in scalars else np.asarray(v) for k, v in inputs.items()}
+
+
+# The array dtype kinds each program input dtype accepts (64-bit values are narrowed, in range).
+# CoreML has no bool inputs: coremltools turns an ONNX bool input into an fp32 one, fed 0/1.
+_ACCEPTED_KINDS = {"f": "fb", "i": "iu", "u": "iu", "b": "b"}
+
+
+def check_input_dtypes(prog: Program, mil_inputs: Mapping[str, np.ndarray], name_map: Optional[dict]) -> None:
+    """A float input takes float (or bool) arrays, an integer input integer arrays: anything else
+    (complex, int for float, float for int…) is an InputError, never a silent cast."""
+    onnx_names = {mil: onnx for onnx, mil in (name_map or {}).get("inputs", {}).items()}
+    for mil_name, var in prog.functions["main"].inputs.items():
+        if mil_name not in mil_inputs:
+            continue
+        expected = np.dtype(types.nptype_from_builtin(var.dtype))
+        got = np.asarray(mil_inputs[mil_name]).dtype
+        if got.kind not in _ACCEPTED_KINDS.get(expected.kind, expected.kind):
+            raise InputError(onnx_names.get(mil_name, mil_name),
+                             f"got a {got} array; the model takes {expected} values")
 
 
 def to_onnx_outputs(outputs: Mapping[str, np.ndarray], name_map: Optional[dict]) -> dict:
@@ -140,14 +166,15 @@ def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping
     ``observe`` (interpreter only): ``{MIL var name: callback}``, see ``interpreter.run_program``.
     """
     if runtime not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
+        raise OptionError("runtime", f"must be one of {RUNTIMES}, not {runtime!r}")
     if runtime == "coreml":
         from . import coreml_runtime
         if capture or observe:
-            raise ValueError("capture=True needs runtime='mil' (observe too): CoreML exposes only the model's outputs "
+            raise OptionError("capture", "capture=True needs runtime='mil' (observe too): CoreML exposes only the "
+                              "model's outputs "
                              "(bisect by truncation with build_coreml(..., outputs=[tensor]) instead)")
         if isinstance(model, Program):
-            raise ValueError("runtime='coreml' needs an MLModel or a .mlpackage path, not a bare Program")
+            raise OptionError("runtime", "runtime='coreml' needs an MLModel or a .mlpackage path, not a bare Program")
         mlmodel = pipeline.open_model(model)
         name_map = _name_map(mlmodel)
         check_input_shapes(inputs, declared_shapes(mlmodel), name_map)
@@ -155,11 +182,13 @@ def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping
         return to_onnx_outputs(outputs, name_map)
     prog, name_map, declared = _load(model)
     check_input_shapes(inputs, declared, name_map)
+    mil_inputs = to_mil_inputs(inputs, name_map)
+    check_input_dtypes(prog, mil_inputs, name_map)
     if runtime == "mil-ane":
         from . import ane_emulation
 
         observe = ane_emulation.combine(ane_emulation.observers(prog), observe)
-    values = run_program(prog, to_mil_inputs(inputs, name_map), capture=capture, observe=observe)
+    values = run_program(prog, mil_inputs, capture=capture, observe=observe)
     if not capture:
         return to_onnx_outputs(values, name_map)
     function_outputs = {v.name: values[v.name] for v in prog.functions["main"].outputs}

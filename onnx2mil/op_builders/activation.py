@@ -61,13 +61,17 @@ def _mish(node, ctx, x, name, scratch):
 
 def _prelu(node, ctx, x, name, scratch):
     slope = ctx.const(node.inputs[1])
+    if slope is not None and node.opset < 7 and slope.ndim == 1 and slope.size > 1 and x.rank >= 2:
+        # PRelu-1/6 predate broadcasting: a (C,) slope is one value per channel (axis 1), as in
+        # PyTorch's exports (onnx's pytorch-converted test_PReLU_*_multiparam).
+        slope = slope.reshape((-1,) + (1,) * (x.rank - 2))
     if slope is not None and types.is_float(x.dtype):
         if slope.size == 1:
             return mb.leaky_relu(x=x, alpha=like(slope.item(), x), name=name)
         channels = _per_channel(slope, x)
         if channels is not None:
             return mb.prelu(x=x, alpha=like(channels, x), name=name)
-    s = ctx.input(node, 1)
+    s = ctx.input(node, 1) if slope is None else like(slope, x)
     negative = mb.mul(x=x, y=s, name=scratch("negative"))
     keep = mb.greater_equal(x=x, y=like(0, x), name=scratch("keep"))
     return mb.select(cond=keep, a=x, b=negative, name=name)

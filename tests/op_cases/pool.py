@@ -134,5 +134,4 @@ REFUSED = [
      "static batch and channel"),
     (max_pool("same_dilations", (1, 2, 8, 8), kernel_shape=[2, 2], dilations=[2, 2], auto_pad="SAME_UPPER"),
      "explicit pads"),
-    (pool("AveragePool", "int32", (1, 2, 4, 4), kernel_shape=[2, 2], opset=12, dtype=np.int32), "fp16/fp32"),
 ]
