@@ -77,7 +77,8 @@ class InputShapeError(InputError):
         self.input_name = input_name
         self.shape = tuple(shape)
         self.allowed = allowed
-        super().__init__(input_name, f"has shape {self.shape}; the model takes {allowed}")
+        self.name, self.reason = input_name, f"has shape {self.shape}; the model takes {allowed}"
+        Onnx2MilError.__init__(self, f"input '{input_name}' {self.reason}")
 
 
 class OptionError(Onnx2MilError, ValueError):

@@ -177,12 +177,13 @@ def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping
             raise OptionError("runtime", "runtime='coreml' needs an MLModel or a .mlpackage path, not a bare Program")
         mlmodel = pipeline.open_model(model)
         name_map = _name_map(mlmodel)
+        mil_inputs = to_mil_inputs(inputs, name_map)
         check_input_shapes(inputs, declared_shapes(mlmodel), name_map)
-        outputs = coreml_runtime.predict(model, to_mil_inputs(inputs, name_map), compute_units=compute_units)
+        outputs = coreml_runtime.predict(model, mil_inputs, compute_units=compute_units)
         return to_onnx_outputs(outputs, name_map)
     prog, name_map, declared = _load(model)
-    check_input_shapes(inputs, declared, name_map)
     mil_inputs = to_mil_inputs(inputs, name_map)
+    check_input_shapes(inputs, declared, name_map)
     check_input_dtypes(prog, mil_inputs, name_map)
     if runtime == "mil-ane":
         from . import ane_emulation
