@@ -123,12 +123,28 @@ def _validate_once(prog: Program):
     prog.validate(check_essential_scope=True)
 
 
+def _converted(convert_in) -> ct.models.MLModel:
+    """Run ``convert_in(package_dir)`` with a fresh onnx2mil package folder for the MLModel it
+    returns (removed with the MLModel, or at once if the conversion fails); a coremltools error
+    becomes a ConversionError."""
+    package_dir = _build_package_dir()
+    try:
+        mlmodel = convert_in(package_dir)
+    except BaseException as e:
+        shutil.rmtree(package_dir, ignore_errors=True)
+        if isinstance(e, Exception) and not isinstance(e, Onnx2MilError):
+            raise ConversionError(f"coremltools could not convert the program: {type(e).__name__}: {e}") from e
+        raise
+    weakref.finalize(mlmodel, shutil.rmtree, package_dir, ignore_errors=True)
+    return mlmodel
+
+
 def convert(prog: Program, *, target, compute_precision, compute_units, pipeline: ct.PassPipeline,
             inputs=None, verbose: bool = False) -> ct.models.MLModel:
     """``ct.convert`` of a pymil program. The package it writes lives in onnx2mil's own temporary
     folder (see ``_build_package_dir``) and is removed when the MLModel is garbage collected."""
-    package_dir = _build_package_dir()
-    try:
+
+    def run(package_dir):
         with quiet(verbose):
             # ct.convert ends with a full gc.collect(), whose cost grows with the caller's heap (0.25 s
             # per conversion in a test process); objects that exist before the call are frozen out.
@@ -138,25 +154,13 @@ def convert(prog: Program, *, target, compute_precision, compute_units, pipeline
             # names those nodes instead (``warn_fp16_overflow``). numpy's error state is thread-local.
             try:
                 with _validate_once(prog), np.errstate(over="ignore"):
-                    mlmodel = ct.convert(
-                        prog,
-                        convert_to="mlprogram",
-                        minimum_deployment_target=target,
-                        compute_precision=compute_precision,
-                        compute_units=compute_units,
-                        pass_pipeline=pipeline,
-                        inputs=inputs,
-                        package_dir=package_dir,
-                    )
+                    return ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=target,
+                                      compute_precision=compute_precision, compute_units=compute_units,
+                                      pass_pipeline=pipeline, inputs=inputs, package_dir=package_dir)
             finally:
                 gc.unfreeze()
-    except BaseException as e:
-        shutil.rmtree(package_dir, ignore_errors=True)
-        if isinstance(e, Exception) and not isinstance(e, Onnx2MilError):
-            raise ConversionError(f"coremltools could not convert the program: {type(e).__name__}: {e}") from e
-        raise
-    weakref.finalize(mlmodel, shutil.rmtree, package_dir, ignore_errors=True)
-    return mlmodel
+
+    return _converted(run)
 
 
 def reconvert(mlmodel: ct.models.MLModel, passes: ct.PassPipeline) -> ct.models.MLModel:
@@ -167,21 +171,16 @@ def reconvert(mlmodel: ct.models.MLModel, passes: ct.PassPipeline) -> ct.models.
 
     spec = mlmodel.get_spec()
     prog = load_saved_program(mlmodel)
-    package_dir = _build_package_dir()
-    try:
+
+    def run(package_dir):
         # the compression passes draw their own tqdm bar on stderr, whatever the log level
         with coremltools_session(), quiet(), contextlib.redirect_stderr(io.StringIO()):
-            out = mil_convert(prog, convert_from="milinternal", convert_to="mlprogram",
-                              specification_version=spec.specificationVersion, compute_units=mlmodel.compute_unit,
-                              model_description=spec.description, pass_pipeline=passes, skip_model_load=True,
-                              package_dir=package_dir)
-    except BaseException as e:
-        shutil.rmtree(package_dir, ignore_errors=True)
-        if isinstance(e, Exception) and not isinstance(e, Onnx2MilError):
-            raise ConversionError(f"coremltools could not convert the program: {type(e).__name__}: {e}") from e
-        raise
-    weakref.finalize(out, shutil.rmtree, package_dir, ignore_errors=True)
-    return out
+            return mil_convert(prog, convert_from="milinternal", convert_to="mlprogram",
+                               specification_version=spec.specificationVersion, compute_units=mlmodel.compute_unit,
+                               model_description=spec.description, pass_pipeline=passes, skip_model_load=True,
+                               package_dir=package_dir)
+
+    return _converted(run)
 
 
 FP16_MAX = float(np.finfo(np.float16).max)
