@@ -78,8 +78,11 @@ def _input_overrides(declared: Mapping[str, TensorInfo], inputs) -> tuple[dict, 
                                    f"not {type(inputs).__name__}")
         shapes, types_ = {}, {}
         for t in inputs:
-            if not isinstance(t, ct.TensorType):
-                raise InputError(None, f"inputs= list items must be ct.TensorType, not {type(t).__name__}")
+            if not isinstance(t, (ct.TensorType, ct.ImageType)):
+                raise InputError(None, f"inputs= list items must be ct.TensorType or ct.ImageType, "
+                                       f"not {type(t).__name__}")
+            if isinstance(t, ct.ImageType):
+                _check_image(declared, t)
             if t.name not in declared:
                 raise InputError(t.name, f"not an input of the model (its inputs: {list(declared)})")
             types_[t.name] = t
@@ -100,6 +103,49 @@ def _input_overrides(declared: Mapping[str, TensorInfo], inputs) -> tuple[dict, 
             dims.append(names[key])
         loader_shapes[name] = tuple(dims)
     return shapes, types_, loader_shapes
+
+
+_IMAGE_CHANNELS = {"RGB": 3, "BGR": 3, "G": 1, "G_FLOAT16": 1}
+
+
+def _check_image(declared: Mapping[str, TensorInfo], t) -> None:
+    """An ImageType input onnx2mil can honour: NCHW (as ONNX vision models take it), batch 1 (CoreML
+    feeds one pixel buffer), the colour layout's channel count, a float input; else an InputError."""
+    shape = declared[t.name].shape
+    channels = _IMAGE_CHANNELS[t.color_layout.value] if hasattr(t.color_layout, "value") else None
+    if t.channel_first is False:
+        raise InputError(t.name, "ImageType with channel_first=False (NHWC) is not supported: the ONNX "
+                                 "input is NCHW; leave channel_first unset")
+    if shape is None or len(shape) != 4:
+        raise InputError(t.name, f"an ImageType input must be rank 4 (N, C, H, W), the model's is {shape}")
+    if channels is not None and isinstance(shape[1], int) and shape[1] != channels:
+        raise InputError(t.name, f"colour layout {t.color_layout.value} has {channels} channel(s), the model's "
+                                 f"input has {shape[1]}")
+    if isinstance(shape[0], int) and shape[0] != 1:
+        raise InputError(t.name, f"an ImageType input takes one image (batch 1), the model's batch is {shape[0]}")
+    dtype = declared[t.name].dtype
+    if dtype is not None and np.dtype(dtype).kind != "f":
+        raise InputError(t.name, f"an ImageType input must be float in the ONNX model, not {np.dtype(dtype)}")
+
+
+def _renamed(t, mil_name: str):
+    """``t`` for ct.convert, named by the MIL input name (ImageType keeps its preprocessing)."""
+    if isinstance(t, ct.ImageType):
+        return ct.ImageType(name=mil_name, shape=t.shape, scale=t.scale, bias=t.bias,
+                            color_layout=t.color_layout, channel_first=True)
+    return ct.TensorType(name=mil_name, shape=t.shape, dtype=t.dtype)
+
+
+def image_preprocessing(types_: Mapping) -> dict:
+    """{ONNX input: {"scale", "bias" (per channel), "color_layout"}} for the ImageType inputs: what
+    the model applies to the pixels, so onnxruntime can be fed the same values."""
+    out = {}
+    for name, t in types_.items():
+        if isinstance(t, ct.ImageType):
+            channels = _IMAGE_CHANNELS[t.color_layout.value]
+            bias = np.broadcast_to(np.asarray(t.bias, dtype=np.float64).reshape(-1), (channels,))
+            out[name] = {"scale": float(t.scale), "bias": [float(b) for b in bias], "color_layout": t.color_layout.value}
+    return out
 
 
 def _flexible_types(graph: LoadedGraph, given: Mapping[str, ct.TensorType], shapes: Mapping) -> dict:
@@ -165,7 +211,9 @@ def build_coreml(
 ) -> ct.models.MLModel:
     """Convert an ONNX model (path or ModelProto) into a CoreML ML Program.
 
-    ``inputs``: ``{onnx_name: shape}`` or a list of ``ct.TensorType`` named by ONNX input names.
+    ``inputs``: ``{onnx_name: shape}`` or a list of ``ct.TensorType`` / ``ct.ImageType`` named by
+    ONNX input names (an ImageType's scale, bias and colour layout are applied in the model, as
+    ``ct.convert`` does; ``predict`` and ``validate`` then take pixels, arrays or PIL images).
     ``outputs``: ONNX tensor names to expose as outputs (default: the graph's outputs).
     ``compute_precision``: fp16 by default, like coremltools. ``config``: dict or YAML path.
     ``pass_pipeline``: a base ct.PassPipeline; the passes that undo onnx2mil's lowerings are
@@ -183,6 +231,9 @@ def build_coreml(
     if not graph.inputs:
         raise InvalidModelError("model has no non-constant inputs; CoreML needs at least one input")
     if outputs is not None:
+        if any(isinstance(o, ct.ImageType) for o in outputs):
+            raise OptionError("outputs", "image outputs (ct.ImageType) are not supported: name the output "
+                                         "tensors; the model returns them as multi-arrays")
         _prune(graph, [getattr(o, "name", o) for o in outputs])
     types_ = _flexible_types(graph, given_types, shapes)
 
@@ -195,8 +246,7 @@ def build_coreml(
         pipeline_mod.warn_fp16_overflow(graph.nodes, graph.constants)
     with pipeline_mod.coremltools_session():  # emission and conversion, one build at a time
         prog = emit_program(ctx, shapes)
-        tensor_types = [ct.TensorType(name=ctx.mil_name(name), shape=t.shape, dtype=t.dtype)
-                        for name, t in types_.items()] or None
+        tensor_types = [_renamed(t, ctx.mil_name(name)) for name, t in types_.items()] or None
         mlmodel = pipeline_mod.convert(
             prog, target=target, compute_precision=precision_of(compute_precision),
             compute_units=compute_units, pipeline=pipeline, inputs=tensor_types, verbose=verbose)
@@ -214,6 +264,7 @@ def build_coreml(
         "outputs": dict(zip(graph.outputs, (v.name for v in final.functions["main"].outputs))),
         "tensors": {o: tensors.get(o) for node in graph.nodes for o in node.outputs if o},
         "unobservable": unobservable,
+        "image_inputs": image_preprocessing(types_),
         "folded": [o for node in graph.folded for o in node.outputs if o],
         "precision": "fp32" if precision_of(compute_precision) == ct.precision.FLOAT32 else "fp16",
     }

@@ -182,6 +182,7 @@ def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping
         outputs = coreml_runtime.predict(model, mil_inputs, compute_units=compute_units)
         return to_onnx_outputs(outputs, name_map)
     prog, name_map, declared = _load(model)
+    inputs = pixel_arrays(inputs)
     mil_inputs = to_mil_inputs(inputs, name_map)
     check_input_shapes(inputs, declared, name_map)
     check_input_dtypes(prog, mil_inputs, name_map)
@@ -194,6 +195,20 @@ def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping
         return to_onnx_outputs(values, name_map)
     function_outputs = {v.name: values[v.name] for v in prog.functions["main"].outputs}
     return {"outputs": to_onnx_outputs(function_outputs, name_map), "tensors": values}
+
+
+def pixel_arrays(inputs):
+    """PIL images (ImageType inputs) as float32 NCHW pixel arrays, as CoreML reads a pixel buffer."""
+    if not isinstance(inputs, Mapping):
+        return inputs
+    out = {}
+    for name, value in inputs.items():
+        if hasattr(value, "getbands") and hasattr(value, "size"):  # a PIL image
+            array = np.asarray(value, dtype=np.float32)
+            array = array[:, :, None] if array.ndim == 2 else array
+            value = array.transpose(2, 0, 1)[None]
+        out[name] = value
+    return out
 
 
 def program(model: Union[ct.models.MLModel, str, Path, Program]) -> Program:

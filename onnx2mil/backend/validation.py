@@ -29,7 +29,7 @@ from .config import Config
 from .loader import read_model, topological_order
 from .report import COMPARED, FAIL, FOLDED, FUSED, LOSSY, MISSING, PASS, Divergence, LayerResult, ValidationReport
 
-from .runtimes import RUNTIMES  # "mil", "mil-ane" (an emulation), "coreml"
+from .runtimes import RUNTIMES, pixel_arrays  # RUNTIMES: "mil", "mil-ane" (an emulation), "coreml"
 INTERPRETERS = ("mil", "mil-ane")
 _PENDING = "pending"  # a row with a MIL var, until the run fills in its metrics
 METHODS = ("capture", "outputs", "truncation")
@@ -427,6 +427,7 @@ def validate(
                                    "use 'outputs' or 'truncation' with CoreML")
     say = progress or (lambda _msg: None)
     reference_model = read_model(onnx_model)
+    inputs = pixel_arrays(inputs)  # PIL images for ImageType inputs
     feeds = make_inputs(reference_model, inputs, seed)
     shapes = {k: v.shape for k, v in feeds.items()}
     source_model = with_static_inputs(read_model(source) if source is not None else reference_model, shapes)
@@ -446,11 +447,14 @@ def validate(
     cfg = Config.load(config if config is not None else stored_config(mlmodel))
     tolerance = cfg.tolerance(precision)
 
+    # ImageType inputs take pixels; onnxruntime (and any rebuilt, tensor-input model) takes them
+    # after the model's own preprocessing
+    feeds, onnx_feeds = _image_feeds(feeds, name_map.get("image_inputs", {}), inputs, seed)
     say("running onnxruntime (every node output)")
     folded = set(name_map.get("folded", []))  # constants at build time: not compared
     nodes = topological_nodes(reference_model)
     magnitudes = _initializer_magnitudes(reference_model, nodes, cfg)
-    reference = run_reference(reference_model, feeds, {o for n in nodes for o in n.outputs} - folded)
+    reference = run_reference(reference_model, onnx_feeds, {o for n in nodes for o in n.outputs} - folded)
     rows = _node_rows(nodes, reference, name_map)
     units = None if compute_units is None else getattr(compute_units, "name", str(compute_units))
     report = ValidationReport(model=_model_label(onnx_model, reference_model), runtime=runtime, method=method,
@@ -467,18 +471,19 @@ def validate(
 
     if method == "capture":
         say(f"running the MIL program ({runtime}) end to end and op by op on the reference's values")
-        allowance = _allowance(reference, feeds, magnitudes, nodes, precision, cfg)
+        allowance = _allowance(reference, onnx_feeds, magnitudes, nodes, precision, cfg)
         _compare_capture(mlmodel, feeds, rows, reference, tolerance, allowance, precision, runtime)
         compressed = _mark_compressed(rows, mlmodel)
         if compressed and compression_report:
             say("validating an uncompressed build for the compression report")
             uncompressed = rebuild(target=minimum_deployment_target or _target_of(mlmodel))
-            baseline = validate(reference_model, uncompressed, inputs=feeds, config=cfg.data)
+            baseline = validate(reference_model, uncompressed, inputs=onnx_feeds, config=cfg.data)
             report.compression = _rank_compression(rows, baseline, compressed)
     elif method == "outputs":
-        _compare_outputs(rows, reference, feeds, tolerance, precision, rebuild, runtime, compute_units, say, report)
+        _compare_outputs(rows, reference, onnx_feeds, tolerance, precision, rebuild, runtime, compute_units, say,
+                         report)
     else:
-        worst = _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_units, say, report,
+        worst = _bisect(rows, nodes, reference, onnx_feeds, tolerance, rebuild, runtime, compute_units, say, report,
                         precision)
         if worst is not None:
             node = next(n for n in nodes if worst in n.outputs)
@@ -590,6 +595,28 @@ def _initializer_magnitudes(model: onnx.ModelProto, nodes: list[OnnxNodeInfo], c
     sensitive = set(rounding["absolute"]) | set(rounding["relative"])
     wanted = {i for n in nodes if n.op_type in sensitive for i in n.inputs if i}
     return {t.name: _max_abs(numpy_helper.to_array(t)) for t in model.graph.initializer if t.name in wanted}
+
+
+def preprocess_image(pixels: np.ndarray, preprocessing: Mapping) -> np.ndarray:
+    """What an ImageType input does to its pixels: scale x pixel + per-channel bias (NCHW)."""
+    pixels = np.asarray(pixels, dtype=np.float32)
+    bias = np.asarray(preprocessing["bias"], dtype=np.float32).reshape(1, -1, 1, 1)
+    return (np.float32(preprocessing["scale"]) * pixels + bias).astype(np.float32)
+
+
+def _image_feeds(feeds: dict, images: Mapping, given, seed: int) -> tuple[dict, dict]:
+    """(feeds for the model as built, feeds for onnxruntime). An image input the caller did not
+    give is generated as pixels in [0, 255]."""
+    if not images:
+        return feeds, feeds
+    supplied = set(given) if isinstance(given, Mapping) else set()
+    rng = np.random.default_rng(seed)
+    feeds = dict(feeds)
+    for name in images:
+        if name not in supplied:
+            feeds[name] = rng.integers(0, 256, size=feeds[name].shape).astype(np.float32)
+    onnx_feeds = {k: preprocess_image(v, images[k]) if k in images else v for k, v in feeds.items()}
+    return feeds, onnx_feeds
 
 
 def _allowance(reference: Mapping, feeds: Mapping, magnitudes: Mapping[str, float], nodes: list[OnnxNodeInfo],

@@ -1,0 +1,73 @@
+"""ct.ImageType inputs, as ct.convert takes them: the preprocessing (scale, per-channel bias) is in
+the model, predict and validate take pixels (arrays or PIL images), and what onnx2mil cannot
+honour is a typed refusal."""
+import coremltools as ct
+import numpy as np
+import onnx.helper as oh
+import pytest
+from onnx import numpy_helper
+from PIL import Image
+
+import onnx2mil
+from onnx2mil import models
+from onnx2mil.errors import InputError, OptionError
+from harness import run_ort
+
+RESNET = "resnet-tiny"
+RGB = dict(scale=1 / 255, bias=[-0.5, -0.4, -0.3], color_layout=ct.colorlayout.RGB)
+
+
+def pixels(shape, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=shape).astype(np.float32)
+
+
+def gray_model() -> "onnx.ModelProto":
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 1, 3, 3)).astype(np.float32), "w")
+    graph = oh.make_graph([oh.make_node("Conv", ["image", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])], "gray",
+                          [oh.make_tensor_value_info("image", 1, [1, 1, 16, 16])],
+                          [oh.make_tensor_value_info("y", 1, [1, 4, 16, 16])], [w])
+    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("layout", ["RGB", "BGR"])
+def test_image_build_equals_the_tensor_build_fed_the_preprocessed_array(layout):
+    model = models.build(RESNET)
+    options = dict(RGB, color_layout=getattr(ct.colorlayout, layout))
+    image = onnx2mil.build_coreml(model, inputs=[ct.ImageType(name="input", shape=(1, 3, 32, 32), **options)],
+                                  compute_precision="fp32")
+    kind = image.get_spec().description.input[0].type
+    assert kind.WhichOneof("Type") == "imageType" and kind.imageType.width == 32
+    x = pixels((1, 3, 32, 32))
+    preprocessed = x / 255 + np.array([-0.5, -0.4, -0.3], np.float32).reshape(1, 3, 1, 1)
+    expected = run_ort(model, {"input": preprocessed})["logits"]
+    got = onnx2mil.predict(image, {"input": x})["logits"]
+    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+    report = onnx2mil.validate(model, image, inputs={"input": x})
+    assert report.ok, report.summary()
+
+
+def test_grayscale_and_pil_images():
+    model = gray_model()
+    mlmodel = onnx2mil.build_coreml(model, compute_precision="fp32", inputs=[
+        ct.ImageType(name="image", shape=(1, 1, 16, 16), scale=2 / 255, bias=-1.0, color_layout=ct.colorlayout.GRAYSCALE)])
+    picture = Image.fromarray(pixels((16, 16), seed=3).astype(np.uint8), mode="L")
+    got = onnx2mil.predict(mlmodel, {"image": picture})["y"]
+    array = np.asarray(picture, np.float32)[None, None]
+    expected = run_ort(model, {"image": array * 2 / 255 - 1})["y"]
+    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+    assert onnx2mil.validate(model, mlmodel, inputs={"image": picture}).ok
+
+
+@pytest.mark.parametrize("image, message", [
+    (ct.ImageType(name="input", shape=(1, 3, 32, 32), channel_first=False), "channel_first=False"),
+    (ct.ImageType(name="input", shape=(1, 3, 32, 32), color_layout=ct.colorlayout.GRAYSCALE),
+     "colour layout G has 1 channel"),
+])
+def test_image_options_onnx2mil_cannot_honour_are_refused(image, message):
+    with pytest.raises(InputError, match=message):
+        onnx2mil.build_coreml(models.build(RESNET), inputs=[image])
+
+
+def test_image_outputs_are_refused():
+    with pytest.raises(OptionError, match="image outputs"):
+        onnx2mil.build_coreml(models.build(RESNET), outputs=[ct.ImageType(name="logits")])
