@@ -71,3 +71,21 @@ def test_image_options_onnx2mil_cannot_honour_are_refused(image, message):
 def test_image_outputs_are_refused():
     with pytest.raises(OptionError, match="image outputs"):
         onnx2mil.build_coreml(models.build(RESNET), outputs=[ct.ImageType(name="logits")])
+
+
+def test_descriptions_come_from_the_onnx_model_and_kwargs(tmp_path):
+    model = gray_model()
+    model.graph.doc_string = "a 3x3 edge filter"
+    model.graph.input[0].doc_string = "grayscale frame"
+    model.graph.output[0].doc_string = "four feature maps"
+    model.model_version = 7
+    model.producer_name, model.producer_version = "pytorch", "2.13.0"
+    oh.set_model_props(model, {"author": "Ada", "license": "MIT", "dataset": "frames-v2"})
+    path = onnx2mil.save(onnx2mil.build_coreml(model, license="Apache-2.0"), tmp_path / "m.mlpackage")
+    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+    meta = spec.description.metadata
+    assert (meta.author, meta.license, meta.shortDescription, meta.versionString) == (
+        "Ada", "Apache-2.0", "a 3x3 edge filter", "7")
+    assert spec.description.input[0].shortDescription == "grayscale frame"
+    assert spec.description.output[0].shortDescription == "four feature maps"
+    assert meta.userDefined["onnx.producer"] == "pytorch 2.13.0" and meta.userDefined["onnx.dataset"] == "frames-v2"

@@ -208,6 +208,10 @@ def build_coreml(
     config=None,
     pass_pipeline: Optional[ct.PassPipeline] = None,
     verbose: bool = False,
+    author: Optional[str] = None,
+    license: Optional[str] = None,
+    description: Optional[str] = None,
+    version: Optional[str] = None,
 ) -> ct.models.MLModel:
     """Convert an ONNX model (path or ModelProto) into a CoreML ML Program.
 
@@ -218,6 +222,9 @@ def build_coreml(
     ``compute_precision``: fp16 by default, like coremltools. ``config``: dict or YAML path.
     ``pass_pipeline``: a base ct.PassPipeline; the passes that undo onnx2mil's lowerings are
     always removed from it (see ``onnx2mil.backend.pipeline``).
+    ``author``, ``license``, ``description``, ``version``: the model's description fields; by
+    default from the ONNX model (metadata_props ``author``/``license``, the graph's or model's
+    doc_string, model_version); input and output descriptions come from their doc_strings.
     """
     cfg = Config.load(config)
     target = minimum_deployment_target or DEFAULT_TARGET
@@ -270,4 +277,32 @@ def build_coreml(
     }
     pipeline_mod.write_metadata(mlmodel, name_map=name_map, pipeline=pipeline, config=cfg,
                                 version=__version__)
+    _describe(mlmodel, proto, name_map, author=author, license=license, description=description, version=version)
     return mlmodel
+
+
+def _describe(mlmodel, proto: onnx.ModelProto, name_map: Mapping, **given) -> None:
+    """CoreML's description fields from the ONNX model (what Xcode's model viewer shows), ``given``
+    values first. ONNX metadata_props are kept in the user-defined metadata as ``onnx.<key>``."""
+    props = {p.key: p.value for p in proto.metadata_props}
+    fields = {
+        "author": given["author"] or props.get("author"),
+        "license": given["license"] or props.get("license"),
+        "short_description": given["description"] or proto.graph.doc_string or proto.doc_string,
+        "version": given["version"] or (str(proto.model_version) if proto.model_version else None),
+    }
+    for field, value in fields.items():
+        if value:
+            setattr(mlmodel, field, value)
+    docs = {vi.name: vi.doc_string for vi in [*proto.graph.input, *proto.graph.output] if vi.doc_string}
+    for onnx_name, mil_name in name_map["inputs"].items():
+        if onnx_name in docs:
+            mlmodel.input_description[mil_name] = docs[onnx_name]
+    for onnx_name, mil_name in name_map["outputs"].items():
+        if onnx_name in docs:
+            mlmodel.output_description[mil_name] = docs[onnx_name]
+    meta = mlmodel.user_defined_metadata
+    if proto.producer_name:
+        meta["onnx.producer"] = f"{proto.producer_name} {proto.producer_version}".strip()
+    for key, value in props.items():
+        meta[f"onnx.{key}"] = value
