@@ -26,3 +26,22 @@ def test_conformance_case(case, op):
     assert result.status != "crash", result.detail
     if _baseline.get(case.name) == "pass":
         assert result.status == "pass", result.detail
+
+
+# ---- onnx's pytorch-converted models (torch modules exported at old opsets) ------------------------
+
+PT_BASELINE = Path(__file__).resolve().parents[1] / "docs" / "conformance_pytorch_converted.json"
+_pt_baseline = {c["name"]: c["status"] for c in json.loads(PT_BASELINE.read_text())["cases"]}
+# a single dilated 60x80 max pool on 1000x1000: its per-offset emission takes ~10 minutes to build
+# (issue 12: emission that grows with kernel area)
+PT_SLOW = {"test_MaxPool2d_stride_padding_dilation"}
+PT_CASES = [pytest.param(case, op, id=case.name, marks=[pytest.mark.slow] if case.name in PT_SLOW else [])
+            for case, op in conformance._collect_pytorch_converted(None)]
+
+
+@pytest.mark.parametrize("case,op", PT_CASES)
+def test_pytorch_converted_case(case, op):
+    result = conformance.run_case(case, op)
+    assert result.status != "crash", result.detail
+    if _pt_baseline.get(case.name) == "pass":
+        assert result.status == "pass", result.detail
