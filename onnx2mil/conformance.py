@@ -14,12 +14,12 @@ as an export with dynamic axes declares them) on the same data, into conformance
 from __future__ import annotations
 
 import argparse
-import glob
 import functools
+import glob
 import json
-import os
 import logging
 import multiprocessing
+import os
 import re
 import time
 import warnings
