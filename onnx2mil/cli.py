@@ -246,6 +246,7 @@ def _compress(args) -> int:
     from .backend.validation import make_inputs, run_reference
 
     model, bundled = resolve_model(args.model)
+    model = read_model(model)  # once: it is built, validated twice and run for the sensitivity
     target = max(_target(args.target) or ct.target.iOS16, ct.target.iOS16, key=lambda t: t.value)
     options = dict(mode=args.mode, nbits=args.nbits, weight_threshold=args.weight_threshold)
     with _progress(args, "compressing") as say:
@@ -258,8 +259,8 @@ def _compress(args) -> int:
                                        compression_report=True, progress=say)
         keep = []
         if args.keep:
-            feeds = make_inputs(read_model(model), inputs)
-            reference = run_reference(read_model(model), feeds, tensors=set())
+            feeds = make_inputs(model, inputs)
+            reference = run_reference(model, feeds, tensors=set())
             layers = [entry["mil_op"] for entry in everything.compression]
             impact = output_sensitivity(mlmodel, layers, feeds, reference, progress=say, **options)
             for entry in everything.compression:

@@ -94,10 +94,6 @@ def compressed_weights(prog, held: set) -> dict[str, tuple[str, str]]:
     return out
 
 
-def is_compressed(prog) -> bool:
-    return any(op.op_type in COMPRESSED_WEIGHT_OPS for op in pipeline_mod._all_ops(prog.functions["main"]))
-
-
 def output_sensitivity(mlmodel, layers: list[str], feeds, reference: dict, *, mode: str, nbits: int,
                        weight_threshold: int = 2048, progress=None) -> dict[str, float]:
     """{MIL op: worst output error (max abs err / max|ref|) with only that op's weights
