@@ -70,7 +70,7 @@ def _record_conversion_phases(recorder: PhaseRecorder) -> None:
     """The conversion's phases: onnx2mil's own steps and, inside ct.convert, coremltools' pass
     pipelines and its proto/weights serialisation."""
     import onnx2mil
-    from onnx2mil.backend import build, pipeline
+    from onnx2mil.backend.convert import build, pipeline
     from coremltools.converters.mil.mil.passes.pass_pipeline import PassPipelineManager
     from coremltools.converters.mil.backend.mil import load as mil_backend
 

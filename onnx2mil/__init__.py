@@ -26,22 +26,24 @@ from .errors import (  # noqa: E402
     SaveError,
     UnsupportedMILOpError,
     UnsupportedOperatorError,
+    ValidationInputError,
 )
-from .backend.registry import OnnxNode, op_builder  # noqa: E402
-from .backend.context import BuildContext  # noqa: E402
-from .backend.build import build_coreml  # noqa: E402
-from .backend.pipeline import load_saved_program, save  # noqa: E402
+from .backend.convert.node import OnnxNode  # noqa: E402
+from .backend.convert.registry import op_builder  # noqa: E402
+from .backend.convert.context import BuildContext  # noqa: E402
+from .backend.convert.build import build_coreml  # noqa: E402
+from .backend.convert.pipeline import load_saved_program, save  # noqa: E402
 from . import op_builders  # noqa: E402,F401  (fills the registry)
-from .backend.runtimes import predict  # noqa: E402
-from .backend.validation import validate  # noqa: E402
-from .backend.isolate import isolate  # noqa: E402
-from .backend.compress import compress  # noqa: E402
-from .backend.report import ValidationReport  # noqa: E402
-from .backend.lint import LintReport, lint  # noqa: E402
+from .backend.runtime.predict import predict  # noqa: E402
+from .backend.validation.validate import validate  # noqa: E402
+from .backend.validation.isolate import isolate  # noqa: E402
+from .backend.validation.compress import compress  # noqa: E402
+from .backend.validation.report import ValidationReport  # noqa: E402
+from .backend.validation.lint import LintReport, lint  # noqa: E402
 
 __all__ = [
     "build_coreml", "save", "load_saved_program", "op_builder", "OnnxNode", "BuildContext",
     "Onnx2MilError", "InvalidModelError", "UnsupportedOperatorError", "UnsupportedMILOpError",
     "RuntimeUnavailableError", "InputShapeError", "Refusal", "ConfigError", "InputError", "BuildError",
-    "SaveError", "validate", "isolate", "ValidationReport", "predict", "compress", "lint", "LintReport",
+    "SaveError", "ValidationInputError", "validate", "isolate", "ValidationReport", "predict", "compress", "lint", "LintReport",
 ]

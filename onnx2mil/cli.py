@@ -14,6 +14,10 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from .backend.runtime.coreml import COMPUTE_UNITS
+from .backend.runtime.predict import RUNTIMES
+from .backend.validation.validate import METHODS
+
 EXIT_OK, EXIT_DIVERGENCE, EXIT_USAGE = 0, 1, 2
 TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18", "macOS12", "macOS13", "macOS14", "macOS15")
 
@@ -36,36 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print the result as JSON")
     c.set_defaults(func=_convert)
 
-    v = sub.add_parser("validate", help="compare every layer with onnxruntime")
-    v.add_argument("model", metavar="MODEL", nargs="?", help=".onnx path or bundled model name "
-                   "(default: the bundled default model)")
-    v.add_argument("--mlmodel", help="an .mlpackage built from MODEL (default: build one)")
-    v.add_argument("--inputs", help=".npz of inputs keyed by ONNX input name (default: generated)")
-    v.add_argument("--runtime", choices=("mil", "mil-ane", "coreml"), default="mil",
-                   help="mil: the interpreter; mil-ane: the Neural Engine emulated on it; coreml: macOS only")
-    v.add_argument("--compute-units", choices=("CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE", "ALL"))
-    v.add_argument("--method", choices=("capture", "outputs", "truncation"),
-                   help="how intermediates are observed (default: capture for mil, outputs for coreml)")
-    _build_options(v)
-    v.add_argument("--html", help="write a self-contained HTML report here")
-    v.add_argument("--json", action="store_true", help="print the report as JSON")
-    v.add_argument("--all", dest="all_rows", action="store_true",
-                   help="print every row (default: the summary, the first divergence and the worst rows)")
-    v.set_defaults(func=_validate)
-
-    k = sub.add_parser("compress", help="compress the weights, keeping the lowerings; rank layers by the "
-                       "error compression adds; keep the N most sensitive uncompressed")
-    k.add_argument("model", metavar="MODEL", help=".onnx path or bundled model name")
-    k.add_argument("-o", "--output", required=True, help="the .mlpackage to write")
-    k.add_argument("--mode", choices=("linear", "palettize", "palettize-uniform"), default="linear")
-    k.add_argument("--nbits", type=int, default=8, help="4, 6 or 8 (linear: 4 or 8; 4 needs --target iOS18)")
-    k.add_argument("--keep", type=int, default=0, metavar="N",
-                   help="leave the N layers compression hurts most uncompressed")
-    k.add_argument("--weight-threshold", type=int, default=2048, help="smaller weights stay uncompressed")
-    k.add_argument("--inputs", help=".npz of inputs keyed by ONNX input name (default: generated)")
-    _build_options(k)
-    k.add_argument("--json", action="store_true", help="print the ranking and the output errors as JSON")
-    k.set_defaults(func=_compress)
+    _validate_parser(sub)
+    _compress_parser(sub)
 
     i = sub.add_parser("isolate", help="one node alone: variant x runtime matrix, bundle on disk")
     i.add_argument("model", metavar="MODEL", help=".onnx path or bundled model name")
@@ -89,11 +65,46 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("mlpackage", metavar="MLPACKAGE")
     r.add_argument("--inputs", required=True, help=".npz keyed by ONNX input name")
     r.add_argument("-o", "--output", required=True, help=".npz to write, keyed by ONNX output name")
-    r.add_argument("--runtime", choices=("mil", "coreml"), default="mil")
-    r.add_argument("--compute-units", choices=("CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE", "ALL"))
+    r.add_argument("--runtime", choices=RUNTIMES, default="mil")
+    r.add_argument("--compute-units", choices=COMPUTE_UNITS)
     r.add_argument("--json", action="store_true", help="print output names, shapes and dtypes as JSON")
     r.set_defaults(func=_run)
     return p
+
+
+def _validate_parser(sub) -> None:
+    v = sub.add_parser("validate", help="compare every layer with onnxruntime")
+    v.add_argument("model", metavar="MODEL", nargs="?", help=".onnx path or bundled model name "
+                   "(default: the bundled default model)")
+    v.add_argument("--mlmodel", help="an .mlpackage built from MODEL (default: build one)")
+    v.add_argument("--inputs", help=".npz of inputs keyed by ONNX input name (default: generated)")
+    v.add_argument("--runtime", choices=RUNTIMES, default="mil",
+                   help="mil: the interpreter; mil-ane: the Neural Engine emulated on it; coreml: macOS only")
+    v.add_argument("--compute-units", choices=COMPUTE_UNITS)
+    v.add_argument("--method", choices=METHODS,
+                   help="how intermediates are observed (default: capture for mil, outputs for coreml)")
+    _build_options(v)
+    v.add_argument("--html", help="write a self-contained HTML report here")
+    v.add_argument("--json", action="store_true", help="print the report as JSON")
+    v.add_argument("--all", dest="all_rows", action="store_true",
+                   help="print every row (default: the summary, the first divergence and the worst rows)")
+    v.set_defaults(func=_validate)
+
+
+def _compress_parser(sub) -> None:
+    k = sub.add_parser("compress", help="compress the weights, keeping the lowerings; rank layers by the "
+                       "error compression adds; keep the N most sensitive uncompressed")
+    k.add_argument("model", metavar="MODEL", help=".onnx path or bundled model name")
+    k.add_argument("-o", "--output", required=True, help="the .mlpackage to write")
+    k.add_argument("--mode", choices=("linear", "palettize", "palettize-uniform"), default="linear")
+    k.add_argument("--nbits", type=int, default=8, help="4, 6 or 8 (linear: 4 or 8; 4 needs --target iOS18)")
+    k.add_argument("--keep", type=int, default=0, metavar="N",
+                   help="leave the N layers compression hurts most uncompressed")
+    k.add_argument("--weight-threshold", type=int, default=2048, help="smaller weights stay uncompressed")
+    k.add_argument("--inputs", help=".npz of inputs keyed by ONNX input name (default: generated)")
+    _build_options(k)
+    k.add_argument("--json", action="store_true", help="print the ranking and the output errors as JSON")
+    k.set_defaults(func=_compress)
 
 
 def _build_options(p: argparse.ArgumentParser) -> None:
@@ -184,16 +195,16 @@ def _stdout():
 
 
 def _print_json(data) -> None:
-    from .backend.report import _finite
+    from .backend.validation.report import json_finite
 
-    print(json.dumps(_finite(data), indent=2))
+    print(json.dumps(json_finite(data), indent=2))
 
 
 # ---- commands --------------------------------------------------------------------------------------
 
 def _convert(args) -> int:
     import onnx2mil
-    from .backend.pipeline import check_destination, read_name_map
+    from .backend.convert.pipeline import check_destination, read_name_map
 
     model, _ = resolve_model(args.model)
     check_destination(args.output)  # refuse a destination save would refuse, before building
@@ -241,9 +252,9 @@ def _compress(args) -> int:
     import coremltools as ct
 
     import onnx2mil
-    from .backend.compress import output_sensitivity
-    from .backend.loader import read_model
-    from .backend.validation import make_inputs, run_reference
+    from .backend.validation.compress import output_sensitivity
+    from .backend.convert.loader import read_model
+    from .backend.validation.reference import make_inputs, run_reference
 
     model, bundled = resolve_model(args.model)
     model = read_model(model)  # once: it is built, validated twice and run for the sensitivity
@@ -352,7 +363,7 @@ def _lint(args) -> int:
 
 
 def _ops(args) -> int:
-    from .backend.registry import registered_ops
+    from .backend.convert.registry import registered_ops
 
     rows = [{"domain": d or "ai.onnx", "op_type": op, "min_opset": b.min_opset, "max_opset": b.max_opset,
              "module": b.module} for d, op, b in registered_ops()]

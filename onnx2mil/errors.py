@@ -127,3 +127,7 @@ class SaveError(Onnx2MilError):
 
 class PrecisionWarning(UserWarning):
     """A value the model's compute precision cannot hold (an fp32 constant beyond fp16's range)."""
+
+
+class ValidationInputError(Onnx2MilError, ValueError):
+    """Inputs, node names or options given to validate/isolate that cannot be used, and why."""

@@ -8,7 +8,7 @@ import pytest
 from onnx import numpy_helper
 
 import onnx2mil
-from onnx2mil.backend import pipeline
+from onnx2mil.backend.convert import pipeline
 
 
 def conv_chain(input_name="input.1", output_name="out:0", cin=3):

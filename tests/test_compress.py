@@ -9,8 +9,8 @@ import pytest
 
 import onnx2mil
 from onnx2mil import cli, models
-from onnx2mil.backend import pipeline
-from onnx2mil.backend.compress import CompressionError, compressed_weights
+from onnx2mil.backend.convert import pipeline
+from onnx2mil.backend.validation.compress import CompressionError, compressed_weights
 from test_real_exports import tamper
 
 RESNET = "resnet-tiny"

@@ -6,7 +6,7 @@ import pytest
 from onnx import numpy_helper
 
 import onnx2mil
-from onnx2mil.backend import pipeline
+from onnx2mil.backend.convert import pipeline
 
 RATES, KERNELS = (5, 3, 2, 2), (11, 7, 4, 4)
 
@@ -67,9 +67,9 @@ def test_per_node_lowering_overrides_default(tmp_path):
 def test_coremltools_default_pipeline_would_pin_output_shape(tmp_path):
     """The reason we own the pipeline: with coremltools' default passes the hazard comes back."""
     import coremltools as ct
-    from onnx2mil.backend.build import BuildContext, emit_program
-    from onnx2mil.backend.config import Config
-    from onnx2mil.backend.loader import load_graph
+    from onnx2mil.backend.convert.build import BuildContext, emit_program
+    from onnx2mil.backend.convert.config import Config
+    from onnx2mil.backend.convert.loader import load_graph
 
     ctx = BuildContext(load_graph(ups_stack()), Config(), ct.target.iOS15)
     prog = emit_program(ctx)

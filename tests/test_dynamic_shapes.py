@@ -13,8 +13,8 @@ import pytest
 import onnx2mil
 from harness import run_ort
 from onnx2mil import models
-from onnx2mil.backend import loader
-from onnx2mil.backend.loader import load_graph
+from onnx2mil.backend.convert import loader
+from onnx2mil.backend.convert.loader import load_graph
 from onnx2mil.errors import InputShapeError, UnsupportedOperatorError
 from onnx2mil.models import bigvgan
 from onnx2mil.models._torch_like import TorchLikeGraph

@@ -9,7 +9,7 @@ from onnx import numpy_helper
 
 import coremltools as ct
 import onnx2mil
-from onnx2mil.backend.config import Config
+from onnx2mil.backend.convert.config import Config
 from onnx2mil.cli import main
 from onnx2mil.errors import (BuildError, ConfigError, InputError, Onnx2MilError, OptionError, PackageError,
                              SaveError)

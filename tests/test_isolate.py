@@ -10,7 +10,7 @@ import pytest
 
 import onnx2mil
 from onnx2mil.backend.interpreter.kernels.registry import KERNELS
-from onnx2mil.backend.validation import ValidationInputError
+from onnx2mil.errors import ValidationInputError
 from harness import run_ort
 from test_validation import small_net
 
@@ -48,7 +48,7 @@ def test_bundle_is_complete_and_reproducible_with_onnxruntime(tmp_path):
         # the node alone, on its captured inputs, reproduces what the full model computed there
         again = run_ort(single, {"c0": inputs["c0"]})["up"]
         np.testing.assert_allclose(again, expected["up"], rtol=1e-6, atol=1e-6)
-        full = run_ort(small_net(), {"x": onnx2mil.backend.validation.make_inputs(small_net())["x"]})
+        full = run_ort(small_net(), {"x": onnx2mil.backend.validation.reference.make_inputs(small_net())["x"]})
         assert expected["up"].shape == (1, 6, 48) and full["y"].shape == (1, 2, 48)
     readme = (tmp_path / "README.md").read_text()
     assert "`up` (ConvTranspose)" in readme and "| native |" in readme

@@ -1,4 +1,4 @@
-"""``onnx2mil lint``: every known CoreML / Neural Engine hazard (backend/hazards.py) is found on a
+"""``onnx2mil lint``: every known CoreML / Neural Engine hazard (backend/convert/hazards.py) is found on a
 small ONNX model that triggers it, named by its node; where onnx2mil has a rewrite, the default
 build lints clean and validates against onnxruntime at fp32 and fp16. The correct real exports and
 reference models lint clean."""
@@ -13,9 +13,9 @@ from coremltools.converters.mil import Builder as mb
 from onnx import numpy_helper
 
 import onnx2mil
-from onnx2mil.backend import hazards
-from onnx2mil.backend.pipeline import load_saved_program, pass_pipeline
-from onnx2mil.backend.config import Config
+from onnx2mil.backend.convert import hazards
+from onnx2mil.backend.convert.pipeline import load_saved_program, pass_pipeline
+from onnx2mil.backend.convert.config import Config
 from onnx2mil.cli import main
 from real_exports import corpus
 
@@ -235,7 +235,7 @@ def test_every_hazard_has_a_reference_a_symptom_and_a_pattern():
         assert h.symptom and h.references and (h.mil_pattern or h.onnx_pattern), h.key
         assert all(r.startswith("https://") for r in h.references) or h.references == (hazards.MNN_REPORT,), h.key
         if h.rewrite is not None and h.rewrite.lowering is not None:
-            from onnx2mil.backend.config import LOWERINGS
+            from onnx2mil.backend.convert.config import LOWERINGS
             assert set(h.rewrite.variants) <= set(LOWERINGS[h.rewrite.lowering]), h.key
     assert hazards.BY_KEY["conv_transpose_1d_bias"].default_applied
     assert not hazards.BY_KEY["conv_transpose_asymmetric_pads"].default_applied
@@ -354,7 +354,7 @@ def test_emulated_neural_engine_computes_in_fp16_whatever_the_declared_precision
 
 
 def test_emulated_bias_hazard_hits_only_rank3_conv_transpose_with_a_bias():
-    from onnx2mil.backend import ane_emulation
+    from onnx2mil.backend.runtime import ane_emulation
     from harness import run_ort
 
     m = conv_transpose_1d(strides=[2], pads=[1, 1])
@@ -389,7 +389,7 @@ def masked_softmax():
 
 
 def test_fp16_range_flags_an_injected_norm_overflow_by_node():
-    from onnx2mil.backend.lint import fp16_range
+    from onnx2mil.backend.validation.lint import fp16_range
 
     assert fp16_range(scaled_layer_norm(1.0)) == []
     inside = fp16_range(scaled_layer_norm(1e3))  # inputs fit fp16; the squared deviations do not
@@ -418,7 +418,7 @@ def test_lint_with_fp16_range(capsys, tmp_path):
 
 
 def test_emulated_neural_engine_reproduces_the_reported_fp16_cliffs():
-    from onnx2mil.backend import ane_emulation
+    from onnx2mil.backend.runtime import ane_emulation
 
     softplus = onnx2mil.build_coreml(model([oh.make_node("Softplus", ["x"], ["y"], name="sp")], {"x": [1, 4]}, ["y"]),
                                      compute_precision="fp32")

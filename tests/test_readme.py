@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from onnx2mil.backend import registry
+from onnx2mil.backend.convert import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -17,8 +17,8 @@ from onnx import numpy_helper
 
 import onnx2mil
 from onnx2mil import models as reference_models
-from onnx2mil.backend.config import DEFAULTS
-from onnx2mil.backend.validation import run_reference
+from onnx2mil.backend.convert.config import DEFAULTS
+from onnx2mil.backend.validation.reference import run_reference
 from real_exports import corpus
 
 EXPORTS = [m["name"] for m in corpus.models()]

@@ -9,8 +9,8 @@ from onnx import TensorProto, numpy_helper
 
 import onnx2mil
 from harness import rand, run_ort
-from onnx2mil.backend import coreml_runtime
-from onnx2mil.backend.pipeline import read_name_map
+from onnx2mil.backend.runtime import coreml as coreml_runtime
+from onnx2mil.backend.convert.pipeline import read_name_map
 
 ON_MACOS = platform.system() == "Darwin"
 

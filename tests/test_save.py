@@ -19,7 +19,7 @@ import pytest
 from onnx import numpy_helper
 
 import onnx2mil
-from onnx2mil.backend import pipeline
+from onnx2mil.backend.convert import pipeline
 from onnx2mil.cli import main
 from onnx2mil.errors import SaveError
 

@@ -15,8 +15,8 @@ from onnx import numpy_helper
 
 import onnx2mil
 from onnx2mil import models
-from onnx2mil.backend import pipeline
-from onnx2mil.backend.validation import make_inputs
+from onnx2mil.backend.convert import pipeline
+from onnx2mil.backend.validation.reference import make_inputs
 
 
 def conv_transpose_model():

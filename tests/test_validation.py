@@ -10,8 +10,10 @@ import pytest
 from onnx import numpy_helper
 
 import onnx2mil
-from onnx2mil.backend.config import DEFAULTS, Config
-from onnx2mil.backend.validation import ValidationInputError, compare, make_inputs
+from onnx2mil.backend.convert.config import DEFAULTS, Config
+from onnx2mil.backend.validation.compare import compare
+from onnx2mil.backend.validation.reference import make_inputs
+from onnx2mil.errors import ValidationInputError
 from harness import run_ort
 
 CONFIGS = __import__("pathlib").Path(__file__).resolve().parents[1] / "configs"
@@ -255,7 +257,7 @@ def test_outputs_method_and_cuts_work_on_linear_layers():
     model, inputs = models.build("transformer-tiny"), models.example_inputs("transformer-tiny")
     matmul = next(n for n in model.graph.node if n.op_type == "MatMul").output[0]
     cut = onnx2mil.build_coreml(model, outputs=[matmul, model.graph.output[0].name], compute_precision="fp32")
-    from onnx2mil.backend.validation import run_reference
+    from onnx2mil.backend.validation.reference import run_reference
 
     expected = run_reference(model, inputs)[matmul]
     got = onnx2mil.predict(cut, inputs)[matmul]

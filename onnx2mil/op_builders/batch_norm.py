@@ -8,7 +8,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 
 _FLOATS = (np.float16, np.float32, np.float64)
 

@@ -13,7 +13,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import Var, types
 from coremltools.converters.mil.mil.types.type_mapping import nptype_from_builtin
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 
 _FLOAT = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _INT = (np.dtype(np.int32), np.dtype(np.int64))

@@ -13,7 +13,7 @@ import onnx
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 
 _MIL_DTYPE = {
     np.dtype(np.float32): "fp32", np.dtype(np.float64): "fp32", np.dtype(np.float16): "fp16",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 
 _PAD_DTYPES = (np.float16, np.float32, np.float64)
 

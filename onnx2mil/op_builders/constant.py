@@ -7,8 +7,8 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 from onnx import helper, numpy_helper
 
-from ..backend.context import mil_dtype_of
-from ..backend.registry import op_builder
+from ..backend.convert.context import mil_dtype_of
+from ..backend.convert.registry import op_builder
 
 _MIL_DTYPES = {np.dtype(np.float32): "fp32", np.dtype(np.float16): "fp16", np.dtype(np.int32): "int32",
                np.dtype(np.bool_): "bool"}

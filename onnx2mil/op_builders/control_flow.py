@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.graph import emit_subgraph, subgraph_refusals
-from ..backend.registry import op_builder
+from ..backend.convert.graph import emit_subgraph, subgraph_refusals
+from ..backend.convert.registry import op_builder
 
 _SCALAR = np.zeros(0, dtype=np.int32)  # reshape target of rank 0
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import coremltools as ct
 from coremltools.converters.mil import Builder as mb
 
-from ..backend import hazards
-from ..backend.context import mil_dtype_of
-from ..backend.registry import op_builder
+from ..backend.convert import hazards
+from ..backend.convert.context import mil_dtype_of
+from ..backend.convert.registry import op_builder
 
 _PAD_TYPES = {"VALID": "valid", "SAME_UPPER": "same", "SAME_LOWER": "same_lower"}
 

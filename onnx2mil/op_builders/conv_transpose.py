@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
-from ..backend import hazards
-from ..backend.context import mil_dtype_of
-from ..backend.registry import op_builder
+from ..backend.convert import hazards
+from ..backend.convert.context import mil_dtype_of
+from ..backend.convert.registry import op_builder
 from .conv import spatial_attrs
 
 

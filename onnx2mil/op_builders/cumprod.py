@@ -6,7 +6,7 @@ import coremltools as ct
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 from .batch_norm import const_like
 
 MAX_AXIS_LENGTH = 256  # one mul per step: longer axes would unroll into too many ops

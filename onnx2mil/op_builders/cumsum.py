@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 
 
 @op_builder("CumSum", min_opset=11)

@@ -6,7 +6,7 @@ import coremltools as ct
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 
 
 @op_builder("DepthToSpace")

@@ -8,7 +8,7 @@ import string
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 from .batch_norm import const_like
 
 _MAX_RANK = 5  # Core ML tensors have rank <= 5

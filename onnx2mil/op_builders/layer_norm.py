@@ -9,7 +9,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 from .batch_norm import const_like, input_refusal
 
 

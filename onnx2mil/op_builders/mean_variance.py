@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 from .batch_norm import const_like, input_refusal
 
 EPSILON = 1e-9  # onnx.defs MeanVarianceNormalization function body

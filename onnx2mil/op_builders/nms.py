@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 
 MAX_BOXES = 128  # one keep decision per box: the suppression unrolls over the boxes
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 
 _DTYPES = (np.float16, np.float32, np.float64, np.int32, np.int64, np.bool_)
 

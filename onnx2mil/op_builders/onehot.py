@@ -6,8 +6,8 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
-from ..backend.context import mil_dtype_of
-from ..backend.registry import op_builder
+from ..backend.convert.context import mil_dtype_of
+from ..backend.convert.registry import op_builder
 
 
 @op_builder("OneHot", min_opset=9)

@@ -16,7 +16,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 from .batch_norm import const_like, input_refusal
 
 _FLOATS = (np.float16, np.float32, np.float64)

@@ -11,7 +11,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 from .batch_norm import const_like
 
 _RANGES = {np.dtype(t): (np.iinfo(t).min, np.iinfo(t).max)

@@ -10,7 +10,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 from .binary import dtype_refusal, like
 
 _REDUCE = {

@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 
 
 def dtype_refusal(ctx, name: str) -> Optional[str]:

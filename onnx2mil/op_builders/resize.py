@@ -17,7 +17,7 @@ import coremltools as ct
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 
 _F = np.float32
 _SAMPLE_SIZES = range(1, 10)  # input lengths tried when a dim is symbolic

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 from .batch_norm import const_like, input_refusal
 from .layer_norm import stash_in_fp32, trailing_operand
 

@@ -13,8 +13,8 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
-from ..backend.context import mil_dtype_of
-from ..backend.registry import op_builder
+from ..backend.convert.context import mil_dtype_of
+from ..backend.convert.registry import op_builder
 from .batch_norm import const_like, input_refusal
 
 MAX_STEPS = 512  # a static sequence up to this long unrolls one block of ops per step

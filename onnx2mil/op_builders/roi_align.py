@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.context import mil_dtype_of
-from ..backend.registry import op_builder
+from ..backend.convert.context import mil_dtype_of
+from ..backend.convert.registry import op_builder
 from .batch_norm import input_refusal
 
 

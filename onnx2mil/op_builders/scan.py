@@ -6,8 +6,8 @@ from __future__ import annotations
 import onnx
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.graph import emit_subgraph, subgraph_refusals
-from ..backend.registry import op_builder
+from ..backend.convert.graph import emit_subgraph, subgraph_refusals
+from ..backend.convert.registry import op_builder
 
 MAX_STEPS = 256  # one copy of the body per step
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 
 
 def _bounds(node, rank: int) -> tuple[int, int]:

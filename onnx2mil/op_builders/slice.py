@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 from .reshape import dtype_refusal
 
 _I32_MAX = np.iinfo(np.int32).max

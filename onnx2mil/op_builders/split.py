@@ -6,7 +6,7 @@ from typing import Optional
 
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 from .reshape import dtype_refusal
 
 

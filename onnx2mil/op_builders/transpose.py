@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from coremltools.converters.mil import Builder as mb
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 from .reshape import dtype_refusal
 
 

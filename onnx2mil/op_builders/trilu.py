@@ -8,7 +8,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 
 _ZERO = {types.fp32: np.float32(0), types.fp16: np.float16(0), types.int32: np.int32(0), types.bool: False}
 

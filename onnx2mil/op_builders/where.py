@@ -6,7 +6,7 @@ from coremltools.converters.mil import Builder as mb
 
 from coremltools.converters.mil.mil import types
 
-from ..backend.registry import op_builder
+from ..backend.convert.registry import op_builder
 from .binary import dtype_refusal, like, widen
 
 

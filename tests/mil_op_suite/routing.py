@@ -22,7 +22,7 @@ from coremltools.converters.mil import testing_utils
 from coremltools.converters.mil.mil.ops.tests import testing_utils as op_testing_utils
 from coremltools.models import utils as coremltools_utils
 
-from onnx2mil.backend.pipeline import load_saved_program
+from onnx2mil.backend.convert.pipeline import load_saved_program
 from onnx2mil.errors import UnsupportedMILOpError
 from onnx2mil.backend.interpreter import run_program
 

@@ -23,7 +23,7 @@ import numpy as np
 import onnxruntime as ort
 
 import onnx2mil
-from onnx2mil.backend.config import Config
+from onnx2mil.backend.convert.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # noqa: E402

@@ -43,7 +43,7 @@ from coremltools.converters.mil.mil.scope import ScopeSource
 from coremltools.proto import Model_pb2
 from google.protobuf.message import DecodeError
 
-from ..errors import ConversionError, Onnx2MilError, PackageError, PrecisionWarning, SaveError
+from ...errors import ConversionError, Onnx2MilError, PackageError, PrecisionWarning, SaveError
 
 COREMLTOOLS_LOCK = threading.RLock()
 
@@ -222,7 +222,7 @@ _SAME_VALUE_SUFFIXES = ("_cast_fp16", "_cast_fp32", "_to_fp16", "_to_fp32")
 _SAME_VALUE_PREFIXES = ("_inversed_",)
 
 
-def _base_name(name: str) -> str:
+def base_name(name: str) -> str:
     """``name`` without the renamings of value-keeping passes."""
     changed = True
     while changed:
@@ -270,7 +270,7 @@ def resolve_names(prog: Program, pre_pass: dict[str, str], producers: dict[str, 
             tensors[onnx_name] = mil_name
             continue
         ops = by_handle.get(producers[onnx_name], [])
-        held = [v.name for op in ops for v in op.outputs if _base_name(v.name) == mil_name]
+        held = [v.name for op in ops for v in op.outputs if base_name(v.name) == mil_name]
         # the var of the original name first, then its fp16 form
         held.sort(key=lambda n: (n != mil_name, len(n)))
         tensors[onnx_name] = held[0] if held else None

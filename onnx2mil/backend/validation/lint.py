@@ -16,9 +16,9 @@ from typing import Optional, Union
 import coremltools as ct
 import onnx
 
-from ..errors import Onnx2MilError
-from . import hazards as hazards_mod
-from . import pipeline as pipeline_mod
+from ...errors import Onnx2MilError
+from ..convert import hazards as hazards_mod
+from ..convert import pipeline as pipeline_mod
 
 
 class LintInputError(Onnx2MilError):
@@ -65,9 +65,9 @@ class LintReport:
                 "fp16_range": None if self.fp16_range is None else [asdict(r) for r in self.fp16_range]}
 
     def to_json(self, indent: int = 2) -> str:
-        from .report import _finite  # JSON has no infinities: an infinite peak becomes null
+        from .report import json_finite  # JSON has no infinities: an infinite peak becomes null
 
-        return json.dumps(_finite(self.to_dict()), indent=indent)
+        return json.dumps(json_finite(self.to_dict()), indent=indent)
 
     def rich_table(self):
         from rich.markup import escape
@@ -140,10 +140,10 @@ class _Namer:
     """Names a MIL op by the ONNX node it computes."""
 
     def __init__(self, mlmodel, graph):
-        from .pipeline import _base_name, debug_handle, read_name_map
+        from ..convert.pipeline import base_name, debug_handle, read_name_map
 
         self.graph = graph
-        self.base = _base_name
+        self.base = base_name
         self.handles: dict[str, int] = {}
         final = getattr(mlmodel, "_mil_program", None)
         if final is not None:
@@ -188,8 +188,8 @@ def _how(rewrite, config, node: str) -> str:
 def lint_built(mlmodel, graph=None, label: str = "model") -> LintReport:
     """Lint a model built by onnx2mil (MLModel or .mlpackage path); ``graph`` (a loader.LoadedGraph of
     the ONNX model it was built from) names nodes and lists the sites the build rewrote away."""
-    from .config import Config
-    from .validation import stored_config
+    from ..convert.config import Config
+    from .validate import stored_config
 
     mlmodel = pipeline_mod.open_model(mlmodel)
     prog = pipeline_mod.load_saved_program(mlmodel)
@@ -235,8 +235,8 @@ def lint(model: Union[str, Path, onnx.ModelProto, ct.models.MLModel], *, source=
     from (optional: it names the nodes and lists the sites the build rewrote away).
     ``check_fp16_range``: also run :func:`fp16_range` on ``feeds`` (ONNX models only).
     """
-    from .build import build_coreml
-    from .loader import load_graph
+    from ..convert.build import build_coreml
+    from ..convert.loader import load_graph
 
     if _is_package(model):
         if check_fp16_range:
@@ -307,10 +307,10 @@ def fp16_range(model, feeds=None, *, seed: int = 0, **build_options) -> list[Ran
     by its ONNX node."""
     import numpy as np
 
-    from .build import build_coreml
-    from .loader import load_graph, read_model
-    from .runtimes import predict
-    from .validation import make_inputs
+    from ..convert.build import build_coreml
+    from ..convert.loader import load_graph, read_model
+    from ..runtime.predict import predict
+    from .reference import make_inputs
 
     if build_options.get("compute_precision") not in (None, "fp32"):
         raise LintInputError("fp16 range analysis builds at fp32: do not pass compute_precision")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Mapping, Optional, Union
 import warnings
 
@@ -17,8 +18,8 @@ from onnx import numpy_helper
 from onnx.external_data_helper import uses_external_data
 from onnx.reference import ReferenceEvaluator
 
-from ..errors import InvalidModelError, ResourceLimitError
-from .registry import OnnxNode, canonical_domain
+from ...errors import InvalidModelError, ResourceLimitError
+from .node import OnnxNode, canonical_domain
 
 # Ops whose value differs per run (or per call) are never folded.
 _NEVER_FOLD = {
@@ -484,7 +485,7 @@ def _typed(initializers) -> dict:
 
 
 def _skeleton(proto: onnx.ModelProto, nodes, initializers, typed: dict,
-              input_shapes: Mapping[str, tuple] = {}) -> onnx.ModelProto:
+              input_shapes: Mapping[str, tuple] = MappingProxyType({})) -> onnx.ModelProto:
     """The model without its large tensors: those become graph inputs of the same type and shape,
     so shape inference and the checker never serialise the weights. Inputs named in
     ``input_shapes`` take those dims; declared output and intermediate shapes are then dropped

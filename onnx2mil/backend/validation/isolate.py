@@ -9,7 +9,6 @@ initializers), ``inputs.npz`` and ``expected.npz`` (onnxruntime on the full mode
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
@@ -19,18 +18,18 @@ import onnx
 import onnx.helper as oh
 from onnx import numpy_helper
 
-from ..errors import Onnx2MilError, RuntimeUnavailableError
-from . import pipeline as pipeline_mod
-from .config import LOWERINGS, Config
-from .loader import read_model
-from .validation import (ValidationInputError, compare, make_inputs, run_coreml_side, run_reference,
-                         topological_nodes)
+from ...errors import Onnx2MilError, RuntimeUnavailableError, ValidationInputError
+from ..convert import pipeline as pipeline_mod
+from ..convert.config import LOWERING_SITES, LOWERINGS, Config
+from ..runtime import coreml
+from ..runtime.coreml import COMPUTE_UNITS
+from ..runtime.predict import ANE_EMULATION
+from ..convert.loader import read_model
+from .compare import compare
+from .reference import make_inputs, run_reference, topological_nodes
+from .validate import run_coreml_side
 
-COREML_UNITS = ("CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE", "ALL")
-# The op types whose lowering a config can choose, and the rank of input 0 the choice applies to.
-LOWERING_KEYS = {"ConvTranspose": ("conv_transpose_1d", 3), "Conv": ("conv_1d", 3)}
 DEFAULT_VARIANT = "default"
-ANE_EMULATION = "mil-ane"  # labelled "(emulation)" wherever it is shown: see ane_emulation.py
 
 
 def runtime_label(name: str) -> str:
@@ -40,8 +39,8 @@ def runtime_label(name: str) -> str:
 def default_runtimes() -> list[str]:
     """The interpreter at fp32 and fp16; on macOS also CoreML on each compute-unit choice."""
     names = ["mil-fp32", "mil-fp16"]
-    if sys.platform == "darwin":
-        names += [f"coreml-{u}" for u in COREML_UNITS]
+    if coreml.available() is None:
+        names += [f"coreml-{u}" for u in COMPUTE_UNITS]
     return names
 
 
@@ -52,12 +51,12 @@ def parse_runtime(name: str) -> tuple[str, str, Optional[str]]:
         return ANE_EMULATION, "fp16", None
     if kind == "mil" and rest in ("fp32", "fp16"):
         return "mil", rest, None
-    if kind == "coreml" and rest in COREML_UNITS:
-        if sys.platform != "darwin":
-            raise RuntimeUnavailableError(f"runtime '{name}' needs CoreML, which runs on macOS only")
+    if kind == "coreml" and rest in COMPUTE_UNITS:
+        if coreml.available():
+            raise RuntimeUnavailableError(f"runtime '{name}': {coreml.available()}")
         return "coreml", "fp16", rest
     raise ValidationInputError(f"unknown runtime '{name}': use mil-fp32, mil-fp16, {ANE_EMULATION} (emulation) or "
-                               f"coreml-{{{','.join(COREML_UNITS)}}}")
+                               f"coreml-{{{','.join(COMPUTE_UNITS)}}}")
 
 
 @dataclass
@@ -108,9 +107,9 @@ class IsolationResult:
                 "ok": self.ok, "matrix": self.matrix, "cells": [asdict(c) for c in self.cells]}
 
     def to_json(self, indent: int = 2) -> str:
-        from .report import _finite
+        from .report import json_finite
 
-        return json.dumps(_finite(self.to_dict()), indent=indent)
+        return json.dumps(json_finite(self.to_dict()), indent=indent)
 
     def rich_table(self):
         from rich.table import Table
@@ -182,9 +181,9 @@ def single_node_model(model: onnx.ModelProto, node_name: str, values: Mapping[st
 
 
 def lowering_variants(op_type: str, input_rank: Optional[int]) -> tuple[Optional[str], tuple[str, ...]]:
-    key_rank = LOWERING_KEYS.get(op_type)
-    if key_rank and input_rank == key_rank[1]:
-        return key_rank[0], LOWERINGS[key_rank[0]]
+    for key, (site_op, site_rank) in LOWERING_SITES.items():
+        if op_type == site_op and input_rank == site_rank:
+            return key, LOWERINGS[key]
     return None, (DEFAULT_VARIANT,)
 
 
@@ -210,7 +209,7 @@ def isolate(
     (default: :func:`default_runtimes`).
     ``config``: base build config; the variant is set per node on top of it.
     """
-    from .build import build_coreml
+    from ..convert.build import build_coreml
 
     say = progress or (lambda _msg: None)
     model = read_model(onnx_model)

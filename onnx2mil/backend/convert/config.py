@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping, Optional, Union
 
 import yaml
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 # The lowering variants each hazard-bearing op family can take; the first is the default.
 LOWERINGS: dict[str, tuple[str, ...]] = {
@@ -16,6 +16,8 @@ LOWERINGS: dict[str, tuple[str, ...]] = {
     "conv_transpose_1d": ("as_2d", "native", "split_bias"),
     "conv_1d": ("native", "as_2d"),
 }
+# Where each lowering choice applies: the ONNX op type and the rank of its input 0.
+LOWERING_SITES: dict[str, tuple[str, int]] = {"conv_transpose_1d": ("ConvTranspose", 3), "conv_1d": ("Conv", 3)}
 
 DEFAULTS: dict[str, Any] = {
     "lowering": {key: variants[0] for key, variants in LOWERINGS.items()},
@@ -29,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
         "fp16": {"rel_to_max": 1.0e-2, "min_cosine": 0.999},
     },
     # Local-error allowance for ops whose error, after their inputs are rounded to the compute
-    # precision, grows with the inputs' magnitude (see backend/compare.py):
+    # precision, grows with the inputs' magnitude (see backend/validation/compare.py):
     # ulps x unit roundoff x max|input| (x max|output| for "relative" ops).
     "input_rounding": {
         "ulps": 2,

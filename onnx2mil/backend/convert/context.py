@@ -13,7 +13,7 @@ from coremltools.converters.mil.mil.block import curr_block
 
 from .config import Config
 from .loader import LoadedGraph, TensorInfo, load_graph, shapes_at
-from .registry import OnnxNode
+from .node import OnnxNode
 
 _INVALID = re.compile(r"[^A-Za-z0-9_]")
 DEFAULT_DIM_UPPER = 16384  # upper bound of a symbolic input dim the user gave no bounds for

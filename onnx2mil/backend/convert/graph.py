@@ -3,23 +3,24 @@ MIL program node by node in topological order."""
 from __future__ import annotations
 
 import contextlib
+from types import MappingProxyType
 from typing import Mapping, Optional
 
 import coremltools as ct
 import numpy as np
 import onnx
-from onnx import numpy_helper
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import Function, Program, types
 from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 from coremltools.converters.mil.mil import get_new_symbol
 from coremltools.converters.mil.mil.scope import ScopeInfo, ScopeSource
 
-from ..errors import BuildError, Onnx2MilError, Refusal, UnsupportedOperatorError
+from ...errors import BuildError, Onnx2MilError, Refusal
 from .context import BuildContext
 from .pipeline import COREMLTOOLS_LOCK
 from .loader import constant_value, tensor_value
-from .registry import OnnxNode, canonical_domain, find_builder
+from .node import OnnxNode, canonical_domain
+from .registry import find_builder
 
 def mil_type(dtype, target=None) -> Optional[type]:
     """The MIL dtype of a model input: CoreML takes fp32/fp16/int32/bool inputs, so float64 -> fp32,
@@ -137,7 +138,7 @@ def input_shape(ctx: BuildContext, name: str, overrides: Mapping[str, tuple]) ->
     return tuple(out)
 
 
-def scalar_inputs(ctx: BuildContext, input_shapes: Mapping[str, tuple] = {}) -> list[str]:
+def scalar_inputs(ctx: BuildContext, input_shapes: Mapping[str, tuple] = MappingProxyType({})) -> list[str]:
     return [n for n in ctx.graph.inputs if len(input_shapes.get(n, ctx.shape(n))) == 0]
 
 
@@ -166,7 +167,7 @@ def emit_node(ctx: BuildContext, node) -> None:
                          f"its builder left outputs {missing} unbound")
 
 
-def emit_program(ctx: BuildContext, input_shapes: Mapping[str, tuple] = {}) -> Program:
+def emit_program(ctx: BuildContext, input_shapes: Mapping[str, tuple] = MappingProxyType({})) -> Program:
     """Emit ``main`` into a new pymil Program. Inputs/outputs carry sanitized ONNX names."""
     # the MIL builder emits into the block on top of a module-global stack: one build at a time
     with COREMLTOOLS_LOCK:

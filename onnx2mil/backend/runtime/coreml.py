@@ -11,13 +11,16 @@ from typing import Mapping, Optional, Union
 import coremltools as ct
 import numpy as np
 
-from ..errors import RuntimeUnavailableError
+from ...errors import RuntimeUnavailableError
+
+# ct.ComputeUnit's names, in the order reports show them.
+COMPUTE_UNITS = ("CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE", "ALL")
 
 _NP_OF_ARRAY_TYPE = {"FLOAT32": np.float32, "FLOAT16": np.float16, "INT32": np.int32, "DOUBLE": np.float64}
 
 
 def compute_units_of(compute_units) -> ct.ComputeUnit:
-    """ct.ComputeUnit from a ct.ComputeUnit or its name ("CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE", "ALL")."""
+    """ct.ComputeUnit from a ct.ComputeUnit or its name (one of COMPUTE_UNITS, any case)."""
     if compute_units is None:
         return ct.ComputeUnit.ALL
     if isinstance(compute_units, ct.ComputeUnit):
@@ -26,7 +29,7 @@ def compute_units_of(compute_units) -> ct.ComputeUnit:
         return ct.ComputeUnit[str(compute_units).upper()]
     except KeyError:
         raise ValueError(f"unknown compute_units {compute_units!r}; one of "
-                         f"{[u.name for u in ct.ComputeUnit]}") from None
+                         f"{list(COMPUTE_UNITS)}") from None
 
 
 def available() -> Optional[str]:

@@ -4,7 +4,7 @@ Each :class:`Hazard` says what goes wrong (``symptom``), on which compute units,
 reported (``references``: public URLs), how to find it — ``mil_pattern`` on the program as saved
 (after coremltools' passes, what CoreML receives), ``onnx_pattern`` on the ONNX graph (the nodes
 where it could arise) — and the rewrite that avoids it, if onnx2mil has one: a lowering variant of
-``config.LOWERINGS`` or a rewrite every build applies. ``onnx2mil lint`` (``backend/lint.py``)
+``config.LOWERINGS`` or a rewrite every build applies. ``onnx2mil lint`` (``backend/validation/lint.py``)
 reads this table; adding a hazard is one entry here and one test case in tests/test_lint.py.
 
 A MIL pattern returns the ops that carry the hazard in the emitted program; an ONNX site with no

@@ -21,8 +21,8 @@ import coremltools.optimize.coreml as cto
 import numpy as np
 from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY  # noqa: F401 (registers the passes)
 
-from ..errors import Onnx2MilError
-from . import pipeline as pipeline_mod
+from ...errors import Onnx2MilError
+from ..convert import pipeline as pipeline_mod
 
 MODES = ("linear", "palettize", "palettize-uniform")
 COMPRESSED_WEIGHT_OPS = ("constexpr_lut_to_dense", "constexpr_affine_dequantize", "constexpr_blockwise_shift_scale",
@@ -99,7 +99,7 @@ def output_sensitivity(mlmodel, layers: list[str], feeds, reference: dict, *, mo
     """{MIL op: worst output error (max abs err / max|ref|) with only that op's weights
     compressed}: how much each layer's compression reaches the outputs, one build per layer.
     ``reference``: the model's outputs from onnxruntime, keyed by ONNX name."""
-    from .runtimes import predict
+    from ..runtime.predict import predict
 
     out = {}
     for k, layer in enumerate(layers):

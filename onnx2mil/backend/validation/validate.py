@@ -12,196 +12,30 @@ ONNX tensors map to MIL vars through the name map stored in the model's metadata
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Union
+from typing import Callable, Mapping, Optional
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import numpy_helper
 
-from ..errors import InvalidModelError, Onnx2MilError, RuntimeUnavailableError
-from . import hazards, pipeline as pipeline_mod
+from ...errors import RuntimeUnavailableError, ValidationInputError
+from ..convert import hazards, pipeline as pipeline_mod
+from ..convert.build import build_coreml, precision_of
+from ..convert.config import Config
+from ..convert.loader import read_model
+from ..runtime import coreml
+from ..runtime.predict import ANE_EMULATION, RUNTIMES, pixel_arrays, predict
+from .bisect import bisect
 from .compare import compare, input_rounding_allowance
-from .config import Config
-from .loader import read_model, topological_order
+from .reference import (OnnxNodeInfo, image_feeds, make_inputs, mil_feeds, run_reference, topological_nodes,
+                        with_static_inputs)
 from .report import COMPARED, FAIL, FOLDED, FUSED, LOSSY, MISSING, PASS, Divergence, LayerResult, ValidationReport
 
-from .runtimes import RUNTIMES, pixel_arrays  # RUNTIMES: "mil", "mil-ane" (an emulation), "coreml"
-INTERPRETERS = ("mil", "mil-ane")
+INTERPRETERS = ("mil", ANE_EMULATION)
 _PENDING = "pending"  # a row with a MIL var, until the run fills in its metrics
 METHODS = ("capture", "outputs", "truncation")
-
-
-class ValidationInputError(Onnx2MilError, ValueError):
-    """Inputs, node names or options given to validate/isolate that cannot be used, and why."""
-
-
-# ---- inputs ----------------------------------------------------------------------------------------
-
-def _input_specs(model: onnx.ModelProto) -> dict[str, tuple[tuple, np.dtype]]:
-    """Graph inputs that are not initializers: {name: (dims with str/None for symbolic, dtype)}."""
-    inits = {t.name for t in model.graph.initializer}
-    specs = {}
-    for vi in model.graph.input:
-        if vi.name in inits:
-            continue
-        tt = vi.type.tensor_type
-        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
-        specs[vi.name] = (dims, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)))
-    return specs
-
-
-def random_input(shape: tuple, dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
-    """Realistic values per dtype: floats in [-1, 1], signed ints in [0, 8), bools, full-range bytes."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return rng.uniform(-1.0, 1.0, size=shape).astype(dtype)
-    if dtype.kind == "b":
-        return rng.integers(0, 2, size=shape).astype(bool)
-    if dtype.kind in "iu":
-        high = 256 if dtype.itemsize == 1 else 8
-        return rng.integers(0, high, size=shape).astype(dtype)
-    raise ValidationInputError(f"cannot generate inputs of dtype {dtype}; pass inputs= explicitly")
-
-
-def make_inputs(model: onnx.ModelProto, inputs: Union[None, str, Path, Mapping] = None,
-                seed: int = 0) -> dict[str, np.ndarray]:
-    """The model's inputs: given values (dict of arrays or .npz), shapes to fill (a tuple:
-    ``{name: (1, 80, 20)}``), or generated from the model's static shapes with a seeded generator."""
-    specs = _input_specs(model)
-    given: dict = {}
-    if isinstance(inputs, (str, Path)):
-        path = Path(inputs)
-        if not path.is_file():
-            raise ValidationInputError(f"{path}: no such inputs file (.npz expected)")
-        with np.load(path) as data:
-            given = {k: data[k] for k in data.files}
-    elif inputs is not None:
-        given = dict(inputs)
-    unknown = sorted(set(given) - set(specs))
-    if unknown:
-        raise ValidationInputError(f"inputs {unknown} are not inputs of the model (it takes {list(specs)})")
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name, (dims, dtype) in specs.items():
-        value = given.get(name)
-        is_shape = isinstance(value, tuple) and all(isinstance(d, (int, np.integer)) for d in value)
-        if value is not None and not is_shape:
-            arr = np.asarray(value)
-            if arr.dtype != dtype:
-                arr = arr.astype(dtype)
-            _check_shape(name, arr.shape, dims)
-            out[name] = arr
-            continue
-        if value is not None:
-            shape = tuple(int(d) for d in value)
-            _check_shape(name, shape, dims)
-        else:
-            symbolic = [d for d in dims if not isinstance(d, int) or d <= 0]
-            if symbolic:
-                raise ValidationInputError(
-                    f"input '{name}' has symbolic dims {symbolic} (shape {dims}); pass inputs="
-                    f"{{'{name}': array or shape}} (CLI: --inputs x.npz)")
-            shape = dims
-        out[name] = random_input(shape, dtype, rng)
-    return out
-
-
-def _check_shape(name: str, shape: tuple, dims: tuple) -> None:
-    ok = len(shape) == len(dims) and all(not isinstance(d, int) or d <= 0 or d == s for s, d in zip(shape, dims))
-    if not ok:
-        raise ValidationInputError(f"input '{name}' has shape {tuple(shape)}, the model takes {dims}")
-
-
-def with_static_inputs(model: onnx.ModelProto, shapes: Mapping[str, tuple]) -> onnx.ModelProto:
-    """A copy whose graph inputs have the given static dims (validation runs on concrete inputs,
-    and builders that need static dims then see them)."""
-    specs = _input_specs(model)
-    if all(all(isinstance(d, int) and d > 0 for d in specs[k][0]) for k in shapes if k in specs):
-        return model
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    for vi in out.graph.input:
-        if vi.name in shapes:
-            dims = vi.type.tensor_type.shape.dim
-            for d, size in zip(dims, shapes[vi.name]):
-                d.Clear()
-                d.dim_value = int(size)
-    return out
-
-
-def mil_feeds(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """MIL has no 64-bit tensors: int64 -> int32, float64 -> fp32."""
-    out = {}
-    for k, v in feeds.items():
-        v = np.asarray(v)
-        if v.dtype in (np.int64, np.uint64):
-            v = v.astype(np.int32)
-        elif v.dtype == np.float64:
-            v = v.astype(np.float32)
-        out[k] = v
-    return out
-
-
-# ---- reference -----------------------------------------------------------------------------------
-
-@dataclass
-class OnnxNodeInfo:
-    name: str
-    op_type: str
-    inputs: list
-    outputs: list
-    proto: Optional[onnx.NodeProto] = None
-
-
-def topological_nodes(model: onnx.ModelProto) -> list[OnnxNodeInfo]:
-    """Top-level nodes in the loader's topological order, unnamed nodes named as the build names them."""
-    graph = model.graph
-    known = {i.name for i in graph.input} | {t.name for t in graph.initializer}
-    try:
-        order = topological_order(graph, known)
-    except InvalidModelError as e:
-        raise ValidationInputError(f"the ONNX graph has a cycle or dangling inputs ({e})") from e
-    return [OnnxNodeInfo(n.name or f"{n.op_type}_{index}", n.op_type, list(n.input), [o for o in n.output if o], n)
-            for index, n in enumerate(order)]
-
-
-def run_reference(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
-                  tensors: Optional[set] = None) -> dict[str, np.ndarray]:
-    """Node outputs of ``model`` from ONE onnxruntime session run: every one, or those in
-    ``tensors`` (plus the graph's outputs).
-
-    They are appended to the graph's outputs without types (onnxruntime types them itself, so no
-    shape inference over the weights is needed) and removed again afterwards: ``model`` is not
-    copied, since a large model's weights would be. onnxruntime's memory arena is off: it would
-    keep a second copy of every exposed tensor after the run (300 MB on the 115M BigVGAN).
-    """
-    graph = model.graph
-    present = {o.name for o in graph.output}
-    kept = len(graph.output)
-    for node in graph.node:
-        for name in node.output:
-            if name and name not in present and (tensors is None or name in tensors):
-                graph.output.append(onnx.ValueInfoProto(name=name))
-                present.add(name)
-    try:
-        serialized = model.SerializeToString()
-    finally:
-        del graph.output[kept:]
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.enable_cpu_mem_arena = False
-    try:
-        session = ort.InferenceSession(serialized, options, providers=["CPUExecutionProvider"])
-        del serialized
-        names = [o.name for o in session.get_outputs()]
-        return dict(zip(names, session.run(names, dict(feeds))))
-    except (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidArgument,
-            ort.capi.onnxruntime_pybind11_state.InvalidGraph) as e:
-        raise ValidationInputError(f"onnxruntime cannot run the reference model: {e}") from e
 
 
 # ---- first divergence ----------------------------------------------------------------------------
@@ -259,16 +93,13 @@ def first_divergence(layers: list[LayerResult], nodes: list[OnnxNodeInfo]) -> Op
 def check_runtime(runtime: str) -> None:
     if runtime not in RUNTIMES:
         raise ValidationInputError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
-    if runtime == "coreml" and sys.platform != "darwin":
-        raise RuntimeUnavailableError(
-            f"CoreML runs on macOS only (this is {sys.platform}); use runtime='mil' (the interpreter)")
+    if runtime == "coreml" and coreml.available():
+        raise RuntimeUnavailableError(coreml.available())
 
 
 def run_coreml_side(mlmodel, feeds: Mapping[str, np.ndarray], *, runtime: str, compute_units=None,
                     capture: bool = False, observe=None) -> tuple[dict, dict]:
     """(outputs keyed by ONNX names, captured vars keyed by MIL var names or {})."""
-    from .runtimes import predict
-
     result = predict(mlmodel, mil_feeds(feeds), runtime=runtime, compute_units=compute_units, capture=capture,
                      observe=observe)
     if capture:
@@ -416,8 +247,54 @@ def validate(
     and a layer that fails uncompressed too stays a failure.
     Raises ValidationInputError (bad inputs/options), RuntimeUnavailableError (CoreML off macOS).
     """
-    from .build import build_coreml, precision_of
+    method = _check_options(runtime, method)
+    say = progress or (lambda _msg: None)
+    reference_model = read_model(onnx_model)
+    inputs = pixel_arrays(inputs)  # PIL images for ImageType inputs
+    feeds = make_inputs(reference_model, inputs, seed)
+    shapes = {k: v.shape for k, v in feeds.items()}
+    source_model = with_static_inputs(read_model(source) if source is not None else reference_model, shapes)
+    if mlmodel is None:
+        say("building the CoreML model")
+        mlmodel = build_coreml(source_model, inputs=shapes, compute_precision=compute_precision, config=config,
+                               minimum_deployment_target=minimum_deployment_target)
+    else:
+        mlmodel = pipeline_mod.open_model(mlmodel)
+    name_map = pipeline_mod.read_name_map(mlmodel)
+    precision = _precision(name_map, compute_precision)
+    cfg = Config.load(config if config is not None else stored_config(mlmodel))
 
+    # ImageType inputs take pixels; onnxruntime (and any rebuilt, tensor-input model) takes them
+    # after the model's own preprocessing
+    feeds, onnx_feeds = image_feeds(feeds, name_map.get("image_inputs", {}), inputs, seed)
+    say("running onnxruntime (every node output)")
+    folded = set(name_map.get("folded", []))  # constants at build time: not compared
+    nodes = topological_nodes(reference_model)
+    reference = run_reference(reference_model, onnx_feeds, {o for n in nodes for o in n.outputs} - folded)
+    rows = _node_rows(nodes, reference, name_map)
+    units = None if compute_units is None else getattr(compute_units, "name", str(compute_units))
+    report = ValidationReport(model=_model_label(onnx_model, reference_model), runtime=runtime, method=method,
+                              precision=precision, tolerances=dict(cfg.tolerance(precision)), layers=rows,
+                              compute_units=units, outputs=[o.name for o in reference_model.graph.output])
+    if runtime == ANE_EMULATION:
+        report.notes.append(f"runtime {ANE_EMULATION} is an EMULATION of the Neural Engine on the interpreter (fp16 "
+                            "compute and the documented hazards), not the Neural Engine")
+    report.notes.extend(f"hazard avoided: {rewrite}" for rewrite in hazards.applied(mlmodel))
+    run = _Run(rows, nodes, reference, onnx_feeds, cfg, precision, runtime, compute_units, say, report,
+               source_model, shapes, minimum_deployment_target)
+    if method == "capture":
+        _by_capture(run, mlmodel, feeds, reference_model, compression_report)
+    elif method == "outputs":
+        _by_outputs(run)
+    else:
+        _by_truncation(run)
+        return report
+    report.first_divergence = first_divergence(rows, nodes)
+    return report
+
+
+def _check_options(runtime: str, method: Optional[str]) -> str:
+    """The method to use (the runtime's default if None), after checking both."""
     check_runtime(runtime)
     method = method or ("capture" if runtime in INTERPRETERS else "outputs")
     if method not in METHODS:
@@ -425,160 +302,94 @@ def validate(
     if method == "capture" and runtime not in INTERPRETERS:
         raise ValidationInputError("method 'capture' needs the MIL interpreter (runtime='mil'); "
                                    "use 'outputs' or 'truncation' with CoreML")
-    say = progress or (lambda _msg: None)
-    reference_model = read_model(onnx_model)
-    inputs = pixel_arrays(inputs)  # PIL images for ImageType inputs
-    feeds = make_inputs(reference_model, inputs, seed)
-    shapes = {k: v.shape for k, v in feeds.items()}
-    source_model = with_static_inputs(read_model(source) if source is not None else reference_model, shapes)
+    return method
 
-    if mlmodel is None:
-        say("building the CoreML model")
-        mlmodel = build_coreml(source_model, inputs=shapes, compute_precision=compute_precision, config=config,
-                              minimum_deployment_target=minimum_deployment_target)
-    else:
-        mlmodel = pipeline_mod.open_model(mlmodel)
-    name_map = pipeline_mod.read_name_map(mlmodel)
+
+def _precision(name_map: Mapping, compute_precision) -> str:
+    """The model's precision ("fp32" or "fp16"), which ``compute_precision``, if given, must match."""
     precision = name_map.get("precision", "fp16")
     if compute_precision is not None:
         asked = "fp32" if precision_of(compute_precision) == precision_of("fp32") else "fp16"
         if asked != precision:
             raise ValidationInputError(f"compute_precision={compute_precision!r} but the given model is {precision}")
-    cfg = Config.load(config if config is not None else stored_config(mlmodel))
-    tolerance = cfg.tolerance(precision)
-
-    # ImageType inputs take pixels; onnxruntime (and any rebuilt, tensor-input model) takes them
-    # after the model's own preprocessing
-    feeds, onnx_feeds = _image_feeds(feeds, name_map.get("image_inputs", {}), inputs, seed)
-    say("running onnxruntime (every node output)")
-    folded = set(name_map.get("folded", []))  # constants at build time: not compared
-    nodes = topological_nodes(reference_model)
-    magnitudes = _initializer_magnitudes(reference_model, nodes, cfg)
-    reference = run_reference(reference_model, onnx_feeds, {o for n in nodes for o in n.outputs} - folded)
-    rows = _node_rows(nodes, reference, name_map)
-    units = None if compute_units is None else getattr(compute_units, "name", str(compute_units))
-    report = ValidationReport(model=_model_label(onnx_model, reference_model), runtime=runtime, method=method,
-                              precision=precision, tolerances=dict(tolerance), layers=rows, compute_units=units,
-                              outputs=[o.name for o in reference_model.graph.output])
-    if runtime == "mil-ane":
-        report.notes.append("runtime mil-ane is an EMULATION of the Neural Engine on the interpreter (fp16 "
-                            "compute and the documented hazards), not the Neural Engine")
-    report.notes.extend(f"hazard avoided: {rewrite}" for rewrite in hazards.applied(mlmodel))
-
-    def rebuild(outputs: Optional[list] = None, target=minimum_deployment_target):
-        return build_coreml(source_model, inputs=shapes, outputs=outputs, compute_precision=precision,
-                            config=cfg.data, minimum_deployment_target=target)
-
-    if method == "capture":
-        say(f"running the MIL program ({runtime}) end to end and op by op on the reference's values")
-        allowance = _allowance(reference, onnx_feeds, magnitudes, nodes, precision, cfg)
-        _compare_capture(mlmodel, feeds, rows, reference, tolerance, allowance, precision, runtime)
-        compressed = _mark_compressed(rows, mlmodel)
-        if compressed and compression_report:
-            say("validating an uncompressed build for the compression report")
-            uncompressed = rebuild(target=minimum_deployment_target or _target_of(mlmodel))
-            baseline = validate(reference_model, uncompressed, inputs=onnx_feeds, config=cfg.data)
-            report.compression = _rank_compression(rows, baseline, compressed)
-    elif method == "outputs":
-        _compare_outputs(rows, reference, onnx_feeds, tolerance, precision, rebuild, runtime, compute_units, say,
-                         report)
-    else:
-        worst = _bisect(rows, nodes, reference, onnx_feeds, tolerance, rebuild, runtime, compute_units, say, report,
-                        precision)
-        if worst is not None:
-            node = next(n for n in nodes if worst in n.outputs)
-            report.first_divergence = Divergence(node.name, node.op_type, worst, report.layer(worst))
-        return report
-    report.first_divergence = first_divergence(rows, nodes)
-    return report
+    return precision
 
 
-def _compare_outputs(rows, reference, feeds, tolerance, precision, rebuild, runtime, compute_units, say,
-                     report) -> None:
+@dataclass
+class _Run:
+    """One validation: the reference's values, the rows to fill, and how to rebuild and run."""
+
+    rows: list[LayerResult]
+    nodes: list[OnnxNodeInfo]
+    reference: Mapping[str, np.ndarray]
+    feeds: Mapping[str, np.ndarray]  # as onnxruntime takes them (ImageType inputs preprocessed)
+    cfg: Config
+    precision: str
+    runtime: str
+    compute_units: object
+    say: Callable[[str], None]
+    report: ValidationReport
+    source_model: onnx.ModelProto
+    shapes: Mapping[str, tuple]
+    target: object
+
+    @property
+    def tolerance(self) -> Mapping:
+        return self.cfg.tolerance(self.precision)
+
+    def rebuild(self, outputs: Optional[list] = None, target=None):
+        """The source model built again with the model's config and precision, cut at ``outputs``."""
+        return build_coreml(self.source_model, inputs=self.shapes, outputs=outputs, compute_precision=self.precision,
+                            config=self.cfg.data, minimum_deployment_target=target or self.target)
+
+    def probe(self, tensors: list[str]) -> None:
+        """Rebuild with ``tensors`` as outputs, run it, and fill their rows (accumulated error)."""
+        model = self.rebuild(tensors)
+        outputs, _ = run_coreml_side(model, self.feeds, runtime=self.runtime, compute_units=self.compute_units)
+        output_vars = pipeline_mod.read_name_map(model)["outputs"]
+        wanted = set(tensors)
+        for row in self.rows:
+            if row.tensor in wanted:
+                row.mil_var = output_vars.get(row.tensor)
+                _fill(row, outputs.get(row.tensor), self.reference[row.tensor], self.tolerance, self.precision)
+
+
+def _by_capture(run: _Run, mlmodel, feeds, reference_model, compression_report: bool) -> None:
+    """Method "capture": the interpreter, end to end and op by op (see ``_compare_capture``)."""
+    run.say(f"running the MIL program ({run.runtime}) end to end and op by op on the reference's values")
+    magnitudes = _initializer_magnitudes(reference_model, run.nodes, run.cfg)
+    allowance = _allowance(run.reference, run.feeds, magnitudes, run.nodes, run.precision, run.cfg)
+    _compare_capture(mlmodel, feeds, run.rows, run.reference, run.tolerance, allowance, run.precision, run.runtime)
+    compressed = _mark_compressed(run.rows, mlmodel)
+    if compressed and compression_report:
+        run.say("validating an uncompressed build for the compression report")
+        uncompressed = run.rebuild(target=run.target or _target_of(mlmodel))
+        baseline = validate(reference_model, uncompressed, inputs=run.feeds, config=run.cfg.data)
+        run.report.compression = _rank_compression(run.rows, baseline, compressed)
+
+
+def _by_outputs(run: _Run) -> None:
     """Method "outputs": one rebuild with every tensor as a model output, accumulated error only."""
-    wanted = [r.tensor for r in rows if r.status in (_PENDING, FUSED)]
-    say(f"rebuilding with {len(wanted)} tensors as outputs and running {runtime}")
-    exposed = rebuild(wanted)
-    outputs, _ = run_coreml_side(exposed, feeds, runtime=runtime, compute_units=compute_units)
-    output_vars = pipeline_mod.read_name_map(exposed)["outputs"]
-    for row in rows:
-        if row.tensor in wanted:
-            row.mil_var = output_vars.get(row.tensor)
-            _fill(row, outputs.get(row.tensor), reference[row.tensor], tolerance, precision)
-    report.notes.append("every ONNX tensor was exposed as a model output: on CoreML this changes the "
-                        "CPU/GPU/ANE partitioning and can hide a device bug; confirm with method 'truncation'")
-    report.notes.append("statuses judge the accumulated error: the local error of each op needs method 'capture'")
+    wanted = [r.tensor for r in run.rows if r.status in (_PENDING, FUSED)]
+    run.say(f"rebuilding with {len(wanted)} tensors as outputs and running {run.runtime}")
+    run.probe(wanted)
+    run.report.notes.append("every ONNX tensor was exposed as a model output: on CoreML this changes the "
+                            "CPU/GPU/ANE partitioning and can hide a device bug; confirm with method 'truncation'")
+    run.report.notes.append("statuses judge the accumulated error: the local error of each op needs method 'capture'")
 
 
-def _bisect(rows, nodes, reference, feeds, tolerance, rebuild, runtime, compute_units, say,
-            report, precision) -> Optional[str]:
-    """Truncation bisection: build the model cut at one tensor, run it, compare. The candidates
-    narrow to the ancestors of the latest failing tensor that no passing probe already clears
-    (a passing probe clears its ancestors). Returns the first failing tensor, or None."""
-    candidates = [r for r in rows if r.status in (_PENDING, FUSED)]
-    for r in candidates:  # only probed (or cleared) tensors get a status
-        r.status, r.reason, r.mil_var = MISSING, "not probed by the bisection", None
-    producer = {o: n for n in nodes for o in n.outputs}
-    consumed = {i for n in nodes for i in n.inputs if i}
-    by_tensor = {r.tensor: r for r in rows}
-    memo: dict[str, frozenset] = {}
-
-    def ancestors(tensor: str) -> frozenset:
-        if tensor not in memo:
-            found = set()
-            for i in producer[tensor].inputs:
-                if i in producer:
-                    found.add(i)
-                    found |= ancestors(i)
-            memo[tensor] = frozenset(found)
-        return memo[tensor]
-
+def _by_truncation(run: _Run) -> None:
+    """Method "truncation": models cut at one tensor at a time, bisected to the first failure."""
     def probe(tensors: list[str]) -> None:
-        say(f"probe: model cut at {', '.join(tensors)}")
-        cut = rebuild(tensors)
-        outputs, _ = run_coreml_side(cut, feeds, runtime=runtime, compute_units=compute_units)
-        output_vars = pipeline_mod.read_name_map(cut)["outputs"]
-        for t in tensors:
-            row = by_tensor[t]
-            row.mil_var = output_vars.get(t)
-            _fill(row, outputs.get(t), reference[t], tolerance, precision)
+        run.say(f"probe: model cut at {', '.join(tensors)}")
+        run.probe(tensors)
 
-    ends = [r.tensor for r in candidates if r.tensor not in consumed]
-    probe(ends)
-    probes, worst = 1, next((t for t in ends if by_tensor[t].status == FAIL), None)
-    cleared: set[str] = set()
+    worst, probes = bisect([r for r in run.rows if r.status in (_PENDING, FUSED)], run.nodes, probe)
+    run.report.notes.append(f"truncation bisection: {probes} cut model(s) built and run; a tensor upstream of a "
+                            "passing probe counts as passing (a cut model that matches implies its inputs did)")
     if worst is not None:
-        pool = [r.tensor for r in candidates if r.tensor in ancestors(worst)]
-        while pool:
-            mid = _best_split(pool, ancestors)
-            probe([mid])
-            probes += 1
-            if by_tensor[mid].status == FAIL:
-                worst = mid
-                pool = [t for t in pool if t in ancestors(mid)]
-            else:
-                cleared |= ancestors(mid)
-                pool = [t for t in pool if t not in cleared and t != mid]
-    for t in cleared & set(by_tensor):
-        if by_tensor[t].status == MISSING:
-            by_tensor[t].status, by_tensor[t].reason = PASS, "cleared by a passing probe downstream"
-    report.notes.append(f"truncation bisection: {probes} cut model(s) built and run; a tensor upstream of a "
-                        "passing probe counts as passing (a cut model that matches implies its inputs did)")
-    return worst
-
-
-def _best_split(pool: list[str], ancestors: Callable[[str], frozenset], samples: int = 64) -> str:
-    """The probe that best halves ``pool`` whatever its outcome (as git bisect picks a commit):
-    a failing probe keeps its ancestors, a passing one drops them and itself. Among up to
-    ``samples`` evenly spaced candidates, so a large graph costs O(samples x pool)."""
-    members = set(pool)
-    step = max(1, len(pool) // samples)
-
-    def worst_case(t: str) -> int:
-        kept_if_fail = len(ancestors(t) & members)
-        return max(kept_if_fail, len(pool) - kept_if_fail - 1)
-
-    return min(pool[::step], key=worst_case)
+        node = next(n for n in run.nodes if worst in n.outputs)
+        run.report.first_divergence = Divergence(node.name, node.op_type, worst, run.report.layer(worst))
 
 
 def _max_abs(value) -> float:
@@ -595,28 +406,6 @@ def _initializer_magnitudes(model: onnx.ModelProto, nodes: list[OnnxNodeInfo], c
     sensitive = set(rounding["absolute"]) | set(rounding["relative"])
     wanted = {i for n in nodes if n.op_type in sensitive for i in n.inputs if i}
     return {t.name: _max_abs(numpy_helper.to_array(t)) for t in model.graph.initializer if t.name in wanted}
-
-
-def preprocess_image(pixels: np.ndarray, preprocessing: Mapping) -> np.ndarray:
-    """What an ImageType input does to its pixels: scale x pixel + per-channel bias (NCHW)."""
-    pixels = np.asarray(pixels, dtype=np.float32)
-    bias = np.asarray(preprocessing["bias"], dtype=np.float32).reshape(1, -1, 1, 1)
-    return (np.float32(preprocessing["scale"]) * pixels + bias).astype(np.float32)
-
-
-def _image_feeds(feeds: dict, images: Mapping, given, seed: int) -> tuple[dict, dict]:
-    """(feeds for the model as built, feeds for onnxruntime). An image input the caller did not
-    give is generated as pixels in [0, 255]."""
-    if not images:
-        return feeds, feeds
-    supplied = set(given) if isinstance(given, Mapping) else set()
-    rng = np.random.default_rng(seed)
-    feeds = dict(feeds)
-    for name in images:
-        if name not in supplied:
-            feeds[name] = rng.integers(0, 256, size=feeds[name].shape).astype(np.float32)
-    onnx_feeds = {k: preprocess_image(v, images[k]) if k in images else v for k, v in feeds.items()}
-    return feeds, onnx_feeds
 
 
 def _allowance(reference: Mapping, feeds: Mapping, magnitudes: Mapping[str, float], nodes: list[OnnxNodeInfo],
@@ -645,7 +434,7 @@ def _allowance(reference: Mapping, feeds: Mapping, magnitudes: Mapping[str, floa
 def _mark_compressed(rows: list[LayerResult], mlmodel) -> dict:
     """Rows whose op reads a compressed weight: named, and ``lossy`` rather than failing."""
     from .compress import compressed_weights
-    from .runtimes import program
+    from ..runtime.predict import program
 
     compressed = compressed_weights(program(mlmodel), {row.mil_var for row in rows if row.mil_var})
     for row in rows:

@@ -84,33 +84,13 @@ def compare(reference: np.ndarray, value: np.ndarray, tolerance: Mapping, *, all
         max_abs_err = max(float(diff.max()), -float(diff.min())) if diff.size else 0.0
         max_abs_ref = max(float(r.max()), -float(r.min())) if r.size else 0.0
     if not (np.isfinite(max_abs_err) and np.isfinite(max_abs_ref)):  # rare: infinities or NaNs
-        g = g.astype(np.float32)
-        finite_r, finite_g = np.isfinite(r), np.isfinite(g)
-        both = finite_r & finite_g
-        same = ~both & ((r == g) | (np.isnan(r) & np.isnan(g)))
-        if saturate is not None:
-            same |= ~finite_g & finite_r & (np.abs(r) > saturate) & (np.sign(r) == np.sign(g))
-        bad = int(np.count_nonzero(~both & ~same))
+        r, diff, bad = _finite_part(r, g, saturate)
         if bad:
             reasons.append(f"{bad} non-finite values where the reference differs")
-        r, diff = r[both], r[both] - g[both]
         max_abs_err = float(np.abs(diff).max()) if diff.size else 0.0
         max_abs_ref = float(np.abs(r).max()) if r.size else 0.0
     rel = max_abs_err / max_abs_ref if max_abs_ref > 0 else max_abs_err
-    # float32 BLAS dot products on the reference and the error only (|g|^2 = |r|^2 - 2 r.d + |d|^2),
-    # scaled when squares would overflow (attention masks hold float32's lowest); cosine from the
-    # error norm, accurate when it is close to 1
-    scale = max_abs_ref + max_abs_err  # >= max|value|
-    if scale > 1e15:
-        r, diff = r / scale, diff / scale
-    nr2, noise, cross = float(np.dot(r, r)), float(np.dot(diff, diff)), float(np.dot(r, diff))
-    ng2 = max(nr2 - 2.0 * cross + noise, 0.0)
-    nr, ng = np.sqrt(nr2), np.sqrt(ng2)
-    if nr > 0 and ng > 0:
-        cosine = float(np.clip(1.0 - (noise - (nr - ng) ** 2) / (2.0 * nr * ng), -1.0, 1.0))
-    else:
-        cosine = 1.0 if nr == ng else 0.0
-    snr = None if noise == 0 else (float(10.0 * np.log10(nr2 / noise)) if nr > 0 else float("-inf"))
+    cosine, snr = _cosine_snr(r, diff, max_abs_ref + max_abs_err)
     # the inputs' rounding and the output's: two ulps of the tensor's scale
     allowance = max(allowance, 2.0 * ulp(max_abs_ref, precision))
     allowed = tolerance["rel_to_max"] * max_abs_ref + allowance
@@ -131,3 +111,35 @@ def compare(reference: np.ndarray, value: np.ndarray, tolerance: Mapping, *, all
                       f"held to {ulp(max_abs_ref, precision):.3g}")
         return {**metrics, "status": PASS, "reason": reasons_ok, "underflow": True}
     return {**metrics, "status": FAIL if reasons else PASS, "reason": "; ".join(reasons)}
+
+
+def _finite_part(r: np.ndarray, g: np.ndarray, saturate) -> tuple[np.ndarray, np.ndarray, int]:
+    """(reference, difference) where both are finite, and how many non-finite values differ: a
+    NaN matches a NaN, an infinity the same infinity, and with ``saturate`` an fp16 infinity
+    matches a reference of the same sign beyond the fp16 range."""
+    g = g.astype(np.float32)
+    finite_r, finite_g = np.isfinite(r), np.isfinite(g)
+    both = finite_r & finite_g
+    same = ~both & ((r == g) | (np.isnan(r) & np.isnan(g)))
+    if saturate is not None:
+        same |= ~finite_g & finite_r & (np.abs(r) > saturate) & (np.sign(r) == np.sign(g))
+    return r[both], r[both] - g[both], int(np.count_nonzero(~both & ~same))
+
+
+def _cosine_snr(r: np.ndarray, diff: np.ndarray, scale: float) -> tuple[float, Optional[float]]:
+    """Cosine similarity and SNR (dB) of reference ``r`` and value ``r - diff``.
+
+    float32 BLAS dot products on the reference and the error only (|g|^2 = |r|^2 - 2 r.d + |d|^2),
+    scaled when squares would overflow (attention masks hold float32's lowest; ``scale`` >= max
+    |value|); the cosine comes from the error norm, accurate when it is close to 1."""
+    if scale > 1e15:
+        r, diff = r / scale, diff / scale
+    nr2, noise, cross = float(np.dot(r, r)), float(np.dot(diff, diff)), float(np.dot(r, diff))
+    ng2 = max(nr2 - 2.0 * cross + noise, 0.0)
+    nr, ng = np.sqrt(nr2), np.sqrt(ng2)
+    if nr > 0 and ng > 0:
+        cosine = float(np.clip(1.0 - (noise - (nr - ng) ** 2) / (2.0 * nr * ng), -1.0, 1.0))
+    else:
+        cosine = 1.0 if nr == ng else 0.0
+    snr = None if noise == 0 else (float(10.0 * np.log10(nr2 / noise)) if nr > 0 else float("-inf"))
+    return cosine, snr

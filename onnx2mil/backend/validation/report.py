@@ -137,7 +137,7 @@ class ValidationReport:
         }
 
     def to_json(self, path: Union[None, str, Path] = None, indent: int = 2) -> str:
-        text = json.dumps(_finite(self.to_dict()), indent=indent)
+        text = json.dumps(json_finite(self.to_dict()), indent=indent)
         if path is not None:
             Path(path).write_text(text)
         return text
@@ -372,14 +372,14 @@ precision <b>{esc(self.precision)}</b>, method <b>{esc(self.method)}</b>; tolera
         return "\n".join(parts)
 
 
-def _finite(obj):
+def json_finite(obj):
     """JSON has no Infinity/NaN: infinite or NaN floats become null."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: json_finite(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [json_finite(v) for v in obj]
     return obj
 
 

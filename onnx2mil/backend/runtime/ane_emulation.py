@@ -24,7 +24,7 @@ from typing import Callable, Mapping, Optional
 import numpy as np
 from coremltools.converters.mil.mil import types
 
-from . import hazards
+from ..convert import hazards
 
 LABEL = "emulation"
 BIAS_REACH = 8  # elements per channel a rank-3 conv_transpose's bias reaches (an assumption)

@@ -18,11 +18,12 @@ import coremltools as ct
 import numpy as np
 from coremltools.converters.mil.mil import Program, types
 
-from ..errors import InputError, InputShapeError, OptionError, PackageError
-from . import pipeline
-from .interpreter import run_program
+from ...errors import InputError, InputShapeError, OptionError, PackageError
+from ..convert import pipeline
+from ..interpreter import run_program
 
-RUNTIMES = ("mil", "mil-ane", "coreml")  # mil-ane: the Neural Engine *emulated* (see ane_emulation)
+ANE_EMULATION = "mil-ane"  # the Neural Engine *emulated* on the interpreter (ane_emulation.py): labelled so wherever shown
+RUNTIMES = ("mil", ANE_EMULATION, "coreml")
 
 _BY_MODEL: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _BY_PATH: "OrderedDict[tuple, tuple]" = OrderedDict()
@@ -168,7 +169,7 @@ def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping
     if runtime not in RUNTIMES:
         raise OptionError("runtime", f"must be one of {RUNTIMES}, not {runtime!r}")
     if runtime == "coreml":
-        from . import coreml_runtime
+        from . import coreml as coreml_runtime
         if capture or observe:
             raise OptionError("capture", "capture=True needs runtime='mil' (observe too): CoreML exposes only the "
                               "model's outputs "

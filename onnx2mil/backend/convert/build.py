@@ -9,8 +9,8 @@ import numpy as np
 import onnx
 from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
-from .. import __version__
-from ..errors import InputError, InvalidModelError, OptionError, UnsupportedOperatorError
+from ... import __version__
+from ...errors import InputError, InvalidModelError, OptionError, UnsupportedOperatorError
 from . import pipeline as pipeline_mod
 from .config import Config
 from .context import DEFAULT_DIM_UPPER, BuildContext
@@ -221,7 +221,7 @@ def build_coreml(
     ``outputs``: ONNX tensor names to expose as outputs (default: the graph's outputs).
     ``compute_precision``: fp16 by default, like coremltools. ``config``: dict or YAML path.
     ``pass_pipeline``: a base ct.PassPipeline; the passes that undo onnx2mil's lowerings are
-    always removed from it (see ``onnx2mil.backend.pipeline``).
+    always removed from it (see ``onnx2mil.backend.convert.pipeline``).
     ``author``, ``license``, ``description``, ``version``: the model's description fields; by
     default from the ONNX model (metadata_props ``author``/``license``, the graph's or model's
     doc_string, model_version); input and output descriptions come from their doc_strings.

@@ -1,0 +1,1 @@
+"""The proof tools: validate, isolate, lint, compress — against onnxruntime."""
