@@ -7,7 +7,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
-from ._common import const_like
+from ._common import const_like, is_static
 
 
 def per_channel(value, rank: int):
@@ -48,6 +48,6 @@ def stash_in_fp32(ctx, node, x):
 
 def original_shape(ctx, x):
     """``x``'s shape for reshaping a view back: a constant when static, else from mb.shape."""
-    if all(isinstance(d, int) for d in x.shape):
+    if is_static(x.shape):
         return np.array(x.shape, dtype=np.int32)
     return mb.shape(x=x, name=ctx.tmp("input_shape"))

@@ -24,7 +24,7 @@ def _static(d) -> bool:
     return isinstance(d, int)
 
 
-def split_heads(ctx, x, heads: int, out: str, what: str):
+def split_heads(ctx, x, heads: int, what: str):
     """(B, S, heads * D) -> (B, heads, S, D); B or S must be static (reshape takes one -1)."""
     b, s, hidden = x.shape
     shape = [b if _static(b) else -1, s if _static(s) else -1, heads, hidden // heads]
@@ -32,7 +32,7 @@ def split_heads(ctx, x, heads: int, out: str, what: str):
     return mb.transpose(x=x, perm=[0, 2, 1, 3], name=ctx.tmp(f"{what}_bhsd"))
 
 
-def repeat_heads(ctx, x, groups: int, out: str, what: str):
+def repeat_heads(ctx, x, groups: int, what: str):
     """(B, Hkv, L, D) -> (B, Hkv * groups, L, D), each kv head repeated for its group of q heads."""
     b, h, length, d = x.shape
     x = mb.expand_dims(x=x, axes=[2], name=ctx.tmp(f"{what}_expand"))
@@ -45,7 +45,7 @@ def _windows(node) -> tuple[int, int]:
     return tuple(node.attr(a) if node.attr(a) is not None else -1 for a in ("left_window_size", "right_window_size"))
 
 
-def positions_allowed(node, ctx, q_len, total, past, out: str):
+def positions_allowed(node, ctx, q_len, total, past):
     """Which keys each query may attend by position alone: is_causal and opset 25's left/right
     windows around the query's absolute position (i + past, or i + nonpad_kv_seqlen[b] - q_len
     with an external cache), and opset 24's padding (key j < nonpad_kv_seqlen[b]). A constant
@@ -85,7 +85,7 @@ def _may_empty_a_row(positional) -> bool:
     return positional is not None and (not isinstance(positional, np.ndarray) or not positional.any(axis=1).all())
 
 
-def _padded_mask(ctx, mask, total: int, out: str):
+def _padded_mask(ctx, mask, total: int):
     """A mask shorter than the keys is padded with disallowed positions, as the ONNX reference does."""
     last = mask.shape[-1]
     if not isinstance(last, int) or not isinstance(total, int) or last >= total:
@@ -102,9 +102,9 @@ def attention(node, ctx):
     outputs = node.outputs + [""] * (4 - len(node.outputs))
     three_d = q.rank == 3
     if three_d:
-        q = split_heads(ctx, q, node.attr("q_num_heads"), out, "q")
-        k = split_heads(ctx, k, node.attr("kv_num_heads"), out, "k")
-        v = split_heads(ctx, v, node.attr("kv_num_heads"), out, "v")
+        q = split_heads(ctx, q, node.attr("q_num_heads"), "q")
+        k = split_heads(ctx, k, node.attr("kv_num_heads"), "k")
+        v = split_heads(ctx, v, node.attr("kv_num_heads"), "v")
     past = 0
     if node.has_input(4):
         past_key, past_value = ctx.input(node, 4), ctx.input(node, 5)
@@ -116,7 +116,7 @@ def attention(node, ctx):
     present = (k, v)
     if q.shape[1] != k.shape[1]:
         groups = q.shape[1] // k.shape[1]
-        k, v = repeat_heads(ctx, k, groups, out, "k"), repeat_heads(ctx, v, groups, out, "v")
+        k, v = repeat_heads(ctx, k, groups, "k"), repeat_heads(ctx, v, groups, "v")
 
     scale = node.attr("scale")
     scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else float(scale)
@@ -124,13 +124,13 @@ def attention(node, ctx):
     if mask is not None and mask.dtype != types.bool and mask.dtype != q.dtype:
         mask = mb.cast(x=mask, dtype=types.builtin_to_string(q.dtype), name=ctx.tmp("mask_cast"))
     if mask is not None:
-        mask = _padded_mask(ctx, mask, k.shape[2], out)
-    positional = positions_allowed(node, ctx, q.shape[2], k.shape[2], past, out)
+        mask = _padded_mask(ctx, mask, k.shape[2])
+    positional = positions_allowed(node, ctx, q.shape[2], k.shape[2], past)
     y_name = ctx.tmp("bhsd") if three_d else ctx.mil_name(out)
     if _fusable(node, ctx, q, mask, positional, outputs):
-        y, stages = _fused(ctx, q, k, v, mask, positional, scale, out, y_name), None
+        y, stages = _fused(ctx, q, k, v, mask, positional, scale, y_name), None
     else:
-        y, stages = _decomposed(node, ctx, q, k, v, mask, positional, scale, out, y_name)
+        y, stages = _decomposed(node, ctx, q, k, v, mask, positional, scale, y_name)
     if three_d:
         y = mb.transpose(x=y, perm=[0, 2, 1, 3], name=ctx.tmp("bshd"))
         b, s = y.shape[:2]
@@ -151,7 +151,7 @@ def _fusable(node, ctx, q, mask, positional, outputs) -> bool:
             and not (q.dtype == types.fp16 and node.attr("softmax_precision") == 1))
 
 
-def _fused(ctx, q, k, v, mask, positional, scale: float, out: str, name: str):
+def _fused(ctx, q, k, v, mask, positional, scale: float, name: str):
     """MIL scaled_dot_product_attention, which scales by 1/sqrt(head size): other scales go into Q."""
     if not np.isclose(scale * np.sqrt(q.shape[-1]), 1.0, rtol=1e-7, atol=0):
         q = mb.mul(x=q, y=const_like(scale * np.sqrt(q.shape[-1]), q), name=ctx.tmp("q_rescaled"))
@@ -163,7 +163,7 @@ def _fused(ctx, q, k, v, mask, positional, scale: float, out: str, name: str):
     return mb.scaled_dot_product_attention(query=q, key=k, value=v, attn_mask=mask, name=name)
 
 
-def _decomposed(node, ctx, q, k, v, mask, positional, scale: float, out: str, name: str):
+def _decomposed(node, ctx, q, k, v, mask, positional, scale: float, name: str):
     """matmul -> (softcap) -> mask -> softmax -> matmul; also returns the qk_matmul_output stages."""
     # Scaled before the matmul, as the spec advises, so fp16 scores do not overflow on the way.
     q = mb.mul(x=q, y=const_like(scale, q), name=ctx.tmp("q_scaled"))

@@ -29,7 +29,6 @@ def plan(in_shape, target, axes):
 @op_builder("CenterCropPad", min_opset=18)
 def center_crop_pad(node, ctx):
     x = ctx.input(node, 0)
-    out = node.outputs[0]
     rank = x.rank
     axes = [a % rank for a in (node.attr("axes") or range(rank))]
     spans = plan(list(x.shape), [int(v) for v in ctx.const(node.inputs[1]).reshape(-1)], axes)
@@ -38,9 +37,9 @@ def center_crop_pad(node, ctx):
     y = x
     if crops or not any(pads):
         y = mb.slice_by_index(x=x, begin=[s[0] for s in spans], end=[s[1] for s in spans],
-                              name=ctx.mil_name(out) if not any(pads) else ctx.tmp("crop"))
+                              name=ctx.tmp("crop"))
     if any(pads):
-        y = mb.pad(x=y, pad=np.array(pads, np.int32), mode="constant", constant_val=0.0, name=ctx.mil_name(out))
+        y = mb.pad(x=y, pad=np.array(pads, np.int32), mode="constant", constant_val=0.0, name=ctx.tmp("pad"))
     ctx.set_output(node, y)
 
 

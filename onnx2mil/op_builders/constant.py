@@ -86,9 +86,9 @@ def eye_like(node, ctx):
     col = mb.range_1d(start=np.int32(0), end=mb.gather(x=dims, indices=np.int32(1), name=ctx.tmp("cols")),
                       step=np.int32(1), name=ctx.tmp("col"))
     offset = mb.sub(x=col, y=mb.expand_dims(x=row, axes=[1], name=ctx.tmp("row_column")), name=ctx.tmp("offset"))
-    on_diagonal = mb.equal(x=offset, y=np.int32(k), name=ctx.tmp("on_diagonal") if dtype != np.bool_ else ctx.mil_name(out))
+    on_diagonal = mb.equal(x=offset, y=np.int32(k), name=ctx.tmp("on_diagonal"))
     if dtype != np.bool_:
-        on_diagonal = mb.cast(x=on_diagonal, dtype=_MIL_DTYPES[np.dtype(dtype)], name=ctx.mil_name(out))
+        on_diagonal = mb.cast(x=on_diagonal, dtype=_MIL_DTYPES[np.dtype(dtype)], name=ctx.tmp("cast"))
     ctx.set_output(node, on_diagonal)
 
 

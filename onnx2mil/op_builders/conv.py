@@ -11,7 +11,7 @@ from coremltools.converters.mil import Builder as mb
 from ..backend import hazards
 from ..backend.context import mil_dtype_of
 from ..backend.registry import op_builder
-from ._common import Refuse, require_const, spatial_attrs
+from ._common import Refuse, is_static, require_const, spatial_attrs
 
 _PAD_TYPES = {"VALID": "valid", "SAME_UPPER": "same", "SAME_LOWER": "same_lower"}
 
@@ -43,7 +43,7 @@ def conv(node, ctx):
     weight = ctx.const(node.inputs[1])
     weight = mil_dtype_of(weight) if weight is not None else ctx.var(node.inputs[1])
     in_spatial = list(x.shape[2:])
-    if pad_type.startswith("same") and all(isinstance(d, int) for d in in_spatial):
+    if pad_type.startswith("same") and is_static(in_spatial):
         pads = same_pads(in_spatial, weight.shape[2:], strides, dilations, auto_pad == "SAME_UPPER")
         pad_type = "custom"
     bias = ctx.const(node.inputs[2]) if node.has_input(2) else None
@@ -72,7 +72,7 @@ def _(node, ctx):
 
         require_const(ctx, node.inputs[2], "bias")
     shape = ctx.shape(node.inputs[0])
-    static = shape is not None and all(isinstance(d, int) for d in shape[2:])
+    static = shape is not None and is_static(shape[2:])
     if node.attr("auto_pad") == "SAME_LOWER" and not static and ctx.target < ct.target.iOS16:
         raise Refuse("SAME_LOWER with dynamic spatial dims needs minimum_deployment_target >= iOS16")
     if ctx.config.lowering("conv_1d", node.name) == "as_2d" and w_rank == 3 and not ctx.is_const(node.inputs[1]):

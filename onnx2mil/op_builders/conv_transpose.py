@@ -12,7 +12,7 @@ from coremltools.converters.mil import Builder as mb
 from ..backend import hazards
 from ..backend.context import mil_dtype_of
 from ..backend.registry import op_builder
-from ._common import Refuse, require_const, require_shape, spatial_attrs
+from ._common import Refuse, is_static, require_const, require_shape, spatial_attrs
 
 
 def explicit_pads(node, in_spatial, kernel, strides, dilations, pads):
@@ -85,6 +85,6 @@ def _(node, ctx):
 
         require_const(ctx, node.inputs[2], "bias")
     shape = require_shape(ctx, node.inputs[0])
-    if node.attr("output_shape") is not None and not all(isinstance(d, int) for d in shape[2:]):
+    if node.attr("output_shape") is not None and not is_static(shape[2:]):
         raise Refuse("output_shape with symbolic spatial input dims: the pads it implies depend on the "
                 "runtime length (explicit pads or auto_pad work at any length)")

@@ -7,14 +7,14 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder
-from ._common import Refuse, const_like, require_axis, require_const, require_float_or_int, require_shape
+from ._common import Refuse, const_like, is_static, require_axis, require_const, require_float_or_int, require_shape
 
 MAX_AXIS_LENGTH = 256  # one mul per step: longer axes would unroll into too many ops
 
 
-def _ones_like(ctx, ref, out: str):
+def _ones_like(ctx, ref):
     """Ones shaped like ``ref``: a constant when its shape is static, else iOS16's fill_like."""
-    if all(isinstance(d, int) for d in ref.shape):
+    if is_static(ref.shape):
         return const_like(np.ones(ref.shape), ref)
     return mb.fill_like(ref_tensor=ref, value=const_like(1, ref), name=ctx.tmp("ones"))
 
@@ -29,7 +29,7 @@ def cumprod(node, ctx):
     slices = list(mb.split(x=x, num_splits=n, axis=axis, name=ctx.tmp("steps"))) if n > 1 else [x]
     order = list(range(n - 1, -1, -1) if node.attr("reverse") else range(n))
     if exclusive:  # step i takes the product of the steps before it; the first takes ones
-        factors = [_ones_like(ctx, slices[order[0]], out)] + [slices[i] for i in order[:-1]]
+        factors = [_ones_like(ctx, slices[order[0]])] + [slices[i] for i in order[:-1]]
     else:
         factors = [slices[i] for i in order]
     results = {}
@@ -60,6 +60,6 @@ def _(node, ctx):
         raise Refuse(f"axis length {n} exceeds {MAX_AXIS_LENGTH} unrolled steps")
     if n == 0:
         raise Refuse("empty cumulated axis")
-    static = all(isinstance(d, int) for d in shape)
+    static = is_static(shape)
     if node.attr("exclusive") and not static and ctx.target < ct.target.iOS16:
         raise Refuse("exclusive on symbolic dims needs fill_like (minimum_deployment_target >= iOS16)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder
-from ._common import Refuse, require_const, require_float_or_int, require_rank
+from ._common import require_axis, require_const, require_float_or_int, require_rank
 
 
 @op_builder("CumSum", min_opset=11)
@@ -20,5 +20,4 @@ def _(node, ctx):
     rank = require_rank(ctx, node.inputs[0])
     require_float_or_int(ctx, node.inputs[0], "MIL cumsum takes fp16, fp32, int32")
     axis = require_const(ctx, node.inputs[1], "axis")
-    if not -rank <= int(axis.reshape(-1)[0]) < rank:
-        raise Refuse(f"axis {int(axis.reshape(-1)[0])} is out of range for rank {rank}")
+    require_axis(int(axis.reshape(-1)[0]), rank)

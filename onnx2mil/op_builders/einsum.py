@@ -43,7 +43,7 @@ def parse(equation: str, ranks: list[int]) -> tuple[list[str], str]:
     return operands, out
 
 
-def _take_diagonals(x, letters: str, ctx, out: str):
+def _take_diagonals(x, letters: str, ctx):
     """Sum away repeated letters of one operand after masking to their diagonal."""
     while len(set(letters)) < len(letters):
         c = next(ch for ch in letters if letters.count(ch) > 1)
@@ -59,13 +59,13 @@ def _take_diagonals(x, letters: str, ctx, out: str):
     return x, letters
 
 
-def _transpose(x, letters: str, order: str, ctx, out: str, name=None):
+def _transpose(x, letters: str, order: str, ctx, name=None):
     if letters == order:
         return x
     return mb.transpose(x=x, perm=[letters.index(c) for c in order], name=name or ctx.tmp("perm"))
 
 
-def _sum_out(x, letters: str, keep: set, ctx, out: str):
+def _sum_out(x, letters: str, keep: set, ctx):
     axes = [i for i, c in enumerate(letters) if c not in keep]
     if not axes:
         return x, letters
@@ -82,11 +82,11 @@ def _matmul(a, la: str, b, lb: str, lo: str, ctx, out: str):
     size = {**dict(zip(lb, b.shape)), **dict(zip(la, a.shape))}
     a_dims = dict(zip(la, a.shape))
     b_dims = dict(zip(lb, b.shape))
-    a = _transpose(a, la, "".join(batch + left + contract), ctx, out)
+    a = _transpose(a, la, "".join(batch + left + contract), ctx)
     a = mb.reshape(x=a, shape=[a_dims[c] for c in batch] + [int(np.prod([size[c] for c in left])),
                                                               int(np.prod([size[c] for c in contract]))],
                    name=ctx.tmp("lhs"))
-    b = _transpose(b, lb, "".join(batch + contract + right), ctx, out)
+    b = _transpose(b, lb, "".join(batch + contract + right), ctx)
     b = mb.reshape(x=b, shape=[b_dims[c] for c in batch] + [int(np.prod([size[c] for c in contract])),
                                                               int(np.prod([size[c] for c in right]))],
                    name=ctx.tmp("rhs"))
@@ -103,7 +103,7 @@ def _broadcast_product(xs, terms, ctx, out: str):
     y = None
     for x, t in zip(xs, terms):
         present = "".join(c for c in order if c in t)
-        x = _transpose(x, t, present, ctx, out)
+        x = _transpose(x, t, present, ctx)
         missing = [i for i, c in enumerate(order) if c not in t]
         if missing:
             x = mb.expand_dims(x=x, axes=missing, name=ctx.tmp("expand"))
@@ -121,20 +121,20 @@ def einsum(node, ctx):
         return
     parts = []
     for i, (x, t) in enumerate(zip(xs, terms)):
-        x, t = _take_diagonals(x, t, ctx, out)
+        x, t = _take_diagonals(x, t, ctx)
         others = set(lo).union(*(terms[j] for j in range(len(terms)) if j != i))
-        parts.append(_sum_out(x, t, others, ctx, out))
+        parts.append(_sum_out(x, t, others, ctx))
     xs, terms = [p[0] for p in parts], [p[1] for p in parts]
     static = all(isinstance(d, int) for x in xs for d in x.shape)
     if len(xs) == 2 and static and _matmul_rank(terms, lo) <= _MAX_RANK:
         y, ly = _matmul(xs[0], terms[0], xs[1], terms[1], lo, ctx, out)
     else:
         y, ly = _broadcast_product(xs, terms, ctx, out) if len(xs) > 1 else (xs[0], terms[0])
-        y, ly = _sum_out(y, ly, set(lo), ctx, out)
+        y, ly = _sum_out(y, ly, set(lo), ctx)
     if ly == lo:
         y = mb.identity(x=y, name=ctx.mil_name(out))
     else:
-        y = _transpose(y, ly, lo, ctx, out, name=ctx.mil_name(out))
+        y = _transpose(y, ly, lo, ctx, name=ctx.mil_name(out))
     ctx.set_output(node, y)
 
 

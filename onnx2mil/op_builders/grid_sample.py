@@ -28,7 +28,7 @@ def padding_mode(node) -> str:
 _CUBIC_A = -0.75
 
 
-def _tap_weights(ctx, frac, mode: str, out: str):
+def _tap_weights(ctx, frac, mode: str):
     """[(tap offset from floor, weight var)] along one axis, for the fractional position ``frac``."""
     if mode == "linear":
         return [(0, mb.sub(x=const_like(1.0, frac), y=frac, name=ctx.tmp("w0"))), (1, frac)]
@@ -56,7 +56,7 @@ def _tap_weights(ctx, frac, mode: str, out: str):
     return [(-1, far(shifted(1.0))), (0, near(frac)), (1, near(one_minus)), (2, far(two_minus))]
 
 
-def _reflect(ctx, v, low: float, high: float, out: str):
+def _reflect(ctx, v, low: float, high: float):
     """Mirror ``v`` into [low, high] at both ends (identity inside), as ONNX's reflection."""
     span = high - low
     q = mb.mod(x=mb.sub(x=v, y=const_like(low, v), name=ctx.tmp("from_low")),
@@ -71,7 +71,7 @@ def _pad_coordinate(ctx, p, size: int, align: bool, padding: str, out: str):
     """ONNX's treatment of a pixel coordinate beyond the image's border range before sampling."""
     low, high = (0.0, size - 1.0) if align else (-0.5, size - 0.5)
     if padding == "reflection":
-        return _reflect(ctx, p, low, high, out)
+        return _reflect(ctx, p, low, high)
     if padding == "border":
         outside = mb.logical_or(x=mb.less(x=p, y=const_like(low, p), name=ctx.tmp("below")),
                                 y=mb.greater(x=p, y=const_like(high, p), name=ctx.tmp("above")),
@@ -116,7 +116,7 @@ def _gather_taps(node, ctx, x, grid, out: str):
         base = mb.floor(x=p, name=ctx.tmp(f"floor{j}"))
         frac = mb.sub(x=p, y=base, name=ctx.tmp(f"frac{j}"))
         axes.append([(mb.add(x=base, y=const_like(float(t), p), name=ctx.tmp(f"tap{j}")) if t else base, w)
-                     for t, w in _tap_weights(ctx, frac, mode, out)])
+                     for t, w in _tap_weights(ctx, frac, mode)])
     strides = [int(np.prod(sizes[j + 1:])) for j in range(k)]
     total = None
     for combo in itertools.product(*axes):
@@ -131,7 +131,7 @@ def _gather_taps(node, ctx, x, grid, out: str):
                 w = mask if w is None else mb.mul(x=w, y=mask, name=ctx.tmp("wmask"))
             elif padding == "reflection":  # taps beyond the image read their mirror image
                 low, high = (0.0, sizes[j] - 1.0) if align else (-0.5, sizes[j] - 0.5)
-                index = _reflect(ctx, index, low, high, out)
+                index = _reflect(ctx, index, low, high)
             if w is not None:
                 weight = w if weight is None else mb.mul(x=weight, y=w, name=ctx.tmp("weight"))
             clamped = mb.clip(x=index, alpha=const_like(0.0, index), beta=const_like(sizes[j] - 1, index),

@@ -29,7 +29,7 @@ def _(node, ctx):
         raise Refuse(f"p={node.attr('p')} (ONNX defines p=1 and p=2 only)")
 
 
-def _channel_window_sum(ctx, squared, size: int, out: str):
+def _channel_window_sum(ctx, squared, size: int):
     """sum over channels [c - (size-1)//2, c + size//2] of ``squared`` (N, C, *D), divided by size."""
     lifted = mb.expand_dims(x=squared, axes=[1], name=ctx.tmp("lifted"))
     spatial = squared.rank - 2
@@ -51,17 +51,16 @@ def lrn(node, ctx):
         restore = np.array(x.shape, dtype=np.int32)
         flat = [-1, x.shape[1], int(np.prod(x.shape[2:]))]
         x = mb.reshape(x=x, shape=np.array(flat, dtype=np.int32), name=ctx.tmp("flat"))
-    last = ctx.tmp("lrn") if restore is not None else ctx.mil_name(out)
     if size % 2:
         y = mb.local_response_norm(x=x, size=size, alpha=const_like(alpha, x), beta=const_like(beta, x),
-                                   k=const_like(bias, x), name=last)
+                                   k=const_like(bias, x), name=ctx.tmp("lrn"))
     else:
         squared = mb.mul(x=x, y=x, name=ctx.tmp("squared"))
-        mean = _channel_window_sum(ctx, squared, size, out)
+        mean = _channel_window_sum(ctx, squared, size)
         base = mb.add(x=mb.mul(x=mean, y=const_like(alpha, x), name=ctx.tmp("alpha")),
                       y=const_like(bias, x), name=ctx.tmp("base"))
         denom = mb.pow(x=base, y=const_like(-beta, x), name=ctx.tmp("inv_denominator"))
-        y = mb.mul(x=x, y=denom, name=last)
+        y = mb.mul(x=x, y=denom, name=ctx.tmp("lrn"))
     if restore is not None:
         y = mb.reshape(x=y, shape=restore, name=ctx.mil_name(out))
     ctx.set_output(node, y)

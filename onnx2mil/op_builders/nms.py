@@ -14,7 +14,7 @@ from ._common import Refuse, is_static, require_const
 MAX_BOXES = 128  # one keep decision per box: the suppression unrolls over the boxes
 
 
-def _corners(ctx, boxes, center: bool, out: str):
+def _corners(ctx, boxes, center: bool):
     """[B, n, 4] -> y1, x1, y2, x2 each [B, n] with y1 <= y2, x1 <= x2."""
     parts = [mb.slice_by_index(x=boxes, begin=[0, 0, i], end=list(boxes.shape[:2]) + [i + 1],
                                squeeze_mask=[False, False, True], name=ctx.tmp(f"coord{i}"))
@@ -36,7 +36,7 @@ def _corners(ctx, boxes, center: bool, out: str):
 
 def _overlaps(ctx, boxes, center: bool, threshold, out: str):
     """[B, n, n] bool: IoU > threshold (false when either area or the intersection is empty)."""
-    y1, x1, y2, x2 = _corners(ctx, boxes, center, out)
+    y1, x1, y2, x2 = _corners(ctx, boxes, center)
 
     def rows(v):
         return mb.expand_dims(x=v, axes=[2], name=ctx.tmp("rows"))
@@ -65,7 +65,7 @@ def _overlaps(ctx, boxes, center: bool, threshold, out: str):
     return mb.logical_and(x=over, y=positive, name=ctx.tmp("suppresses"))
 
 
-def _scalar_input(ctx, node, i: int, default: float, out: str, what: str):
+def _scalar_input(ctx, node, i: int, default: float, what: str):
     if not node.has_input(i):
         return np.float32(default)
     value = ctx.const(node.inputs[i])
@@ -80,12 +80,12 @@ def nms(node, ctx):
     out = node.outputs[0]
     batch, classes, n = scores.shape
     cap = int(ctx.const(node.inputs[2]).reshape(-1)[0])
-    iou_t = _scalar_input(ctx, node, 3, 0.0, out, "iou_threshold")
+    iou_t = _scalar_input(ctx, node, 3, 0.0, "iou_threshold")
     overlaps = _overlaps(ctx, boxes, bool(node.attr("center_point_box")), iou_t, out)  # [B, n, n]
     order = mb.argsort(x=scores, axis=-1, ascending=False, name=ctx.tmp("order"))  # [B, K, n]
     sorted_scores = mb.gather_along_axis(x=scores, indices=order, axis=2, name=ctx.tmp("sorted"))
     if node.has_input(4):
-        valid = mb.greater(x=sorted_scores, y=_scalar_input(ctx, node, 4, 0.0, out, "score_threshold"),
+        valid = mb.greater(x=sorted_scores, y=_scalar_input(ctx, node, 4, 0.0, "score_threshold"),
                            name=ctx.tmp("valid"))
     else:
         valid = mb.greater_equal(x=sorted_scores, y=sorted_scores, name=ctx.tmp("valid"))

@@ -39,7 +39,7 @@ def _layout(param, x_rank: int, axis: int, block: int):
     return "scalar" if param is None or len(param) == 0 or param == (1,) else "axis"
 
 
-def _aligned(ctx, value, x, axis: int, layout: str, block: int, out: str, what: str):
+def _aligned(ctx, value, x, axis: int, layout: str, block: int, what: str):
     """Scale / zero point shaped to broadcast against x (a numpy constant or a MIL var)."""
     if layout == "scalar":
         return value.reshape(()) if isinstance(value, np.ndarray) else value
@@ -59,11 +59,11 @@ def _operand(ctx, node, i: int, like, out: str, what: str, layout: str, axis: in
     """Input i in the float dtype of ``like`` (numpy constant or var), aligned against x."""
     value = ctx.const(node.inputs[i])
     if value is not None:
-        return const_like(_aligned(ctx, value, x, axis, layout, block, out, what), like)
+        return const_like(_aligned(ctx, value, x, axis, layout, block, what), like)
     var = ctx.var(node.inputs[i])
     if var.dtype != like.dtype:
         var = mb.cast(x=var, dtype=types.builtin_to_string(like.dtype), name=ctx.tmp(f"{what}_float"))
-    return _aligned(ctx, var, x, axis, layout, block, out, what)
+    return _aligned(ctx, var, x, axis, layout, block, what)
 
 
 def _params(node, ctx, x_rank: int):

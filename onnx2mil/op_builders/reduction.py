@@ -11,7 +11,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from ..backend.registry import op_builder
-from ._common import Refuse, const_like, require_const, require_kinds, require_rank
+from ._common import Refuse, const_like, is_static, require_const, require_kinds, require_rank
 
 _REDUCE = {
     "ReduceMean": "reduce_mean", "ReduceSum": "reduce_sum", "ReduceMax": "reduce_max",
@@ -66,7 +66,7 @@ def _empty_set(node, x, axes, name):
     """ReduceMax/ReduceMin over a static zero-size axis is the reduction's identity (ONNX: -inf/+inf,
     the dtype's min/max, False/True) in the output shape: a constant."""
     reduced = {a % x.rank for a in axes} if axes else set(range(x.rank))
-    if node.op_type not in ("ReduceMax", "ReduceMin") or not all(isinstance(d, int) for d in x.shape) \
+    if node.op_type not in ("ReduceMax", "ReduceMin") or not is_static(x.shape) \
             or not any(x.shape[a] == 0 for a in reduced):
         return None
     keep = bool(node.attr("keepdims", 1))

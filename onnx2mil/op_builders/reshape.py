@@ -78,7 +78,7 @@ def _baked_length(node, ctx, target: list, allowzero: bool) -> Optional[str]:
     """A constant target without -1 fixes the element count: an input dim that varies over the
     inputs' bounds (and is not copied by a 0) cannot fit it; the export baked one length."""
     shape = ctx.shape(node.inputs[0])
-    if shape is None or all(isinstance(d, int) for d in shape):
+    if shape is None or is_static(shape):
         return None
     if -1 in target:
         return _indivisible_at_bounds(node, ctx, shape, target, allowzero)

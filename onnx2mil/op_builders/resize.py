@@ -301,7 +301,6 @@ def plan(node, ctx):
 # ---- emission -----------------------------------------------------------------------------------
 def _emit(node, ctx):
     x = ctx.input(node, 0)
-    out = node.outputs[0]
 
     spec, plans, bilinear = plan(node, ctx)
     rank = x.rank
@@ -333,7 +332,7 @@ def _emit(node, ctx):
     if not steps:
         steps.append(lambda v, name: mb.identity(x=v, name=name))
     for n, step in enumerate(steps):
-        x = step(x, ctx.mil_name(out) if n == len(steps) - 1 else ctx.tmp(f"step{n}"))
+        x = step(x, ctx.tmp(f"step{n}"))
     ctx.set_output(node, x)
 
 

@@ -13,7 +13,7 @@ from ..backend.registry import op_builder
 from ._common import Refuse, is_static, require_float_input
 
 
-def _axis_matrices(ctx, start, bin_size, out_size: int, sr: int, size: int, out: str, what: str):
+def _axis_matrices(ctx, start, bin_size, out_size: int, sr: int, size: int, what: str):
     """[R, out*sr, size] interpolation weights of the low and the high neighbour of each sample."""
     offsets = np.array([p + (i + 0.5) / sr for p in range(out_size) for i in range(sr)], np.float32)
     pos = mb.add(x=mb.expand_dims(x=start, axes=[1], name=ctx.tmp(f"{what}_start")),
@@ -41,7 +41,7 @@ def _axis_matrices(ctx, start, bin_size, out_size: int, sr: int, size: int, out:
     return mats
 
 
-def _column(ctx, rois, i: int, out: str):
+def _column(ctx, rois, i: int):
     return mb.slice_by_index(x=rois, begin=[0, i], end=[rois.shape[0], i + 1], squeeze_mask=[False, True],
                              name=ctx.tmp(f"roi{i}"))
 
@@ -58,7 +58,7 @@ def roi_align(node, ctx):
     scale = np.float32(node.attr("spatial_scale"))
     half_pixel = node.attr("coordinate_transformation_mode", "output_half_pixel") == "half_pixel"
     offset = np.float32(0.5 if half_pixel else 0.0)
-    x1, y1, x2, y2 = (mb.sub(x=mb.mul(x=_column(ctx, rois, i, out), y=scale, name=ctx.tmp(f"scaled{i}")),
+    x1, y1, x2, y2 = (mb.sub(x=mb.mul(x=_column(ctx, rois, i), y=scale, name=ctx.tmp(f"scaled{i}")),
                              y=offset, name=ctx.tmp(f"c{i}")) for i in range(4))
     roi_w = mb.sub(x=x2, y=x1, name=ctx.tmp("roi_w"))
     roi_h = mb.sub(x=y2, y=y1, name=ctx.tmp("roi_h"))
@@ -67,8 +67,8 @@ def roi_align(node, ctx):
         roi_h = mb.maximum(x=roi_h, y=np.float32(1.0), name=ctx.tmp("roi_h1"))
     bin_h = mb.real_div(x=roi_h, y=np.float32(out_h), name=ctx.tmp("bin_h"))
     bin_w = mb.real_div(x=roi_w, y=np.float32(out_w), name=ctx.tmp("bin_w"))
-    rows = _axis_matrices(ctx, y1, bin_h, out_h, sr, height, out, "rows")   # [R, out_h*sr, H] x2
-    cols = _axis_matrices(ctx, x1, bin_w, out_w, sr, width, out, "cols")    # [R, out_w*sr, W] x2
+    rows = _axis_matrices(ctx, y1, bin_h, out_h, sr, height, "rows")   # [R, out_h*sr, H] x2
+    cols = _axis_matrices(ctx, x1, bin_w, out_w, sr, width, "cols")    # [R, out_w*sr, W] x2
     features = mb.gather(x=x, indices=batch_idx, axis=0, name=ctx.tmp("features"))  # [R, C, H, W]
 
     def sample(row, col, what):

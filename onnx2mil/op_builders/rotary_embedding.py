@@ -11,7 +11,7 @@ from ..backend.registry import op_builder
 from ._common import Refuse, require_float_input, require_static
 
 
-def _cache(ctx, node, i: int, positions, out: str, what: str):
+def _cache(ctx, node, i: int, positions, what: str):
     cache = ctx.const(node.inputs[i])
     cache = mil_dtype_of(cache) if cache is not None else ctx.var(node.inputs[i])
     if positions is None:
@@ -19,7 +19,7 @@ def _cache(ctx, node, i: int, positions, out: str, what: str):
     return mb.gather(x=cache, indices=positions, axis=0, name=ctx.tmp(f"{what}"))
 
 
-def _lanes(ctx, x, begin: int, end: int, stride: int, out: str, what: str):
+def _lanes(ctx, x, begin: int, end: int, stride: int, what: str):
     rank = x.rank
     return mb.slice_by_index(x=x, begin=[0] * (rank - 1) + [begin], end=list(x.shape[:-1]) + [end],
                              stride=[1] * (rank - 1) + [stride], name=ctx.tmp(f"{what}"))
@@ -28,7 +28,6 @@ def _lanes(ctx, x, begin: int, end: int, stride: int, out: str, what: str):
 @op_builder("RotaryEmbedding", min_opset=23)
 def rotary_embedding(node, ctx):
     x = ctx.input(node, 0)
-    out = node.outputs[0]
     shape = list(x.shape)
     if x.rank == 3:
         heads = node.attr("num_heads")
@@ -41,17 +40,17 @@ def rotary_embedding(node, ctx):
     if node.has_input(3):
         positions = ctx.const(node.inputs[3])
         positions = mil_dtype_of(positions) if positions is not None else ctx.input(node, 3)
-    cos = _cache(ctx, node, 1, positions, out, "cos")   # [B, S, half]
-    sin = _cache(ctx, node, 2, positions, out, "sin")
+    cos = _cache(ctx, node, 1, positions, "cos")   # [B, S, half]
+    sin = _cache(ctx, node, 2, positions, "sin")
     seq_axis_of_heads = 1 if len(shape) == 4 else 2  # where the heads axis goes to broadcast [B, S, half]
     cos = mb.expand_dims(x=cos, axes=[seq_axis_of_heads], name=ctx.tmp("cos_heads"))
     sin = mb.expand_dims(x=sin, axes=[seq_axis_of_heads], name=ctx.tmp("sin_heads"))
     if node.attr("interleaved"):
-        x1 = _lanes(ctx, x, 0, rot, 2, out, "even")
-        x2 = _lanes(ctx, x, 1, rot, 2, out, "odd")
+        x1 = _lanes(ctx, x, 0, rot, 2, "even")
+        x2 = _lanes(ctx, x, 1, rot, 2, "odd")
     else:
-        x1 = _lanes(ctx, x, 0, half, 1, out, "first_half")
-        x2 = _lanes(ctx, x, half, rot, 1, out, "second_half")
+        x1 = _lanes(ctx, x, 0, half, 1, "first_half")
+        x2 = _lanes(ctx, x, half, rot, 1, "second_half")
     real = mb.sub(x=mb.mul(x=x1, y=cos, name=ctx.tmp("x1cos")),
                   y=mb.mul(x=x2, y=sin, name=ctx.tmp("x2sin")), name=ctx.tmp("real"))
     imag = mb.add(x=mb.mul(x=x1, y=sin, name=ctx.tmp("x1sin")),
@@ -62,11 +61,10 @@ def rotary_embedding(node, ctx):
                              name=ctx.tmp("rotated"))
     else:
         rotated = mb.concat(values=[real, imag], axis=-1, name=ctx.tmp("rotated"))
-    parts = [rotated] + ([_lanes(ctx, x, rot, head_size, 1, out, "pass_through")] if rot < head_size else [])
-    last = len(shape) == 4
-    y = mb.concat(values=parts, axis=-1, name=ctx.mil_name(out) if last else ctx.tmp("joined"))
-    if not last:
-        y = mb.reshape(x=y, shape=np.array(shape, np.int32), name=ctx.mil_name(out))
+    parts = [rotated] + ([_lanes(ctx, x, rot, head_size, 1, "pass_through")] if rot < head_size else [])
+    y = mb.concat(values=parts, axis=-1, name=ctx.tmp("joined"))
+    if len(shape) == 3:
+        y = mb.reshape(x=y, shape=np.array(shape, np.int32), name=ctx.tmp("merged_heads"))
     ctx.set_output(node, y)
 
 

@@ -8,7 +8,7 @@ from coremltools.converters.mil import Builder as mb
 
 from ..backend.graph import emit_subgraph, subgraph_refusals
 from ..backend.registry import op_builder
-from ._common import Refuse
+from ._common import Refuse, is_static
 
 MAX_STEPS = 256  # one copy of the body per step
 
@@ -111,7 +111,7 @@ def _(node, ctx):
         if node.has_input(0):
             raise Refuse("sequence_lens (per-batch lengths) is not supported")
         shape = ctx.shape(node.inputs[first_scan])
-        if shape is None or not all(isinstance(d, int) for d in shape[:2]):
+        if shape is None or not is_static(shape[:2]):
             raise Refuse("batch and sequence lengths must be static")
         steps = shape[0] * shape[1]
     else:

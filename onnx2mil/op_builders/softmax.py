@@ -8,7 +8,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder
-from ._common import const_like, require_kinds, require_rank
+from ._common import const_like, is_static, require_kinds, require_rank
 
 
 def _apply(op, x, axis: int, name: str, tmp):
@@ -25,10 +25,6 @@ def _apply(op, x, axis: int, name: str, tmp):
                       off_value=const_like(0.0, x), name=name)
 
 
-def _static(dims) -> bool:
-    return all(isinstance(d, int) for d in dims)
-
-
 @op_builder("Softmax", "LogSoftmax", "Hardmax", min_opset=1)
 def softmax(node, ctx):
     x = ctx.input(node, 0)
@@ -39,7 +35,7 @@ def softmax(node, ctx):
     if node.opset >= 13 or axis == x.rank - 1:
         ctx.set_output(node, _apply(node.op_type, x, axis, name, ctx.tmp))
         return
-    if _static(x.shape[:axis]):
+    if is_static(x.shape[:axis]):
         flat_shape = np.array(list(x.shape[:axis]) + [-1], dtype=np.int32)
     else:
         leading = mb.slice_by_index(x=mb.shape(x=x, name=ctx.tmp("shape")), begin=[0], end=[axis],
@@ -47,7 +43,7 @@ def softmax(node, ctx):
         flat_shape = mb.concat(values=[leading, np.array([-1], dtype=np.int32)], axis=0, name=ctx.tmp("flat_shape"))
     flat = mb.reshape(x=x, shape=flat_shape, name=ctx.tmp("flat"))
     y = _apply(node.op_type, flat, axis, ctx.tmp(node.op_type.lower()), ctx.tmp)
-    shape = np.array(x.shape, dtype=np.int32) if _static(x.shape) else mb.shape(x=x, name=ctx.tmp("x_shape"))
+    shape = np.array(x.shape, dtype=np.int32) if is_static(x.shape) else mb.shape(x=x, name=ctx.tmp("x_shape"))
     ctx.set_output(node, mb.reshape(x=y, shape=shape, name=name))
 
 

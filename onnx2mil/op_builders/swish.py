@@ -8,7 +8,7 @@ from ..backend.registry import op_builder
 from ._common import Refuse, const_like, require_float_input
 
 
-def swish(ctx, x, alpha: float, out: str, name: str):
+def swish(ctx, x, alpha: float, name: str):
     if alpha == 1.0:
         return mb.silu(x=x, name=name)
     scaled = mb.mul(x=x, y=const_like(alpha, x), name=ctx.tmp("alpha_x"))
@@ -21,9 +21,9 @@ def swish_family(node, ctx):
     out = node.outputs[0]
     alpha = float(node.attr("alpha"))
     if node.op_type == "Swish":
-        ctx.set_output(node, swish(ctx, ctx.input(node, 0), alpha, out, ctx.mil_name(out)))
+        ctx.set_output(node, swish(ctx, ctx.input(node, 0), alpha, ctx.mil_name(out)))
         return
-    gated = swish(ctx, ctx.input(node, 0), alpha, out, ctx.tmp("swish"))
+    gated = swish(ctx, ctx.input(node, 0), alpha, ctx.tmp("swish"))
     ctx.set_output(node, mb.mul(x=gated, y=ctx.input(node, 1), name=ctx.mil_name(out)))
 
 

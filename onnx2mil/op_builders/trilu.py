@@ -9,7 +9,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from ..backend.registry import op_builder
-from ._common import Refuse, require_const
+from ._common import Refuse, is_static, require_const
 
 _ZERO = {types.fp32: np.float32(0), types.fp16: np.float16(0), types.int32: np.int32(0), types.bool: False}
 
@@ -50,5 +50,5 @@ def _(node, ctx):
     if node.has_input(1):
 
         require_const(ctx, node.inputs[1], "k")
-    if band(bool(node.attr("upper", 1)), _k(node, ctx)) is None and not all(isinstance(d, int) for d in shape[-2:]):
+    if band(bool(node.attr("upper", 1)), _k(node, ctx)) is None and not is_static(shape[-2:]):
         raise Refuse("this k needs a triangle mask, which needs static last two dims")
