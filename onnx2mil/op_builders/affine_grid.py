@@ -6,7 +6,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
-from .batch_norm import const_like, input_refusal
+from ._common import Refuse, const_like, require_const, require_float_input
 
 
 def normalized_points(n: int, align_corners: bool) -> np.ndarray:
@@ -33,21 +33,16 @@ def affine_grid(node, ctx):
     size = [int(v) for v in ctx.const(node.inputs[1]).reshape(-1)]
     spatial = size[2:]
     base = const_like(base_grid(spatial, bool(node.attr("align_corners"))), theta)
-    points = mb.matmul(x=base, y=theta, transpose_y=True, name=ctx.scratch(f"{out}_points"))
+    points = mb.matmul(x=base, y=theta, transpose_y=True, name=ctx.tmp("points"))
     shape = np.array([size[0], *spatial, len(spatial)], np.int32)
     ctx.set_output(node, mb.reshape(x=points, shape=shape, name=ctx.mil_name(out)))
 
 
 @affine_grid.check
 def _(node, ctx):
-    refusal = input_refusal(ctx, node.inputs[0], what="matmul takes")
-    if refusal:
-        return refusal
-    size = ctx.const(node.inputs[1])
-    if size is None:
-        return "size must be a constant (initializer)"
+    require_float_input(ctx, node.inputs[0], what="matmul takes")
+    size = require_const(ctx, node.inputs[1], "size")
     if size.size not in (4, 5):
-        return f"size of {size.size} values (2-D [N, C, H, W] or 3-D [N, C, D, H, W] only)"
+        raise Refuse(f"size of {size.size} values (2-D [N, C, H, W] or 3-D [N, C, D, H, W] only)")
     if size.size == 5 and int(np.prod(size[2:])) * 3 > 1 << 26:
-        return "grid too large"
-    return None
+        raise Refuse("grid too large")

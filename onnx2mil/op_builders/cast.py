@@ -14,6 +14,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from ..backend.convert.registry import op_builder
+from ._common import Refuse, require_const
 
 _MIL_DTYPE = {
     np.dtype(np.float32): "fp32", np.dtype(np.float64): "fp32", np.dtype(np.float16): "fp16",
@@ -54,17 +55,16 @@ def cast(node, ctx):
 @cast.check
 def _(node, ctx):
     if node.op_type == "CastLike" and node.opset < 15:
-        return "CastLike exists from opset 15"
+        raise Refuse("CastLike exists from opset 15")
     target = _target_dtype(node, ctx)
     if target is None or np.dtype(target).kind in "OUSV":
         what = f"to={node.attr('to')}" if node.op_type == "Cast" else "the target dtype"
-        return f"{what} has no MIL tensor type (strings, bfloat16, float8 and 4-bit types do not exist in MIL)"
+        raise Refuse(f"{what} has no MIL tensor type (strings, bfloat16, float8 and 4-bit types do not exist in MIL)")
     for role, dt in (("target", target), ("source", ctx.dtype(node.inputs[0]))):
         if dt is not None and mil_dtype(dt, ctx.target) is None:
             extra = " (int8/uint8/int16/uint16 need minimum_deployment_target >= iOS17)" \
                 if np.dtype(dt) in _IOS17_DTYPE else ""
-            return f"{role} dtype {np.dtype(dt).name} has no MIL cast{extra}"
-    return None
+            raise Refuse(f"{role} dtype {np.dtype(dt).name} has no MIL cast{extra}")
 
 
 @op_builder("Identity", min_opset=1)
@@ -75,8 +75,7 @@ def identity(node, ctx):
 @identity.check
 def _(node, ctx):
     if ctx.shape(node.inputs[0]) is None and ctx.dtype(node.inputs[0]) is None:
-        return "Identity of a non-tensor value (sequence or optional) has no MIL form"
-    return None
+        raise Refuse("Identity of a non-tensor value (sequence or optional) has no MIL form")
 
 
 @op_builder("Dropout", min_opset=7)
@@ -86,7 +85,7 @@ def dropout(node, ctx):
     if len(node.outputs) > 1 and node.outputs[1]:
         mask = node.outputs[1]
         keep = True if node.opset >= 10 else np.array(1.0, dtype=types.nptype_from_builtin(x.dtype))
-        outputs.append(mb.fill(shape=mb.shape(x=x, name=ctx.scratch(f"{mask}_shape")), value=keep,
+        outputs.append(mb.fill(shape=mb.shape(x=x, name=ctx.tmp("mask_shape")), value=keep,
                                name=ctx.mil_name(mask)))
     ctx.set_output(node, *outputs)
 
@@ -95,10 +94,7 @@ def dropout(node, ctx):
 def _(node, ctx):
     if node.opset < 12 or not node.has_input(2):
         return None
-    training = ctx.const(node.inputs[2])
-    if training is None:
-        return "training_mode must be a constant (only inference Dropout converts)"
+    training = require_const(ctx, node.inputs[2], "training_mode", "only inference Dropout converts")
     ratio = ctx.const(node.inputs[1]) if node.has_input(1) else np.array(0.5)
     if bool(training) and (ratio is None or float(ratio) != 0.0):
-        return "training_mode=True: random dropout has no MIL form; export the model in eval mode"
-    return None  # inference, or training with ratio 0: the identity, every mask element kept
+        raise Refuse("training_mode=True: random dropout has no MIL form; export the model in eval mode")

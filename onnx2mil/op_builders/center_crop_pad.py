@@ -7,6 +7,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
+from ._common import Refuse, require_const, require_shape
 
 _PAD_DTYPES = (np.float16, np.float32, np.float64)
 
@@ -28,7 +29,6 @@ def plan(in_shape, target, axes):
 @op_builder("CenterCropPad", min_opset=18)
 def center_crop_pad(node, ctx):
     x = ctx.input(node, 0)
-    out = node.outputs[0]
     rank = x.rank
     axes = [a % rank for a in (node.attr("axes") or range(rank))]
     spans = plan(list(x.shape), [int(v) for v in ctx.const(node.inputs[1]).reshape(-1)], axes)
@@ -37,29 +37,24 @@ def center_crop_pad(node, ctx):
     y = x
     if crops or not any(pads):
         y = mb.slice_by_index(x=x, begin=[s[0] for s in spans], end=[s[1] for s in spans],
-                              name=ctx.mil_name(out) if not any(pads) else ctx.scratch(f"{out}_crop"))
+                              name=ctx.tmp("crop"))
     if any(pads):
-        y = mb.pad(x=y, pad=np.array(pads, np.int32), mode="constant", constant_val=0.0, name=ctx.mil_name(out))
+        y = mb.pad(x=y, pad=np.array(pads, np.int32), mode="constant", constant_val=0.0, name=ctx.tmp("pad"))
     ctx.set_output(node, y)
 
 
 @center_crop_pad.check
 def _(node, ctx):
-    shape = ctx.shape(node.inputs[0])
-    if shape is None:
-        return "input shape is unknown"
-    target = ctx.const(node.inputs[1])
-    if target is None:
-        return "shape must be a constant (initializer)"
+    shape = require_shape(ctx, node.inputs[0])
+    target = require_const(ctx, node.inputs[1], "shape")
     rank = len(shape)
     axes = node.attr("axes") or list(range(rank))
     if len(axes) != target.size:
-        return f"shape has {target.size} values for {len(axes)} axes"
+        raise Refuse(f"shape has {target.size} values for {len(axes)} axes")
     if any(not -rank <= a < rank for a in axes):
-        return f"axes {axes} out of range for rank {rank}"
+        raise Refuse(f"axes {axes} out of range for rank {rank}")
     if any(not isinstance(shape[a % rank], int) for a in axes):
-        return "cropped/padded axes must have static sizes"
+        raise Refuse("cropped/padded axes must have static sizes")
     spans = plan(list(shape), [int(v) for v in target.reshape(-1)], [a % rank for a in axes])
     if any(s[2] or s[3] for s in spans) and ctx.dtype(node.inputs[0]) not in _PAD_DTYPES:
-        return f"padding a {ctx.dtype(node.inputs[0])} tensor (MIL pad takes fp16/fp32)"
-    return None
+        raise Refuse(f"padding a {ctx.dtype(node.inputs[0])} tensor (MIL pad takes fp16/fp32)")

@@ -8,7 +8,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from ..backend.convert.registry import op_builder
-from .binary import dtype_refusal, widen
+from ._common import Refuse, require_kinds, widen
 
 _MIL = {"Equal": "equal", "Less": "less", "Greater": "greater",
         "LessOrEqual": "less_equal", "GreaterOrEqual": "greater_equal"}
@@ -17,10 +17,10 @@ _MIL = {"Equal": "equal", "Less": "less", "Greater": "greater",
 @op_builder(*_MIL, min_opset=7)
 def comparison(node, ctx):
     out = node.outputs[0]
-    (a, b), _ = widen([ctx.input(node, 0), ctx.input(node, 1)], lambda what: ctx.scratch(f"{out}_{what}"))
+    (a, b), _ = widen([ctx.input(node, 0), ctx.input(node, 1)], ctx.tmp)
     name = ctx.mil_name(out)
     if types.is_bool(a.dtype):
-        y = mb.logical_not(x=mb.logical_xor(x=a, y=b, name=ctx.scratch(f"{out}_differ")), name=name)
+        y = mb.logical_not(x=mb.logical_xor(x=a, y=b, name=ctx.tmp("differ")), name=name)
     else:
         y = getattr(mb, _MIL[node.op_type])(x=a, y=b, name=name)
     ctx.set_output(node, y)
@@ -29,6 +29,6 @@ def comparison(node, ctx):
 @comparison.check
 def _(node, ctx):
     if node.op_type in ("LessOrEqual", "GreaterOrEqual") and node.opset < 12:
-        return f"{node.op_type} exists from opset 12"
+        raise Refuse(f"{node.op_type} exists from opset 12")
     allowed = ("float", "int", "bool") if node.op_type == "Equal" else ("float", "int")
-    return dtype_refusal(ctx, node.inputs, allowed, widens_small_ints=True)
+    require_kinds(ctx, node.inputs, allowed, widens_small_ints=True)

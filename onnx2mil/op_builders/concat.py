@@ -4,7 +4,7 @@ from __future__ import annotations
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
-from .reshape import dtype_refusal
+from ._common import Refuse, require_layout_dtype
 
 
 @op_builder("Concat", min_opset=4)
@@ -18,15 +18,13 @@ def concat(node, ctx):
 
 @concat.check
 def _(node, ctx):
-    if reason := dtype_refusal(ctx, node.inputs[0]):
-        return reason
+    require_layout_dtype(ctx, node.inputs[0])
     ranks = {ctx.rank(n) for n in node.inputs if n}
     if None in ranks:
-        return "an input rank is unknown"
+        raise Refuse("an input rank is unknown")
     if len(ranks) != 1:
-        return f"inputs have different ranks {sorted(ranks)}"
+        raise Refuse(f"inputs have different ranks {sorted(ranks)}")
     rank = ranks.pop()
     axis = node.attr("axis")
     if axis is None or not -rank <= axis < rank:
-        return f"axis {axis} is out of range for rank {rank}"
-    return None
+        raise Refuse(f"axis {axis} is out of range for rank {rank}")

@@ -9,6 +9,7 @@ from onnx import helper, numpy_helper
 
 from ..backend.convert.context import mil_dtype_of
 from ..backend.convert.registry import op_builder
+from ._common import Refuse
 
 _MIL_DTYPES = {np.dtype(np.float32): "fp32", np.dtype(np.float16): "fp16", np.dtype(np.int32): "int32",
                np.dtype(np.bool_): "bool"}
@@ -33,13 +34,12 @@ def _(node, ctx):
     if value is not None:
         array = numpy_helper.to_array(value)
         if array.size != 1:
-            return f"value has {array.size} elements, not 1"
+            raise Refuse(f"value has {array.size} elements, not 1")
         if np.dtype(mil_dtype_of(array).dtype) not in _MIL_DTYPES:
-            return f"value dtype {array.dtype} has no MIL fill equivalent (fp16, fp32, int32, bool)"
+            raise Refuse(f"value dtype {array.dtype} has no MIL fill equivalent (fp16, fp32, int32, bool)")
     shape = ctx.shape(node.inputs[0])
     if shape is None or not isinstance(shape[0], int):
-        return "the length of the shape input (the output rank) must be known"
-    return None
+        raise Refuse("the length of the shape input (the output rank) must be known")
 
 
 @op_builder("Range", min_opset=11)
@@ -57,11 +57,10 @@ def range_(node, ctx):
 def _(node, ctx):
     dtype = ctx.dtype(node.inputs[0])
     if dtype is not None and np.dtype(mil_dtype_of(np.zeros(0, dtype)).dtype) not in (np.float32, np.int32):
-        return f"dtype {dtype} (MIL range_1d takes fp32 or int32)"
+        raise Refuse(f"dtype {dtype} (MIL range_1d takes fp32 or int32)")
     for i in range(3):
         if ctx.rank(node.inputs[i]) not in (0, None):
-            return "start, limit and delta must be scalars"
-    return None
+            raise Refuse("start, limit and delta must be scalars")
 
 
 def _eye_dtype(node, ctx) -> np.dtype:
@@ -80,24 +79,23 @@ def eye_like(node, ctx):
     if isinstance(rows, int) and isinstance(cols, int):
         ctx.set_output(node, mb.const(val=np.eye(rows, cols, k, dtype=dtype), name=ctx.mil_name(out)))
         return
-    tmp = lambda what: ctx.scratch(f"{out}_{what}")  # noqa: E731
-    dims = mb.shape(x=x, name=tmp("shape"))
-    row = mb.range_1d(start=np.int32(0), end=mb.gather(x=dims, indices=np.int32(0), name=tmp("rows")),
-                      step=np.int32(1), name=tmp("row"))
-    col = mb.range_1d(start=np.int32(0), end=mb.gather(x=dims, indices=np.int32(1), name=tmp("cols")),
-                      step=np.int32(1), name=tmp("col"))
-    offset = mb.sub(x=col, y=mb.expand_dims(x=row, axes=[1], name=tmp("row_column")), name=tmp("offset"))
-    on_diagonal = mb.equal(x=offset, y=np.int32(k), name=tmp("on_diagonal") if dtype != np.bool_ else ctx.mil_name(out))
+
+    dims = mb.shape(x=x, name=ctx.tmp("shape"))
+    row = mb.range_1d(start=np.int32(0), end=mb.gather(x=dims, indices=np.int32(0), name=ctx.tmp("rows")),
+                      step=np.int32(1), name=ctx.tmp("row"))
+    col = mb.range_1d(start=np.int32(0), end=mb.gather(x=dims, indices=np.int32(1), name=ctx.tmp("cols")),
+                      step=np.int32(1), name=ctx.tmp("col"))
+    offset = mb.sub(x=col, y=mb.expand_dims(x=row, axes=[1], name=ctx.tmp("row_column")), name=ctx.tmp("offset"))
+    on_diagonal = mb.equal(x=offset, y=np.int32(k), name=ctx.tmp("on_diagonal"))
     if dtype != np.bool_:
-        on_diagonal = mb.cast(x=on_diagonal, dtype=_MIL_DTYPES[np.dtype(dtype)], name=ctx.mil_name(out))
+        on_diagonal = mb.cast(x=on_diagonal, dtype=_MIL_DTYPES[np.dtype(dtype)], name=ctx.tmp("cast"))
     ctx.set_output(node, on_diagonal)
 
 
 @eye_like.check
 def _(node, ctx):
     if ctx.rank(node.inputs[0]) != 2:
-        return "input must be 2-D"
+        raise Refuse("input must be 2-D")
     dtype = _eye_dtype(node, ctx)
     if np.dtype(dtype) not in _MIL_DTYPES:
-        return f"output dtype {dtype} has no MIL equivalent"
-    return None
+        raise Refuse(f"output dtype {dtype} has no MIL equivalent")

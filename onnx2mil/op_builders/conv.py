@@ -11,17 +11,9 @@ from coremltools.converters.mil import Builder as mb
 from ..backend.convert import hazards
 from ..backend.convert.context import mil_dtype_of
 from ..backend.convert.registry import op_builder
+from ._common import Refuse, is_static, require_const, spatial_attrs
 
 _PAD_TYPES = {"VALID": "valid", "SAME_UPPER": "same", "SAME_LOWER": "same_lower"}
-
-
-def spatial_attrs(node, kernel_rank: int):
-    strides = list(node.attr("strides") or [1] * kernel_rank)
-    dilations = list(node.attr("dilations") or [1] * kernel_rank)
-    onnx_pads = list(node.attr("pads") or [0] * (2 * kernel_rank))
-    # ONNX: [b1, b2, ..., e1, e2, ...]; MIL: [b1, e1, b2, e2, ...]
-    pads = [p for i in range(kernel_rank) for p in (onnx_pads[i], onnx_pads[i + kernel_rank])]
-    return strides, dilations, pads
 
 
 def same_pads(in_spatial, kernel, strides, dilations, upper: bool):
@@ -51,7 +43,7 @@ def conv(node, ctx):
     weight = ctx.const(node.inputs[1])
     weight = mil_dtype_of(weight) if weight is not None else ctx.var(node.inputs[1])
     in_spatial = list(x.shape[2:])
-    if pad_type.startswith("same") and all(isinstance(d, int) for d in in_spatial):
+    if pad_type.startswith("same") and is_static(in_spatial):
         pads = same_pads(in_spatial, weight.shape[2:], strides, dilations, auto_pad == "SAME_UPPER")
         pad_type = "custom"
     bias = ctx.const(node.inputs[2]) if node.has_input(2) else None
@@ -60,9 +52,9 @@ def conv(node, ctx):
     common = dict(pad_type=pad_type, groups=node.attr("group", 1), bias=bias)
     if k == 1 and ctx.config.lowering("conv_1d", node.name) == "as_2d":
         strides, dilations, pads = hazards.params_1d_as_2d(strides, dilations, pads)
-        x2 = hazards.expand_1d(x, ctx.scratch(f"{out}_expand"))
+        x2 = hazards.expand_1d(x, ctx.tmp("expand"))
         y = mb.conv(x=x2, weight=hazards.weight_1d_as_2d(weight), strides=strides, dilations=dilations,
-                    pad=pads, name=ctx.scratch(f"{out}_conv_2d"), **common)
+                    pad=pads, name=ctx.tmp("conv_2d"), **common)
         ctx.set_output(node, hazards.squeeze_1d(y, ctx.mil_name(out)))
         return
     ctx.set_output(node, mb.conv(x=x, weight=weight, strides=strides, dilations=dilations, pad=pads,
@@ -73,15 +65,15 @@ def conv(node, ctx):
 def _(node, ctx):
     w_rank = weight_rank(node, ctx)
     if w_rank is None:
-        return "weight rank is unknown"
+        raise Refuse("weight rank is unknown")
     if not 3 <= w_rank <= 5:
-        return f"{w_rank - 2}-D convolution (MIL conv takes 1-D to 3-D)"
-    if node.has_input(2) and not ctx.is_const(node.inputs[2]):
-        return "bias must be a constant (initializer)"
+        raise Refuse(f"{w_rank - 2}-D convolution (MIL conv takes 1-D to 3-D)")
+    if node.has_input(2):
+
+        require_const(ctx, node.inputs[2], "bias")
     shape = ctx.shape(node.inputs[0])
-    static = shape is not None and all(isinstance(d, int) for d in shape[2:])
+    static = shape is not None and is_static(shape[2:])
     if node.attr("auto_pad") == "SAME_LOWER" and not static and ctx.target < ct.target.iOS16:
-        return "SAME_LOWER with dynamic spatial dims needs minimum_deployment_target >= iOS16"
+        raise Refuse("SAME_LOWER with dynamic spatial dims needs minimum_deployment_target >= iOS16")
     if ctx.config.lowering("conv_1d", node.name) == "as_2d" and w_rank == 3 and not ctx.is_const(node.inputs[1]):
-        return "as_2d lowering needs a constant weight"
-    return None
+        raise Refuse("as_2d lowering needs a constant weight")

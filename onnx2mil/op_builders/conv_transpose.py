@@ -12,7 +12,7 @@ from coremltools.converters.mil import Builder as mb
 from ..backend.convert import hazards
 from ..backend.convert.context import mil_dtype_of
 from ..backend.convert.registry import op_builder
-from .conv import spatial_attrs
+from ._common import Refuse, is_static, require_const, require_shape, spatial_attrs
 
 
 def explicit_pads(node, in_spatial, kernel, strides, dilations, pads):
@@ -51,47 +51,40 @@ def conv_transpose(node, ctx):
     kernel = list(node.attr("kernel_shape") or weight.shape[2:])
     strides, dilations, pads = spatial_attrs(node, k)
     pads = explicit_pads(node, list(x.shape[2:]), kernel, strides, dilations, pads)
-    out = node.outputs[0]
     variant = ctx.config.lowering("conv_transpose_1d", node.name) if k == 1 else "native"
     as_2d = variant == "as_2d"
     if as_2d:
         strides, dilations, _ = hazards.params_1d_as_2d(strides, dilations, [])
         pads = [0, 0, *pads]
         weight = hazards.weight_1d_as_2d(weight)
-        x = hazards.expand_1d(x, ctx.scratch(f"{out}_expand"))
+        x = hazards.expand_1d(x, ctx.tmp("expand"))
     extra = [max(0, -p) for p in pads[1::2]]          # output_padding past the full output
     pads = [max(0, p) if j % 2 else p for j, p in enumerate(pads)]
     split_bias = bias is not None and (variant == "split_bias" or any(extra))
-    last = not as_2d and not split_bias and not any(extra)
     y = mb.conv_transpose(
         x=x, weight=weight, bias=None if split_bias else bias, pad=pads, pad_type="custom",
-        strides=strides, dilations=dilations, groups=node.attr("group", 1),
-        name=ctx.mil_name(out) if last else ctx.scratch(f"{out}_conv_transpose"))
+        strides=strides, dilations=dilations, groups=node.attr("group", 1), name=ctx.tmp("conv_transpose"))
     if any(extra):
         pad_spec = [0, 0] * 2 + [p for e in extra for p in (0, e)]
         y = mb.pad(x=y, pad=np.array(pad_spec, dtype=np.int32), mode="constant", constant_val=0.0,
-                   name=ctx.mil_name(out) if not (as_2d or split_bias) else ctx.scratch(f"{out}_output_padding"))
+                   name=ctx.tmp("output_padding"))
     if split_bias:
         shape = (bias.shape[0],) + (1,) * (y.rank - 2)
-        y = mb.add(x=y, y=bias.reshape(shape), name=ctx.mil_name(out) if not as_2d else ctx.scratch(f"{out}_bias"))
+        y = mb.add(x=y, y=bias.reshape(shape), name=ctx.tmp("bias"))
     if as_2d:
-        y = hazards.squeeze_1d(y, ctx.mil_name(out))
+        y = hazards.squeeze_1d(y, ctx.tmp("squeeze"))
     ctx.set_output(node, y)
 
 
 @conv_transpose.check
 def _(node, ctx):
-    w = ctx.const(node.inputs[1])
-    if w is None:
-        return "weight must be a constant (MIL conv_transpose takes a const weight)"
+    w = require_const(ctx, node.inputs[1], "weight", "MIL conv_transpose takes a const weight")
     if not 3 <= w.ndim <= 5:
-        return f"{w.ndim - 2}-D transposed convolution (MIL takes 1-D to 3-D)"
-    if node.has_input(2) and not ctx.is_const(node.inputs[2]):
-        return "bias must be a constant (initializer)"
-    shape = ctx.shape(node.inputs[0])
-    if shape is None:
-        return "input rank is unknown"
-    if node.attr("output_shape") is not None and not all(isinstance(d, int) for d in shape[2:]):
-        return ("output_shape with symbolic spatial input dims: the pads it implies depend on the "
+        raise Refuse(f"{w.ndim - 2}-D transposed convolution (MIL takes 1-D to 3-D)")
+    if node.has_input(2):
+
+        require_const(ctx, node.inputs[2], "bias")
+    shape = require_shape(ctx, node.inputs[0])
+    if node.attr("output_shape") is not None and not is_static(shape[2:]):
+        raise Refuse("output_shape with symbolic spatial input dims: the pads it implies depend on the "
                 "runtime length (explicit pads or auto_pad work at any length)")
-    return None

@@ -7,16 +7,16 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
-from .batch_norm import const_like
+from ._common import Refuse, const_like, is_static, require_axis, require_const, require_float_or_int, require_shape
 
 MAX_AXIS_LENGTH = 256  # one mul per step: longer axes would unroll into too many ops
 
 
-def _ones_like(ctx, ref, out: str):
+def _ones_like(ctx, ref):
     """Ones shaped like ``ref``: a constant when its shape is static, else iOS16's fill_like."""
-    if all(isinstance(d, int) for d in ref.shape):
+    if is_static(ref.shape):
         return const_like(np.ones(ref.shape), ref)
-    return mb.fill_like(ref_tensor=ref, value=const_like(1, ref), name=ctx.scratch(f"{out}_ones"))
+    return mb.fill_like(ref_tensor=ref, value=const_like(1, ref), name=ctx.tmp("ones"))
 
 
 @op_builder("CumProd", min_opset=26)
@@ -26,17 +26,17 @@ def cumprod(node, ctx):
     axis = int(ctx.const(node.inputs[1]).reshape(-1)[0]) % x.rank
     n = x.shape[axis]
     exclusive = bool(node.attr("exclusive"))
-    slices = list(mb.split(x=x, num_splits=n, axis=axis, name=ctx.scratch(f"{out}_steps"))) if n > 1 else [x]
+    slices = list(mb.split(x=x, num_splits=n, axis=axis, name=ctx.tmp("steps"))) if n > 1 else [x]
     order = list(range(n - 1, -1, -1) if node.attr("reverse") else range(n))
     if exclusive:  # step i takes the product of the steps before it; the first takes ones
-        factors = [_ones_like(ctx, slices[order[0]], out)] + [slices[i] for i in order[:-1]]
+        factors = [_ones_like(ctx, slices[order[0]])] + [slices[i] for i in order[:-1]]
     else:
         factors = [slices[i] for i in order]
     results = {}
     running = factors[0]
     for k, i in enumerate(order):
         if k:
-            running = mb.mul(x=running, y=factors[k], name=ctx.scratch(f"{out}_step"))
+            running = mb.mul(x=running, y=factors[k], name=ctx.tmp("step"))
         results[i] = running
     if n == 1:
         y = mb.identity(x=results[0], name=ctx.mil_name(out)) if not exclusive else mb.mul(
@@ -48,26 +48,18 @@ def cumprod(node, ctx):
 
 @cumprod.check
 def _(node, ctx):
-    shape = ctx.shape(node.inputs[0])
-    if shape is None:
-        return "input shape is unknown"
-    dtype = ctx.dtype(node.inputs[0])
-    if dtype is not None and not (np.issubdtype(dtype, np.floating) or dtype in (np.int32, np.int64)):
-        return f"data dtype {dtype}: MIL mul takes fp16, fp32, int32"
-    axis = ctx.const(node.inputs[1])
-    if axis is None:
-        return "axis must be a constant (initializer)"
+    shape = require_shape(ctx, node.inputs[0])
+    require_float_or_int(ctx, node.inputs[0], "MIL mul takes fp16, fp32, int32")
+    axis = require_const(ctx, node.inputs[1], "axis")
     axis = int(axis.reshape(-1)[0])
-    if not -len(shape) <= axis < len(shape):
-        return f"axis {axis} is out of range for rank {len(shape)}"
+    require_axis(axis, len(shape))
     n = shape[axis]
     if not isinstance(n, int):
-        return "the cumulated axis must have a static length (the product unrolls over it)"
+        raise Refuse("the cumulated axis must have a static length (the product unrolls over it)")
     if n > MAX_AXIS_LENGTH:
-        return f"axis length {n} exceeds {MAX_AXIS_LENGTH} unrolled steps"
+        raise Refuse(f"axis length {n} exceeds {MAX_AXIS_LENGTH} unrolled steps")
     if n == 0:
-        return "empty cumulated axis"
-    static = all(isinstance(d, int) for d in shape)
+        raise Refuse("empty cumulated axis")
+    static = is_static(shape)
     if node.attr("exclusive") and not static and ctx.target < ct.target.iOS16:
-        return "exclusive on symbolic dims needs fill_like (minimum_deployment_target >= iOS16)"
-    return None
+        raise Refuse("exclusive on symbolic dims needs fill_like (minimum_deployment_target >= iOS16)")

@@ -1,10 +1,10 @@
 """ONNX CumSum (constant axis input; ``exclusive``, ``reverse``) -> MIL ``cumsum``."""
 from __future__ import annotations
 
-import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
+from ._common import require_axis, require_const, require_float_or_int, require_rank
 
 
 @op_builder("CumSum", min_opset=11)
@@ -17,15 +17,7 @@ def cumsum(node, ctx):
 
 @cumsum.check
 def _(node, ctx):
-    rank = ctx.rank(node.inputs[0])
-    if rank is None:
-        return "input rank is unknown"
-    dtype = ctx.dtype(node.inputs[0])
-    if dtype is not None and not (np.issubdtype(dtype, np.floating) or dtype in (np.int32, np.int64)):
-        return f"data dtype {dtype}: MIL cumsum takes fp16, fp32, int32"
-    axis = ctx.const(node.inputs[1])
-    if axis is None:
-        return "axis must be a constant (initializer)"
-    if not -rank <= int(axis.reshape(-1)[0]) < rank:
-        return f"axis {int(axis.reshape(-1)[0])} is out of range for rank {rank}"
-    return None
+    rank = require_rank(ctx, node.inputs[0])
+    require_float_or_int(ctx, node.inputs[0], "MIL cumsum takes fp16, fp32, int32")
+    axis = require_const(ctx, node.inputs[1], "axis")
+    require_axis(int(axis.reshape(-1)[0]), rank)

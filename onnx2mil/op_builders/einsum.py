@@ -9,7 +9,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
-from .batch_norm import const_like
+from ._common import Refuse, const_like, require_float_or_int
 
 _MAX_RANK = 5  # Core ML tensors have rank <= 5
 _FREE = [c for c in string.ascii_uppercase + string.ascii_lowercase]
@@ -43,7 +43,7 @@ def parse(equation: str, ranks: list[int]) -> tuple[list[str], str]:
     return operands, out
 
 
-def _take_diagonals(x, letters: str, ctx, out: str):
+def _take_diagonals(x, letters: str, ctx):
     """Sum away repeated letters of one operand after masking to their diagonal."""
     while len(set(letters)) < len(letters):
         c = next(ch for ch in letters if letters.count(ch) > 1)
@@ -53,23 +53,23 @@ def _take_diagonals(x, letters: str, ctx, out: str):
         shape = [1] * len(letters)
         shape[p], shape[q] = n, n
         mask = np.eye(n).reshape(shape)
-        x = mb.mul(x=x, y=const_like(mask, x), name=ctx.scratch(f"{out}_diag_mask"))
-        x = mb.reduce_sum(x=x, axes=[q], keep_dims=False, name=ctx.scratch(f"{out}_diag"))
+        x = mb.mul(x=x, y=const_like(mask, x), name=ctx.tmp("diag_mask"))
+        x = mb.reduce_sum(x=x, axes=[q], keep_dims=False, name=ctx.tmp("diag"))
         letters = letters[:q] + letters[q + 1:]
     return x, letters
 
 
-def _transpose(x, letters: str, order: str, ctx, out: str, name=None):
+def _transpose(x, letters: str, order: str, ctx, name=None):
     if letters == order:
         return x
-    return mb.transpose(x=x, perm=[letters.index(c) for c in order], name=name or ctx.scratch(f"{out}_perm"))
+    return mb.transpose(x=x, perm=[letters.index(c) for c in order], name=name or ctx.tmp("perm"))
 
 
-def _sum_out(x, letters: str, keep: set, ctx, out: str):
+def _sum_out(x, letters: str, keep: set, ctx):
     axes = [i for i, c in enumerate(letters) if c not in keep]
     if not axes:
         return x, letters
-    x = mb.reduce_sum(x=x, axes=axes, keep_dims=False, name=ctx.scratch(f"{out}_sum"))
+    x = mb.reduce_sum(x=x, axes=axes, keep_dims=False, name=ctx.tmp("sum"))
     return x, "".join(c for c in letters if c in keep)
 
 
@@ -82,18 +82,18 @@ def _matmul(a, la: str, b, lb: str, lo: str, ctx, out: str):
     size = {**dict(zip(lb, b.shape)), **dict(zip(la, a.shape))}
     a_dims = dict(zip(la, a.shape))
     b_dims = dict(zip(lb, b.shape))
-    a = _transpose(a, la, "".join(batch + left + contract), ctx, out)
+    a = _transpose(a, la, "".join(batch + left + contract), ctx)
     a = mb.reshape(x=a, shape=[a_dims[c] for c in batch] + [int(np.prod([size[c] for c in left])),
                                                               int(np.prod([size[c] for c in contract]))],
-                   name=ctx.scratch(f"{out}_lhs"))
-    b = _transpose(b, lb, "".join(batch + contract + right), ctx, out)
+                   name=ctx.tmp("lhs"))
+    b = _transpose(b, lb, "".join(batch + contract + right), ctx)
     b = mb.reshape(x=b, shape=[b_dims[c] for c in batch] + [int(np.prod([size[c] for c in contract])),
                                                               int(np.prod([size[c] for c in right]))],
-                   name=ctx.scratch(f"{out}_rhs"))
-    y = mb.matmul(x=a, y=b, name=ctx.scratch(f"{out}_matmul"))
+                   name=ctx.tmp("rhs"))
+    y = mb.matmul(x=a, y=b, name=ctx.tmp("matmul"))
     batch_dims = [max(a_dims[c], b_dims[c]) for c in batch]
     y = mb.reshape(x=y, shape=np.array(batch_dims + [size[c] for c in left] + [size[c] for c in right], np.int32),
-                   name=ctx.scratch(f"{out}_unflatten"))
+                   name=ctx.tmp("unflatten"))
     return y, "".join(batch + left + right)
 
 
@@ -103,11 +103,11 @@ def _broadcast_product(xs, terms, ctx, out: str):
     y = None
     for x, t in zip(xs, terms):
         present = "".join(c for c in order if c in t)
-        x = _transpose(x, t, present, ctx, out)
+        x = _transpose(x, t, present, ctx)
         missing = [i for i, c in enumerate(order) if c not in t]
         if missing:
-            x = mb.expand_dims(x=x, axes=missing, name=ctx.scratch(f"{out}_expand"))
-        y = x if y is None else mb.mul(x=y, y=x, name=ctx.scratch(f"{out}_product"))
+            x = mb.expand_dims(x=x, axes=missing, name=ctx.tmp("expand"))
+        y = x if y is None else mb.mul(x=y, y=x, name=ctx.tmp("product"))
     return y, order
 
 
@@ -121,20 +121,20 @@ def einsum(node, ctx):
         return
     parts = []
     for i, (x, t) in enumerate(zip(xs, terms)):
-        x, t = _take_diagonals(x, t, ctx, out)
+        x, t = _take_diagonals(x, t, ctx)
         others = set(lo).union(*(terms[j] for j in range(len(terms)) if j != i))
-        parts.append(_sum_out(x, t, others, ctx, out))
+        parts.append(_sum_out(x, t, others, ctx))
     xs, terms = [p[0] for p in parts], [p[1] for p in parts]
     static = all(isinstance(d, int) for x in xs for d in x.shape)
     if len(xs) == 2 and static and _matmul_rank(terms, lo) <= _MAX_RANK:
         y, ly = _matmul(xs[0], terms[0], xs[1], terms[1], lo, ctx, out)
     else:
         y, ly = _broadcast_product(xs, terms, ctx, out) if len(xs) > 1 else (xs[0], terms[0])
-        y, ly = _sum_out(y, ly, set(lo), ctx, out)
+        y, ly = _sum_out(y, ly, set(lo), ctx)
     if ly == lo:
         y = mb.identity(x=y, name=ctx.mil_name(out))
     else:
-        y = _transpose(y, ly, lo, ctx, out, name=ctx.mil_name(out))
+        y = _transpose(y, ly, lo, ctx, name=ctx.mil_name(out))
     ctx.set_output(node, y)
 
 
@@ -147,22 +147,19 @@ def _matmul_rank(terms, lo) -> int:
 def _(node, ctx):
     ranks = [ctx.rank(i) for i in node.inputs]
     if any(r is None for r in ranks):
-        return "operand ranks must be known"
+        raise Refuse("operand ranks must be known")
     try:
         terms, lo = parse(node.attr("equation"), ranks)
     except ValueError as e:
-        return f"equation '{node.attr('equation')}': {e}"
+        raise Refuse(f"equation '{node.attr('equation')}': {e}")
     for name, t in zip(node.inputs, terms):
         shape = ctx.shape(name)
         if len(set(t)) < len(t) and not all(isinstance(shape[i], int) for i, c in enumerate(t) if t.count(c) > 1):
-            return f"diagonal of operand '{t}' needs static sizes on its repeated dims"
-        dtype = ctx.dtype(name)
-        if dtype is not None and not (np.issubdtype(dtype, np.floating) or dtype in (np.int32, np.int64)):
-            return f"operand dtype {dtype}: MIL matmul/mul take fp16, fp32, int32"
+            raise Refuse(f"diagonal of operand '{t}' needs static sizes on its repeated dims")
+        require_float_or_int(ctx, name, "MIL matmul/mul take fp16, fp32, int32", "operand")
     if len(lo) > _MAX_RANK:
-        return f"a rank-{len(lo)} output (Core ML tensors have rank <= 5)"
+        raise Refuse(f"a rank-{len(lo)} output (Core ML tensors have rank <= 5)")
     letters = set("".join(terms))
     if len(terms) > 1 and len(letters) > _MAX_RANK and not (
             len(terms) == 2 and _matmul_rank([''.join(dict.fromkeys(t)) for t in terms], lo) <= _MAX_RANK):
-        return f"{len(letters)} distinct indices exceed Core ML's rank-5 tensors"
-    return None
+        raise Refuse(f"{len(letters)} distinct indices exceed Core ML's rank-5 tensors")

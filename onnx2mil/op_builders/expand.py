@@ -7,7 +7,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from ..backend.convert.registry import op_builder
-from .reshape import dtype_refusal
+from ._common import Refuse, require_layout_dtype, require_rank, require_shape
 
 
 _ONES = {types.fp32: np.float32(1), types.fp16: np.float16(1), types.int32: np.int32(1), types.bool: True}
@@ -36,10 +36,10 @@ def _tile_reps(x_shape, target, tmp, x):
 def expand(node, ctx):
     x = ctx.input(node, 0)
     out = node.outputs[0]
-    tmp = lambda what: ctx.scratch(f"{out}_{what}")  # noqa: E731
+
     target = ctx.const(node.inputs[1])
     if target is None:
-        ones = mb.fill(shape=ctx.input(node, 1), value=_ONES[x.dtype], name=tmp("ones"))
+        ones = mb.fill(shape=ctx.input(node, 1), value=_ONES[x.dtype], name=ctx.tmp("ones"))
         op = mb.logical_and if x.dtype == types.bool else mb.mul
         ctx.set_output(node, op(x=x, y=ones, name=ctx.mil_name(out)))
         return
@@ -47,8 +47,8 @@ def expand(node, ctx):
     rank = max(x.rank, len(target))
     target = [1] * (rank - len(target)) + target
     if x.rank < rank:
-        x = mb.expand_dims(x=x, axes=list(range(rank - x.rank)), name=tmp("rank"))
-    reps = _tile_reps(x.shape, target, tmp, x)
+        x = mb.expand_dims(x=x, axes=list(range(rank - x.rank)), name=ctx.tmp("rank"))
+    reps = _tile_reps(x.shape, target, ctx.tmp, x)
     if isinstance(reps, list):
         if all(r == 1 for r in reps):
             y = mb.identity(x=x, name=ctx.mil_name(out))
@@ -57,7 +57,7 @@ def expand(node, ctx):
         ctx.set_output(node, y)
         return
     # Runtime repeats leave symbolic dims where ONNX knows the size: restate the known shape.
-    y = mb.tile(x=x, reps=reps, name=tmp("tile"))
+    y = mb.tile(x=x, reps=reps, name=ctx.tmp("tile"))
     known = [t if t != 1 else d for d, t in zip(x.shape, target)]
     if all(isinstance(d, (int, np.integer)) for d in known):
         y = mb.reshape(x=y, shape=np.array(known, np.int32), name=ctx.mil_name(out))
@@ -68,25 +68,21 @@ def expand(node, ctx):
 
 @expand.check
 def _(node, ctx):
-    if reason := dtype_refusal(ctx, node.inputs[0]):
-        return reason
-    shape = ctx.shape(node.inputs[0])
-    if shape is None:
-        return "input rank is unknown"
+    require_layout_dtype(ctx, node.inputs[0])
+    shape = require_shape(ctx, node.inputs[0])
     target = ctx.const(node.inputs[1])
     if target is None:
         t = ctx.shape(node.inputs[1])
         if t is None or not isinstance(t[0], int):
-            return "the length of a runtime target shape (the output rank) must be known"
+            raise Refuse("the length of a runtime target shape (the output rank) must be known")
         return None
     target = [int(v) for v in target]
     if 0 in target:
-        return "a 0 in the target shape makes a zero-size tensor (CoreML has none)"
+        raise Refuse("a 0 in the target shape makes a zero-size tensor (CoreML has none)")
     padded = [1] * (len(target) - len(shape)) + list(shape)
     for d, t in zip(padded[-len(target):], target):
         if isinstance(d, int) and d != 1 and t != 1 and d != t:
-            return f"dim {d} does not broadcast to {t}"
-    return None
+            raise Refuse(f"dim {d} does not broadcast to {t}")
 
 
 @op_builder("Tile", min_opset=6)
@@ -98,11 +94,8 @@ def tile(node, ctx):
 
 @tile.check
 def _(node, ctx):
-    if reason := dtype_refusal(ctx, node.inputs[0]):
-        return reason
-    if ctx.rank(node.inputs[0]) is None:
-        return "input rank is unknown"
+    require_layout_dtype(ctx, node.inputs[0])
+    require_rank(ctx, node.inputs[0])
     reps = ctx.const(node.inputs[1])
     if reps is not None and 0 in reps.tolist():
-        return "a repeat of 0 makes a zero-size tensor (CoreML has none)"
-    return None
+        raise Refuse("a repeat of 0 makes a zero-size tensor (CoreML has none)")

@@ -13,6 +13,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from ..backend.convert.registry import op_builder
+from ._common import Refuse, kind, require_axis, require_rank
 
 _REDUCTIONS = {"none": "update", "add": "add", "mul": "mul", "max": "max", "min": "min"}
 
@@ -49,22 +50,22 @@ def _data(ctx, name, tmp):
 
 
 def _emit(node, ctx, fn):
-    """Run ``fn(tmp, x, name)``; casts bool data to int32 and back around it."""
+    """Run ``fn(ctx.tmp, x, name)``; casts bool data to int32 and back around it."""
     out = node.outputs[0]
-    tmp = lambda what: ctx.scratch(f"{out}_{what}")  # noqa: E731
-    x = _data(ctx, node.inputs[0], tmp)
+
+    x = _data(ctx, node.inputs[0], ctx.tmp)
     is_bool = x is not ctx.var(node.inputs[0])
-    y = fn(tmp, x, tmp("int32_result") if is_bool else ctx.mil_name(out))
+    y = fn(ctx.tmp, x, ctx.tmp("int32_result") if is_bool else ctx.mil_name(out))
     ctx.set_output(node, mb.cast(x=y, dtype="bool", name=ctx.mil_name(out)) if is_bool else y)
 
 
-def _data_refusal(node, ctx):
+def _require_data(node, ctx) -> int:
+    """The data input's rank; refuses an unknown rank or a dtype MIL cannot gather."""
+    rank = require_rank(ctx, node.inputs[0], "data")
     dtype = ctx.dtype(node.inputs[0])
-    if ctx.rank(node.inputs[0]) is None:
-        return "data rank is unknown"
-    if dtype is not None and not (np.issubdtype(dtype, np.floating) or dtype in (np.int32, np.int64, np.bool_)):
-        return f"data dtype {dtype}: MIL gathers and scatters fp16, fp32, int32 (and bool via int32)"
-    return None
+    if dtype is not None and kind(dtype) not in ("float", "int", "bool"):
+        raise Refuse(f"data dtype {dtype}: MIL gathers and scatters fp16, fp32, int32 (and bool via int32)")
+    return rank
 
 
 def _axis(node, ctx):
@@ -89,13 +90,7 @@ def gather(node, ctx):
 
 @gather.check
 def _(node, ctx):
-    reason = _data_refusal(node, ctx)
-    if reason:
-        return reason
-    rank = ctx.rank(node.inputs[0])
-    if not -rank <= node.attr("axis", 0) < rank:
-        return f"axis {node.attr('axis', 0)} is out of range for rank {rank}"
-    return None
+    require_axis(node.attr("axis", 0), _require_data(node, ctx))
 
 
 @op_builder("GatherElements", min_opset=11)
@@ -107,7 +102,7 @@ def gather_elements(node, ctx):
 
 @gather_elements.check
 def _(node, ctx):
-    return _data_refusal(node, ctx)
+    _require_data(node, ctx)
 
 
 @op_builder("GatherND", min_opset=11)
@@ -131,15 +126,12 @@ def gather_nd(node, ctx):
 
 @gather_nd.check
 def _(node, ctx):
-    reason = _data_refusal(node, ctx)
-    if reason:
-        return reason
+    _require_data(node, ctx)
     shape = ctx.shape(node.inputs[1])
     if shape is None or not isinstance(shape[-1], int):
-        return "the last dim of indices (the index depth) must be known"
+        raise Refuse("the last dim of indices (the index depth) must be known")
     if node.attr("batch_dims", 0) and any(not isinstance(d, int) for d in shape):
-        return "batch_dims needs a static indices shape"
-    return None
+        raise Refuse("batch_dims needs a static indices shape")
 
 
 @op_builder("ScatterElements", "Scatter", min_opset=9)
@@ -193,9 +185,7 @@ def scatter_nd(node, ctx):
 
 
 def _scatter_refusal(node, ctx):
-    reason = _data_refusal(node, ctx)
-    if reason:
-        return reason
+    _require_data(node, ctx)
     if node.op_type == "Scatter" and node.opset > 10:
         return "Scatter is removed after opset 10 (use ScatterElements)"
     reduction = node.attr("reduction", "none")

@@ -8,9 +8,8 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
-from .batch_norm import const_like, input_refusal, operand_like
-from .instance_norm import original_shape
-from .layer_norm import stash_in_fp32
+from ._common import Refuse, const_like, require_float_input
+from ._normalization import operand_like, original_shape, stash_in_fp32
 
 
 def grouped_shape(ctx, x, groups: int, out: str):
@@ -20,10 +19,10 @@ def grouped_shape(ctx, x, groups: int, out: str):
         return np.array([n, groups, -1], dtype=np.int32)
     if isinstance(c, int) and all(isinstance(d, int) for d in spatial):
         return np.array([-1, groups, c // groups * int(np.prod(spatial, dtype=np.int64))], dtype=np.int32)
-    batch = mb.slice_by_size(x=mb.shape(x=x, name=ctx.scratch(f"{out}_shape")), begin=[0], size=[1],
-                             name=ctx.scratch(f"{out}_batch"))
+    batch = mb.slice_by_size(x=mb.shape(x=x, name=ctx.tmp("shape")), begin=[0], size=[1],
+                             name=ctx.tmp("batch"))
     return mb.concat(values=[batch, np.array([groups, -1], dtype=np.int32)], axis=0,
-                     name=ctx.scratch(f"{out}_grouped_shape"))
+                     name=ctx.tmp("grouped_shape"))
 
 
 @op_builder("GroupNormalization", min_opset=18)
@@ -32,18 +31,18 @@ def group_norm(node, ctx):
     out = node.outputs[0]
     groups = int(node.attr("num_groups"))
     eps = float(node.attr("epsilon"))
-    x, stashed = stash_in_fp32(ctx, node, x, out) if node.opset >= 21 else (x, False)
-    grouped = mb.reshape(x=x, shape=grouped_shape(ctx, x, groups, out), name=ctx.scratch(f"{out}_grouped"))
-    y = mb.layer_norm(x=grouped, axes=[2], epsilon=const_like(eps, x), name=ctx.scratch(f"{out}_normalized"))
-    last = ctx.scratch(f"{out}_fp32") if stashed else ctx.mil_name(out)
+    x, stashed = stash_in_fp32(ctx, node, x) if node.opset >= 21 else (x, False)
+    grouped = mb.reshape(x=x, shape=grouped_shape(ctx, x, groups, out), name=ctx.tmp("grouped"))
+    y = mb.layer_norm(x=grouped, axes=[2], epsilon=const_like(eps, x), name=ctx.tmp("normalized"))
+    last = ctx.tmp("fp32") if stashed else ctx.mil_name(out)
     if node.opset < 21:  # per-group scale and bias, broadcast as (G, 1) over (N, G, -1)
-        y = mb.mul(x=y, y=operand_like(ctx, node, 1, grouped, out), name=ctx.scratch(f"{out}_scaled"))
-        y = mb.add(x=y, y=operand_like(ctx, node, 2, grouped, out), name=ctx.scratch(f"{out}_shifted"))
-        y = mb.reshape(x=y, shape=original_shape(ctx, x, out), name=last)
+        y = mb.mul(x=y, y=operand_like(ctx, node, 1, grouped), name=ctx.tmp("scaled"))
+        y = mb.add(x=y, y=operand_like(ctx, node, 2, grouped), name=ctx.tmp("shifted"))
+        y = mb.reshape(x=y, shape=original_shape(ctx, x), name=last)
     else:
-        y = mb.reshape(x=y, shape=original_shape(ctx, x, out), name=ctx.scratch(f"{out}_ungrouped"))
-        y = mb.mul(x=y, y=operand_like(ctx, node, 1, x, out), name=ctx.scratch(f"{out}_scaled"))
-        y = mb.add(x=y, y=operand_like(ctx, node, 2, x, out), name=last)
+        y = mb.reshape(x=y, shape=original_shape(ctx, x), name=ctx.tmp("ungrouped"))
+        y = mb.mul(x=y, y=operand_like(ctx, node, 1, x), name=ctx.tmp("scaled"))
+        y = mb.add(x=y, y=operand_like(ctx, node, 2, x), name=last)
     if stashed:
         y = mb.cast(x=y, dtype="fp16", name=ctx.mil_name(out))
     ctx.set_output(node, y)
@@ -51,13 +50,9 @@ def group_norm(node, ctx):
 
 @group_norm.check
 def _(node, ctx):
-    refusal = input_refusal(ctx, node.inputs[0], min_rank=3)
-    if refusal:
-        return refusal
-    shape = ctx.shape(node.inputs[0])
+    shape = require_float_input(ctx, node.inputs[0], min_rank=3)
     groups = node.attr("num_groups")
-    if isinstance(shape[1], int) and (groups is None or groups <= 0 or shape[1] % groups):
-        return f"num_groups {groups} must divide the {shape[1]} channels"
     if not isinstance(shape[1], int):
-        return "the channel dim must be static"
-    return None
+        raise Refuse("the channel dim must be static")
+    if groups is None or groups <= 0 or shape[1] % groups:
+        raise Refuse(f"num_groups {groups} must divide the {shape[1]} channels")

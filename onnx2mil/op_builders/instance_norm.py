@@ -11,14 +11,8 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
-from .batch_norm import const_like, input_refusal, operand_like
-
-
-def original_shape(ctx, x, out: str):
-    """``x``'s shape for reshaping a view back: a constant when static, else from mb.shape."""
-    if all(isinstance(d, int) for d in x.shape):
-        return np.array(x.shape, dtype=np.int32)
-    return mb.shape(x=x, name=ctx.scratch(f"{out}_input_shape"))
+from ._common import const_like, require_float_input
+from ._normalization import operand_like, original_shape
 
 
 def _merged_spatial_shape(ctx, x, out: str):
@@ -28,9 +22,9 @@ def _merged_spatial_shape(ctx, x, out: str):
         return np.array([n, c, -1, 1], dtype=np.int32)
     if isinstance(c, int) and all(isinstance(d, int) for d in x.shape[2:]):
         return np.array([-1, c, int(np.prod(x.shape[2:])), 1], dtype=np.int32)
-    lead = mb.slice_by_size(x=mb.shape(x=x, name=ctx.scratch(f"{out}_shape")), begin=[0], size=[2],
-                            name=ctx.scratch(f"{out}_batch_channels"))
-    return mb.concat(values=[lead, np.array([-1, 1], dtype=np.int32)], axis=0, name=ctx.scratch(f"{out}_view_shape"))
+    lead = mb.slice_by_size(x=mb.shape(x=x, name=ctx.tmp("shape")), begin=[0], size=[2],
+                            name=ctx.tmp("batch_channels"))
+    return mb.concat(values=[lead, np.array([-1, 1], dtype=np.int32)], axis=0, name=ctx.tmp("view_shape"))
 
 
 @op_builder("InstanceNormalization")
@@ -39,27 +33,27 @@ def instance_norm(node, ctx):
     eps = float(node.attr("epsilon"))
     out = node.outputs[0]
     if x.rank == 3:
-        view = mb.expand_dims(x=x, axes=[3], name=ctx.scratch(f"{out}_as_4d"))
+        view = mb.expand_dims(x=x, axes=[3], name=ctx.tmp("as_4d"))
     elif x.rank == 5:
-        view = mb.reshape(x=x, shape=_merged_spatial_shape(ctx, x, out), name=ctx.scratch(f"{out}_as_4d"))
+        view = mb.reshape(x=x, shape=_merged_spatial_shape(ctx, x, out), name=ctx.tmp("as_4d"))
     else:
         view = x
-    name = ctx.mil_name(out) if view is x else ctx.scratch(f"{out}_4d")
+    name = ctx.mil_name(out) if view is x else ctx.tmp("4d")
     scale, bias = ctx.const(node.inputs[1]), ctx.const(node.inputs[2])
     if scale is not None and bias is not None:
         y = mb.instance_norm(x=view, gamma=const_like(scale, x), beta=const_like(bias, x),
                              epsilon=const_like(eps, x), name=name)
     else:  # scale or bias computed in the graph: normalize, then apply them per channel
-        y = mb.instance_norm(x=view, epsilon=const_like(eps, x), name=ctx.scratch(f"{out}_normalized"))
-        y = mb.mul(x=y, y=operand_like(ctx, node, 1, view, out), name=ctx.scratch(f"{out}_scaled"))
-        y = mb.add(x=y, y=operand_like(ctx, node, 2, view, out), name=name)
+        y = mb.instance_norm(x=view, epsilon=const_like(eps, x), name=ctx.tmp("normalized"))
+        y = mb.mul(x=y, y=operand_like(ctx, node, 1, view), name=ctx.tmp("scaled"))
+        y = mb.add(x=y, y=operand_like(ctx, node, 2, view), name=name)
     if x.rank == 3:
         y = mb.squeeze(x=y, axes=[3], name=ctx.mil_name(out))
     elif x.rank == 5:
-        y = mb.reshape(x=y, shape=original_shape(ctx, x, out), name=ctx.mil_name(out))
+        y = mb.reshape(x=y, shape=original_shape(ctx, x), name=ctx.mil_name(out))
     ctx.set_output(node, y)
 
 
 @instance_norm.check
 def _(node, ctx):
-    return input_refusal(ctx, node.inputs[0], min_rank=3)
+    require_float_input(ctx, node.inputs[0], min_rank=3)

@@ -7,47 +7,29 @@ from __future__ import annotations
 
 import numpy as np
 from coremltools.converters.mil import Builder as mb
-from coremltools.converters.mil.mil import types
 
 from ..backend.convert.registry import op_builder
-from .batch_norm import const_like, input_refusal
+from ._common import const_like, require_axis, require_float_input
+from ._normalization import stash_in_fp32, trailing_operand
 
 
 def normalize(ctx, x, axes, eps: float, out: str, mean_name: str = None, inv_std_name: str = None):
     """``(x - mean) * rsqrt(var + eps)`` over ``axes`` (biased variance), as MIL reductions; the
     mean and inv_std ops take the given names when a builder exposes them as outputs."""
-    mean = mb.reduce_mean(x=x, axes=axes, keep_dims=True, name=mean_name or ctx.scratch(f"{out}_mean"))
-    centered = mb.sub(x=x, y=mean, name=ctx.scratch(f"{out}_centered"))
-    squared = mb.mul(x=centered, y=centered, name=ctx.scratch(f"{out}_squared"))
-    var = mb.reduce_mean(x=squared, axes=axes, keep_dims=True, name=ctx.scratch(f"{out}_var"))
-    inv_std = mb.rsqrt(x=var, epsilon=const_like(eps, x), name=inv_std_name or ctx.scratch(f"{out}_inv_std"))
-    return mb.mul(x=centered, y=inv_std, name=ctx.scratch(f"{out}_normalized")), mean, inv_std
-
-
-def trailing_operand(ctx, node, i: int, x, out: str):
-    """Input ``i`` (broadcast against the trailing dims of ``x``) as a constant or var in x's dtype."""
-    value = ctx.const(node.inputs[i])
-    if value is not None:
-        return const_like(value, x)
-    var = ctx.var(node.inputs[i])
-    if var.dtype != x.dtype:
-        var = mb.cast(x=var, dtype=types.builtin_to_string(x.dtype), name=ctx.scratch(f"{out}_cast_{i}"))
-    return var
-
-
-def stash_in_fp32(ctx, node, x, out: str):
-    """stash_type=1 asks for fp32 statistics: an fp16 input is cast up (the caller casts back)."""
-    if node.attr("stash_type", 1) == 1 and x.dtype == types.fp16:
-        return mb.cast(x=x, dtype="fp32", name=ctx.scratch(f"{out}_stash_fp32")), True
-    return x, False
+    mean = mb.reduce_mean(x=x, axes=axes, keep_dims=True, name=mean_name or ctx.tmp("mean"))
+    centered = mb.sub(x=x, y=mean, name=ctx.tmp("centered"))
+    squared = mb.mul(x=centered, y=centered, name=ctx.tmp("squared"))
+    var = mb.reduce_mean(x=squared, axes=axes, keep_dims=True, name=ctx.tmp("var"))
+    inv_std = mb.rsqrt(x=var, epsilon=const_like(eps, x), name=inv_std_name or ctx.tmp("inv_std"))
+    return mb.mul(x=centered, y=inv_std, name=ctx.tmp("normalized")), mean, inv_std
 
 
 def affine(ctx, node, y, x, out: str, name: str):
     """``y * scale + bias`` (bias optional) with ONNX's trailing-dims broadcasting."""
     has_bias = node.has_input(2)
-    y = mb.mul(x=y, y=trailing_operand(ctx, node, 1, x, out), name=ctx.scratch(f"{out}_scaled") if has_bias else name)
+    y = mb.mul(x=y, y=trailing_operand(ctx, node, 1, x), name=ctx.tmp("scaled") if has_bias else name)
     if has_bias:
-        y = mb.add(x=y, y=trailing_operand(ctx, node, 2, x, out), name=name)
+        y = mb.add(x=y, y=trailing_operand(ctx, node, 2, x), name=name)
     return y
 
 
@@ -66,8 +48,8 @@ def layer_norm(node, ctx):
     axes = list(range(axis, x.rank))
     eps = float(node.attr("epsilon"))
     stats = node.outputs[1:] + [""] * (3 - len(node.outputs))
-    x, stashed = stash_in_fp32(ctx, node, x, out)
-    y_name = ctx.scratch(f"{out}_fp32") if stashed else ctx.mil_name(out)
+    x, stashed = stash_in_fp32(ctx, node, x)
+    y_name = ctx.tmp("fp32") if stashed else ctx.mil_name(out)
     normalized_shape = x.shape[axis:]
     scale = ctx.const(node.inputs[1])
     bias = ctx.const(node.inputs[2]) if node.has_input(2) else None
@@ -79,7 +61,7 @@ def layer_norm(node, ctx):
             beta=None if bias is None else const_like(np.broadcast_to(bias, normalized_shape), x),
             epsilon=const_like(eps, x), name=y_name)
     elif not any(stats):  # scale/bias computed in the graph or of another shape: apply after
-        y = mb.layer_norm(x=x, axes=axes, epsilon=const_like(eps, x), name=ctx.scratch(f"{out}_normalized"))
+        y = mb.layer_norm(x=x, axes=axes, epsilon=const_like(eps, x), name=ctx.tmp("normalized"))
         y = affine(ctx, node, y, x, out, y_name)
     else:
         y, mean, inv_std = normalize(
@@ -94,8 +76,4 @@ def layer_norm(node, ctx):
 
 @layer_norm.check
 def _(node, ctx):
-    refusal = input_refusal(ctx, node.inputs[0])
-    rank = ctx.rank(node.inputs[0])
-    if refusal is None and not -rank <= node.attr("axis") < rank:
-        return f"axis {node.attr('axis')} is out of range for rank {rank}"
-    return refusal
+    require_axis(node.attr("axis"), len(require_float_input(ctx, node.inputs[0])))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
-from .binary import dtype_refusal, like
+from ._common import Refuse, const_like, reason, require_kinds
 
 
 @op_builder("MatMul", min_opset=1)
@@ -17,23 +17,23 @@ def matmul(node, ctx):
     out = node.outputs[0]
     name = ctx.mil_name(out)
     if a.rank == 1 and b.rank == 1:
-        product = mb.mul(x=a, y=b, name=ctx.scratch(f"{out}_product"))
+        product = mb.mul(x=a, y=b, name=ctx.tmp("product"))
         ctx.set_output(node, mb.reduce_sum(x=product, axes=[0], keep_dims=False, name=name))
         return
     squeeze = []
     if a.rank == 1:
-        a = mb.expand_dims(x=a, axes=[0], name=ctx.scratch(f"{out}_row"))
+        a = mb.expand_dims(x=a, axes=[0], name=ctx.tmp("row"))
         squeeze = [-2]
     if b.rank == 1:
-        b = mb.expand_dims(x=b, axes=[1], name=ctx.scratch(f"{out}_column"))
+        b = mb.expand_dims(x=b, axes=[1], name=ctx.tmp("column"))
         squeeze = [-1]
-    y = mb.matmul(x=a, y=b, name=ctx.scratch(f"{out}_matmul") if squeeze else name)
+    y = mb.matmul(x=a, y=b, name=ctx.tmp("matmul") if squeeze else name)
     ctx.set_output(node, mb.squeeze(x=y, axes=squeeze, name=name) if squeeze else y)
 
 
 @matmul.check
 def _(node, ctx):
-    return dtype_refusal(ctx, node.inputs, ("float", "int"))
+    require_kinds(ctx, node.inputs, ("float", "int"))
 
 
 def _column_bias(c, n: int):
@@ -54,34 +54,32 @@ def gemm(node, ctx):
     c_const = ctx.const(node.inputs[2]) if node.has_input(2) else None
     use_c = node.has_input(2) and beta != 0.0
     if b_const is not None and not trans_a:
-        weight = like((b_const if trans_b else b_const.T) * alpha, a)
+        weight = const_like((b_const if trans_b else b_const.T) * alpha, a)
         bias = _column_bias(c_const, weight.shape[0]) if use_c and c_const is not None else None
         last = not use_c or bias is not None
-        y = mb.linear(x=a, weight=weight, bias=None if bias is None else like(bias * beta, a),
-                      name=name if last else ctx.scratch(f"{out}_linear"))
+        y = mb.linear(x=a, weight=weight, bias=None if bias is None else const_like(bias * beta, a),
+                      name=name if last else ctx.tmp("linear"))
         if last:
             ctx.set_output(node, y)
             return
     else:
         y = mb.matmul(x=a, y=ctx.input(node, 1), transpose_x=trans_a, transpose_y=trans_b,
-                      name=name if not use_c and alpha == 1.0 else ctx.scratch(f"{out}_matmul"))
+                      name=name if not use_c and alpha == 1.0 else ctx.tmp("matmul"))
         if alpha != 1.0:
-            y = mb.mul(x=y, y=like(alpha, a), name=name if not use_c else ctx.scratch(f"{out}_alpha"))
+            y = mb.mul(x=y, y=const_like(alpha, a), name=name if not use_c else ctx.tmp("alpha"))
         if not use_c:
             ctx.set_output(node, y)
             return
     if c_const is not None:
-        c = like(c_const * beta, a)
+        c = const_like(c_const * beta, a)
     else:
         c = ctx.input(node, 2)
         if beta != 1.0:
-            c = mb.mul(x=c, y=like(beta, a), name=ctx.scratch(f"{out}_beta_c"))
+            c = mb.mul(x=c, y=const_like(beta, a), name=ctx.tmp("beta_c"))
     ctx.set_output(node, mb.add(x=y, y=c, name=name))
 
 
 @gemm.check
 def _(node, ctx):
-    reason = dtype_refusal(ctx, node.inputs, ("float",))
-    if reason:
-        return reason + " (Gemm's alpha/beta are floats; integer Gemm is not lowered)"
-    return None
+    if refusal := reason(require_kinds, ctx, node.inputs, ("float",)):
+        raise Refuse(refusal + " (Gemm's alpha/beta are floats; integer Gemm is not lowered)")

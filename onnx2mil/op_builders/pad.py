@@ -16,6 +16,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from ..backend.convert.registry import op_builder
+from ._common import Refuse, require_const, require_float_or_int, require_shape
 
 _MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate", "wrap": "wrap"}
 
@@ -157,12 +158,12 @@ def _gathered_pads(node, ctx, x, mode: str, final: str, tmp):
 def pad(node, ctx):
     x = ctx.input(node, 0)
     out = node.outputs[0]
-    tmp = lambda what: ctx.scratch(f"{out}_{what}")  # noqa: E731
+
     if x.dtype == types.int32:  # MIL pad takes floats: int32 goes through fp32 (exact below 2^24)
-        y = _pad(node, ctx, mb.cast(x=x, dtype="fp32", name=tmp("as_fp32")), tmp("fp32"), tmp)
+        y = _pad(node, ctx, mb.cast(x=x, dtype="fp32", name=ctx.tmp("as_fp32")), ctx.tmp("fp32"), ctx.tmp)
         ctx.set_output(node, mb.cast(x=y, dtype="int32", name=ctx.mil_name(out)))
     else:
-        ctx.set_output(node, _pad(node, ctx, x, ctx.mil_name(out), tmp))
+        ctx.set_output(node, _pad(node, ctx, x, ctx.mil_name(out), ctx.tmp))
 
 
 def _pad(node, ctx, x, final: str, tmp):
@@ -210,34 +211,32 @@ def _pad(node, ctx, x, final: str, tmp):
 
 @pad.check
 def _(node, ctx):
-    shape = ctx.shape(node.inputs[0])
-    if shape is None:
-        return "input rank is unknown"
-    dtype = ctx.dtype(node.inputs[0])
-    if dtype is not None and not (np.issubdtype(dtype, np.floating) or dtype in (np.int32, np.int64)):
-        return f"data dtype {dtype}: MIL pad takes fp16/fp32 (int32/int64 go through fp32)"
+    shape = require_shape(ctx, node.inputs[0])
+    require_float_or_int(ctx, node.inputs[0], "MIL pad takes fp16/fp32 (int32/int64 go through fp32)")
     mode = node.attr("mode", "constant")
     if mode not in _MODES:
-        return f"mode '{mode}' has no MIL equivalent"
+        raise Refuse(f"mode '{mode}' has no MIL equivalent")
     if node.opset >= 11:
-        if node.has_input(2) and not ctx.is_const(node.inputs[2]):
-            return "constant_value must be a constant (initializer)"
-        if node.opset >= 18 and node.has_input(3) and not ctx.is_const(node.inputs[3]):
-            return "axes must be a constant (initializer)"
+        if node.has_input(2):
+
+            require_const(ctx, node.inputs[2], "constant_value")
+        if node.opset >= 18 and node.has_input(3):
+
+            require_const(ctx, node.inputs[3], "axes")
     pairs = onnx_pads(node, ctx, len(shape))
     if pairs is None:
         if node.opset >= 18 and node.has_input(3):
-            return "runtime pads with an axes input"
+            raise Refuse("runtime pads with an axes input")
         if mode == "wrap":
-            return "runtime pads with mode 'wrap' (constant, edge and reflect take runtime pads)"
+            raise Refuse("runtime pads with mode 'wrap' (constant, edge and reflect take runtime pads)")
         entries = known_entries(ctx, node.inputs[1])
         if mode != "constant" and (entries is None or len(entries) != 2 * len(shape)):
-            return f"runtime pads of unknown length with mode '{mode}'"
+            raise Refuse(f"runtime pads of unknown length with mode '{mode}'")
         return None
     for a, (b, e) in enumerate(pairs):
         d = shape[a]
         if (b < 0 or e < 0) and mode != "constant":
-            return f"negative (cropping) pads with mode '{mode}'"
+            raise Refuse(f"negative (cropping) pads with mode '{mode}'")
         if (b, e) == (0, 0) or mode == "constant":
             continue
         limit = {"reflect": -1, "edge": 0, "wrap": 0}[mode]  # MIL: reflect <= dim - 1, replicate <= dim
@@ -245,16 +244,15 @@ def _(node, ctx):
             # a symbolic length is bounded from below by the inputs' RangeDim / EnumeratedShapes bounds
             bounds = ctx.dim_range(node.inputs[0], a)
             if bounds is not None and max(b, e) > bounds[0] + limit:
-                return (f"mode '{mode}' pads symbolic axis {a} by {max(b, e)}, but that axis can be as short as "
+                raise Refuse(f"mode '{mode}' pads symbolic axis {a} by {max(b, e)}, but that axis can be as short as "
                         f"{bounds[0]} at the inputs' lower bounds (at most {bounds[0] + limit} is expressible): "
                         f"raise the lower bound of the input's RangeDim")
             # ONNX itself bounds reflect pads by dim - 1; edge and wrap are safe up to 1 on any dim
             if bounds is None and mode != "reflect" and max(b, e) > 1:
-                return (f"mode '{mode}' pads symbolic axis {a} by {max(b, e)} and shape inference gives no "
+                raise Refuse(f"mode '{mode}' pads symbolic axis {a} by {max(b, e)} and shape inference gives no "
                         f"lower bound for its length: more than its size is not expressible")
             continue
         if max(b, e) > d + limit:
-            return f"mode '{mode}' pads axis {a} of size {d} by {max(b, e)} (at most {d + limit})"
+            raise Refuse(f"mode '{mode}' pads axis {a} of size {d} by {max(b, e)} (at most {d + limit})")
     if any(isinstance(d, int) and d + b + e <= 0 for d, (b, e) in zip(shape, pairs)):
-        return "pads crop an axis to nothing (CoreML has no zero-size tensors)"
-    return None
+        raise Refuse("pads crop an axis to nothing (CoreML has no zero-size tensors)")

@@ -12,7 +12,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from ..backend.convert.registry import op_builder
-from .batch_norm import const_like
+from ._common import Refuse, const_like
 
 _RANGES = {np.dtype(t): (np.iinfo(t).min, np.iinfo(t).max)
            for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32)}
@@ -39,7 +39,7 @@ def _layout(param, x_rank: int, axis: int, block: int):
     return "scalar" if param is None or len(param) == 0 or param == (1,) else "axis"
 
 
-def _aligned(ctx, value, x, axis: int, layout: str, block: int, out: str, what: str):
+def _aligned(ctx, value, x, axis: int, layout: str, block: int, what: str):
     """Scale / zero point shaped to broadcast against x (a numpy constant or a MIL var)."""
     if layout == "scalar":
         return value.reshape(()) if isinstance(value, np.ndarray) else value
@@ -48,22 +48,22 @@ def _aligned(ctx, value, x, axis: int, layout: str, block: int, out: str, what: 
         shape[axis] = -1
         if isinstance(value, np.ndarray):
             return value.reshape(shape)
-        return mb.reshape(x=value, shape=np.array(shape, np.int32), name=ctx.scratch(f"{out}_{what}_per_axis"))
+        return mb.reshape(x=value, shape=np.array(shape, np.int32), name=ctx.tmp(f"{what}_per_axis"))
     indices = np.arange(x.shape[axis], dtype=np.int32) // block
     if isinstance(value, np.ndarray):
         return np.take(value, indices, axis=axis)
-    return mb.gather(x=value, indices=indices, axis=axis, name=ctx.scratch(f"{out}_{what}_blocks"))
+    return mb.gather(x=value, indices=indices, axis=axis, name=ctx.tmp(f"{what}_blocks"))
 
 
 def _operand(ctx, node, i: int, like, out: str, what: str, layout: str, axis: int, block: int, x):
     """Input i in the float dtype of ``like`` (numpy constant or var), aligned against x."""
     value = ctx.const(node.inputs[i])
     if value is not None:
-        return const_like(_aligned(ctx, value, x, axis, layout, block, out, what), like)
+        return const_like(_aligned(ctx, value, x, axis, layout, block, what), like)
     var = ctx.var(node.inputs[i])
     if var.dtype != like.dtype:
-        var = mb.cast(x=var, dtype=types.builtin_to_string(like.dtype), name=ctx.scratch(f"{out}_{what}_float"))
-    return _aligned(ctx, var, x, axis, layout, block, out, what)
+        var = mb.cast(x=var, dtype=types.builtin_to_string(like.dtype), name=ctx.tmp(f"{what}_float"))
+    return _aligned(ctx, var, x, axis, layout, block, what)
 
 
 def _params(node, ctx, x_rank: int):
@@ -90,21 +90,21 @@ def quantize_linear(node, ctx):
     if node.op_type == "DequantizeLinear":
         scale = ctx.var(node.inputs[1]) if not ctx.is_const(node.inputs[1]) else None
         float_dtype = types.builtin_to_string(scale.dtype) if scale is not None else "fp32"
-        xf = mb.cast(x=x, dtype=float_dtype, name=ctx.scratch(f"{out}_float"))
+        xf = mb.cast(x=x, dtype=float_dtype, name=ctx.tmp("float"))
         if node.has_input(2):
             zero = _operand(ctx, node, 2, xf, out, "zero_point", layout, axis, block, x)
-            xf = mb.sub(x=xf, y=zero, name=ctx.scratch(f"{out}_centered"))
+            xf = mb.sub(x=xf, y=zero, name=ctx.tmp("centered"))
         scale = _operand(ctx, node, 1, xf, out, "scale", layout, axis, block, x)
         ctx.set_output(node, mb.mul(x=xf, y=scale, name=ctx.mil_name(out)))
         return
     low, high = _RANGES[quantized_dtype(node, ctx)]
     scale = _operand(ctx, node, 1, x, out, "scale", layout, axis, block, x)
-    y = mb.real_div(x=x, y=scale, name=ctx.scratch(f"{out}_scaled"))
-    y = mb.round(x=y, name=ctx.scratch(f"{out}_rounded"))
+    y = mb.real_div(x=x, y=scale, name=ctx.tmp("scaled"))
+    y = mb.round(x=y, name=ctx.tmp("rounded"))
     if node.has_input(2):
         y = mb.add(x=y, y=_operand(ctx, node, 2, x, out, "zero_point", layout, axis, block, x),
-                   name=ctx.scratch(f"{out}_shifted"))
-    y = mb.clip(x=y, alpha=const_like(low, x), beta=const_like(high, x), name=ctx.scratch(f"{out}_saturated"))
+                   name=ctx.tmp("shifted"))
+    y = mb.clip(x=y, alpha=const_like(low, x), beta=const_like(high, x), name=ctx.tmp("saturated"))
     ctx.set_output(node, mb.cast(x=y, dtype="int32", name=ctx.mil_name(out)))
 
 
@@ -121,21 +121,20 @@ def _(node, ctx):
     x_const = ctx.const(node.inputs[0])
     rank = x_const.ndim if x_const is not None else ctx.rank(node.inputs[0])
     if rank is None:
-        return "input rank is unknown"
+        raise Refuse("input rank is unknown")
     qdtype = quantized_dtype(node, ctx)
     if qdtype is None or qdtype not in _RANGES:
-        return f"quantized dtype {qdtype} (int8/uint8/int16/uint16/int32 only; MIL has no fp8/int4 types)"
+        raise Refuse(f"quantized dtype {qdtype} (int8/uint8/int16/uint16/int32 only; MIL has no fp8/int4 types)")
     if node.op_type == "QuantizeLinear" and ctx.dtype(node.inputs[0]) not in _FLOATS:
-        return f"input dtype {ctx.dtype(node.inputs[0])} (QuantizeLinear on fp16/fp32)"
+        raise Refuse(f"input dtype {ctx.dtype(node.inputs[0])} (QuantizeLinear on fp16/fp32)")
     scale_shape = ctx.shape(node.inputs[1])
     if scale_shape is None:
-        return "scale shape is unknown"
+        raise Refuse("scale rank is unknown")
     axis, block, layout = _params(node, ctx, rank)
     x_shape = x_const.shape if x_const is not None else ctx.shape(node.inputs[0])
     if layout == "blocked" and not isinstance(x_shape[axis], int):
-        return "blocked quantization needs a static size on the quantized axis"
+        raise Refuse("blocked quantization needs a static size on the quantized axis")
     if layout == "axis" and len(scale_shape) != 1:
-        return f"scale of shape {scale_shape} with block_size 0 (per-tensor or 1-D per-axis only)"
+        raise Refuse(f"scale of shape {scale_shape} with block_size 0 (per-tensor or 1-D per-axis only)")
     if node.opset < 13 and layout != "scalar":
-        return "per-axis scales need opset >= 13"
-    return None
+        raise Refuse("per-axis scales need opset >= 13")

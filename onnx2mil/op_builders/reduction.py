@@ -11,7 +11,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from ..backend.convert.registry import op_builder
-from .binary import dtype_refusal, like
+from ._common import Refuse, const_like, is_static, require_const, require_kinds, require_rank
 
 _REDUCE = {
     "ReduceMean": "reduce_mean", "ReduceSum": "reduce_sum", "ReduceMax": "reduce_max",
@@ -43,7 +43,7 @@ def reduce(node, ctx):
     if not axes and node.attr("noop_with_empty_axes", 0):
         noop = _NOOP.get(node.op_type)
         if noop == "log":
-            y = mb.log(x=x, epsilon=like(0.0, x), name=name)
+            y = mb.log(x=x, epsilon=const_like(0.0, x), name=name)
         else:
             y = getattr(mb, noop)(x=x, name=name) if noop else mb.identity(x=x, name=name)
         ctx.set_output(node, y)
@@ -54,11 +54,11 @@ def reduce(node, ctx):
         return
     as_bool = types.is_bool(x.dtype)  # ReduceMax/ReduceMin of bool (opset 20): any/all over int32
     if as_bool:
-        x = mb.cast(x=x, dtype="int32", name=ctx.scratch(f"{node.outputs[0]}_int32"))
+        x = mb.cast(x=x, dtype="int32", name=ctx.tmp("int32"))
     y = getattr(mb, _REDUCE[node.op_type])(
         x=x, axes=sorted(a % x.rank for a in axes) if axes else None,
         keep_dims=bool(node.attr("keepdims", 1)),
-        name=ctx.scratch(f"{node.outputs[0]}_int32_reduced") if as_bool else name)
+        name=ctx.tmp("int32_reduced") if as_bool else name)
     ctx.set_output(node, mb.cast(x=y, dtype="bool", name=name) if as_bool else y)
 
 
@@ -66,7 +66,7 @@ def _empty_set(node, x, axes, name):
     """ReduceMax/ReduceMin over a static zero-size axis is the reduction's identity (ONNX: -inf/+inf,
     the dtype's min/max, False/True) in the output shape: a constant."""
     reduced = {a % x.rank for a in axes} if axes else set(range(x.rank))
-    if node.op_type not in ("ReduceMax", "ReduceMin") or not all(isinstance(d, int) for d in x.shape) \
+    if node.op_type not in ("ReduceMax", "ReduceMin") or not is_static(x.shape) \
             or not any(x.shape[a] == 0 for a in reduced):
         return None
     keep = bool(node.attr("keepdims", 1))
@@ -83,18 +83,17 @@ def _empty_set(node, x, axes, name):
 
 @reduce.check
 def _(node, ctx):
-    if _axes_from_input(node) and node.has_input(1) and not ctx.is_const(node.inputs[1]):
-        return "axes must be a constant (MIL reductions take constant axes)"
-    rank = ctx.rank(node.inputs[0])
-    if rank is None or rank == 0:
-        return "input rank must be known and >= 1"
+    if _axes_from_input(node) and node.has_input(1):
+
+        require_const(ctx, node.inputs[1], "axes", "MIL reductions take constant axes")
+    require_rank(ctx, node.inputs[0], min_rank=1)
     shape = ctx.shape(node.inputs[0])
     if node.op_type in ("ReduceMax", "ReduceMin") and 0 in shape and any(not isinstance(d, int) for d in shape):
-        return "a zero-size input with symbolic dims: the empty max/min's constant result has no known shape"
+        raise Refuse("a zero-size input with symbolic dims: the empty max/min's constant result has no known shape")
     allowed = ("float",) if node.op_type in _FLOAT_ONLY else ("float", "int")
     if node.op_type in ("ReduceMax", "ReduceMin"):
         allowed += ("bool",)
-    return dtype_refusal(ctx, node.inputs[:1], allowed)
+    require_kinds(ctx, node.inputs[:1], allowed)
 
 
 @op_builder("ArgMax", "ArgMin", min_opset=1)
@@ -108,21 +107,19 @@ def arg_reduce(node, ctx):
     if not node.attr("select_last_index", 0):
         ctx.set_output(node, fn(x=x, axis=axis, keep_dims=keep, name=name))
         return
-    flipped = mb.reverse(x=x, axes=[axis], name=ctx.scratch(f"{out}_reversed"))
-    index = fn(x=flipped, axis=axis, keep_dims=keep, name=ctx.scratch(f"{out}_reversed_index"))
+    flipped = mb.reverse(x=x, axes=[axis], name=ctx.tmp("reversed"))
+    index = fn(x=flipped, axis=axis, keep_dims=keep, name=ctx.tmp("reversed_index"))
     size = x.shape[axis]
     if isinstance(size, int):
         last = np.array(size - 1, dtype=np.int32)
     else:
-        dim = mb.gather(x=mb.shape(x=x, name=ctx.scratch(f"{out}_shape")), indices=axis,
-                        name=ctx.scratch(f"{out}_size"))
-        last = mb.sub(x=dim, y=np.int32(1), name=ctx.scratch(f"{out}_last"))
+        dim = mb.gather(x=mb.shape(x=x, name=ctx.tmp("shape")), indices=axis,
+                        name=ctx.tmp("size"))
+        last = mb.sub(x=dim, y=np.int32(1), name=ctx.tmp("last"))
     ctx.set_output(node, mb.sub(x=last, y=index, name=name))
 
 
 @arg_reduce.check
 def _(node, ctx):
-    rank = ctx.rank(node.inputs[0])
-    if rank is None or rank == 0:
-        return "input rank must be known and >= 1"
-    return dtype_refusal(ctx, node.inputs[:1], ("float", "int"))
+    require_rank(ctx, node.inputs[0], min_rank=1)
+    require_kinds(ctx, node.inputs[:1], ("float", "int"))

@@ -12,23 +12,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
-
-
-def dtype_refusal(ctx, name: str) -> Optional[str]:
-    """MIL's tensor-manipulation ops take fp16, fp32, int32 (ONNX int64) and bool."""
-    dtype = ctx.dtype(name)
-    if dtype is None or np.issubdtype(dtype, np.floating) or dtype in (np.int32, np.int64, np.bool_):
-        return None
-    return f"dtype {dtype}: MIL takes fp16, fp32, int32 (int64) and bool here"
-
-
-def is_static(shape) -> bool:
-    return shape is not None and all(isinstance(d, (int, np.integer)) for d in shape)
-
-
-def scratch_names(ctx, out: str):
-    """``tmp("what")`` -> a fresh MIL name for an intermediate op of the node producing ``out``."""
-    return lambda what: ctx.scratch(f"{out}_{what}")
+from ._common import Refuse, is_static, require_layout_dtype, require_rank
 
 
 def runtime_dim_product(x, begin: int, end: int, tmp, what: str):
@@ -82,11 +66,11 @@ def reshape(node, ctx):
     allowzero = bool(node.attr("allowzero", 0))
     shape = ctx.const(node.inputs[1])
     if shape is not None:
-        target = _const_target(x, shape, allowzero, scratch_names(ctx, out))
+        target = _const_target(x, shape, allowzero, ctx.tmp)
     else:
         target = ctx.input(node, 1)
         if not allowzero:
-            target = _runtime_target(x, target, scratch_names(ctx, out))
+            target = _runtime_target(x, target, ctx.tmp)
     ctx.set_output(node, mb.reshape(x=x, shape=target, name=ctx.mil_name(out)))
 
 
@@ -94,7 +78,7 @@ def _baked_length(node, ctx, target: list, allowzero: bool) -> Optional[str]:
     """A constant target without -1 fixes the element count: an input dim that varies over the
     inputs' bounds (and is not copied by a 0) cannot fit it; the export baked one length."""
     shape = ctx.shape(node.inputs[0])
-    if shape is None or all(isinstance(d, int) for d in shape):
+    if shape is None or is_static(shape):
         return None
     if -1 in target:
         return _indivisible_at_bounds(node, ctx, shape, target, allowzero)
@@ -130,22 +114,19 @@ def _indivisible_at_bounds(node, ctx, shape, target: list, allowzero: bool) -> O
 
 @reshape.check
 def _(node, ctx):
-    if reason := dtype_refusal(ctx, node.inputs[0]):
-        return reason
+    require_layout_dtype(ctx, node.inputs[0])
     shape = ctx.const(node.inputs[1])
     allowzero = bool(node.attr("allowzero", 0))
     if shape is not None:
         if allowzero and 0 in shape.tolist():
-            return "allowzero=1 with a 0 in the target shape makes a zero-size tensor (CoreML has none)"
+            raise Refuse("allowzero=1 with a 0 in the target shape makes a zero-size tensor (CoreML has none)")
         return _baked_length(node, ctx, [int(v) for v in shape.reshape(-1)], allowzero)
     s = ctx.shape(node.inputs[1])
     if s is None or not is_static(s):
-        return "a runtime target shape needs a known length (the output rank)"
+        raise Refuse("a runtime target shape needs a known length (the output rank)")
     if allowzero:
-        return "allowzero=1 with a runtime target shape: a 0 would make a zero-size tensor (CoreML has none)"
-    if ctx.rank(node.inputs[0]) is None:
-        return "input rank is unknown"
-    return None
+        raise Refuse("allowzero=1 with a runtime target shape: a 0 would make a zero-size tensor (CoreML has none)")
+    require_rank(ctx, node.inputs[0])
 
 
 @op_builder("Flatten")
@@ -163,21 +144,16 @@ def flatten(node, ctx):
     elif is_static(tail):
         target = [-1, int(np.prod(tail, dtype=np.int64))]
     else:
-        tmp = scratch_names(ctx, out)
-        target = mb.concat(values=[runtime_dim_product(x, 0, axis, tmp, "head"),
-                                   runtime_dim_product(x, axis, rank, tmp, "tail")],
-                           axis=0, name=tmp("target"))
+        target = mb.concat(values=[runtime_dim_product(x, 0, axis, ctx.tmp, "head"),
+                                   runtime_dim_product(x, axis, rank, ctx.tmp, "tail")],
+                           axis=0, name=ctx.tmp("target"))
     ctx.set_output(node, mb.reshape(x=x, shape=target, name=ctx.mil_name(out)))
 
 
 @flatten.check
 def _(node, ctx):
-    if reason := dtype_refusal(ctx, node.inputs[0]):
-        return reason
-    rank = ctx.rank(node.inputs[0])
-    if rank is None:
-        return "input rank is unknown"
+    require_layout_dtype(ctx, node.inputs[0])
+    rank = require_rank(ctx, node.inputs[0])
     axis = node.attr("axis", 1)
     if not -rank <= axis <= rank:
-        return f"axis {axis} is outside [-{rank}, {rank}]"
-    return None
+        raise Refuse(f"axis {axis} is outside [-{rank}, {rank}]")

@@ -301,8 +301,7 @@ def plan(node, ctx):
 # ---- emission -----------------------------------------------------------------------------------
 def _emit(node, ctx):
     x = ctx.input(node, 0)
-    out = node.outputs[0]
-    tmp = lambda what: ctx.scratch(f"{out}_{what}")  # noqa: E731
+
     spec, plans, bilinear = plan(node, ctx)
     rank = x.rank
     steps = []
@@ -325,7 +324,7 @@ def _emit(node, ctx):
         if p.kind == "gather":
             steps.append(lambda v, name, a=a, p=p: mb.gather(x=v, indices=p.indices, axis=a, name=name))
         elif p.kind == "lerp":
-            steps.append(lambda v, name, a=a, p=p: _lerp(v, a, p, tmp, name))
+            steps.append(lambda v, name, a=a, p=p: _lerp(v, a, p, ctx.tmp, name))
     ups = {a: p.factor for a, p in plans.items() if p.kind == "up"}
     if ups:
         steps.append(lambda v, name: mb.upsample_nearest_neighbor(
@@ -333,7 +332,7 @@ def _emit(node, ctx):
     if not steps:
         steps.append(lambda v, name: mb.identity(x=v, name=name))
     for n, step in enumerate(steps):
-        x = step(x, ctx.mil_name(out) if n == len(steps) - 1 else tmp(f"step{n}"))
+        x = step(x, ctx.tmp(f"step{n}"))
     ctx.set_output(node, x)
 
 

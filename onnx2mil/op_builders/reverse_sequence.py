@@ -2,11 +2,11 @@
 sequence lengths as int32."""
 from __future__ import annotations
 
-import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.context import mil_dtype_of
 from ..backend.convert.registry import op_builder
+from ._common import require_layout_dtype
 
 
 @op_builder("ReverseSequence", min_opset=10)
@@ -20,7 +20,4 @@ def reverse_sequence(node, ctx):
 
 @reverse_sequence.check
 def _(node, ctx):
-    dtype = ctx.dtype(node.inputs[0])
-    if dtype is not None and not (dtype in (np.float32, np.float16, np.float64, np.int32, np.int64, np.bool_)):
-        return f"data dtype {dtype}: MIL reverse_sequence takes fp16, fp32, int32, bool"
-    return None
+    require_layout_dtype(ctx, node.inputs[0])

@@ -6,8 +6,8 @@ from __future__ import annotations
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
-from .batch_norm import const_like, input_refusal
-from .layer_norm import stash_in_fp32, trailing_operand
+from ._common import const_like, require_axis, require_float_input
+from ._normalization import stash_in_fp32, trailing_operand
 
 
 @op_builder("RMSNormalization", min_opset=23)
@@ -15,14 +15,14 @@ def rms_norm(node, ctx):
     x = ctx.input(node, 0)
     out = node.outputs[0]
     axes = list(range(node.attr("axis") % x.rank, x.rank))
-    x, stashed = stash_in_fp32(ctx, node, x, out)
-    squared = mb.mul(x=x, y=x, name=ctx.scratch(f"{out}_squared"))
-    mean = mb.reduce_mean(x=squared, axes=axes, keep_dims=True, name=ctx.scratch(f"{out}_mean_square"))
-    shifted = mb.add(x=mean, y=const_like(node.attr("epsilon"), x), name=ctx.scratch(f"{out}_plus_eps"))
-    rms = mb.sqrt(x=shifted, name=ctx.scratch(f"{out}_rms"))
-    normalized = mb.real_div(x=x, y=rms, name=ctx.scratch(f"{out}_normalized"))
-    y_name = ctx.scratch(f"{out}_fp32") if stashed else ctx.mil_name(out)
-    y = mb.mul(x=normalized, y=trailing_operand(ctx, node, 1, x, out), name=y_name)
+    x, stashed = stash_in_fp32(ctx, node, x)
+    squared = mb.mul(x=x, y=x, name=ctx.tmp("squared"))
+    mean = mb.reduce_mean(x=squared, axes=axes, keep_dims=True, name=ctx.tmp("mean_square"))
+    shifted = mb.add(x=mean, y=const_like(node.attr("epsilon"), x), name=ctx.tmp("plus_eps"))
+    rms = mb.sqrt(x=shifted, name=ctx.tmp("rms"))
+    normalized = mb.real_div(x=x, y=rms, name=ctx.tmp("normalized"))
+    y_name = ctx.tmp("fp32") if stashed else ctx.mil_name(out)
+    y = mb.mul(x=normalized, y=trailing_operand(ctx, node, 1, x), name=y_name)
     if stashed:
         y = mb.cast(x=y, dtype="fp16", name=ctx.mil_name(out))
     ctx.set_output(node, y)
@@ -30,8 +30,4 @@ def rms_norm(node, ctx):
 
 @rms_norm.check
 def _(node, ctx):
-    refusal = input_refusal(ctx, node.inputs[0])
-    rank = ctx.rank(node.inputs[0])
-    if refusal is None and not -rank <= node.attr("axis") < rank:
-        return f"axis {node.attr('axis')} is out of range for rank {rank}"
-    return refusal
+    require_axis(node.attr("axis"), len(require_float_input(ctx, node.inputs[0])))

@@ -8,6 +8,7 @@ from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.graph import emit_subgraph, subgraph_refusals
 from ..backend.convert.registry import op_builder
+from ._common import Refuse, is_static
 
 MAX_STEPS = 256  # one copy of the body per step
 
@@ -45,7 +46,7 @@ def run_scan(ctx, node, body, states, scans, in_axes, in_reverse, tag: str):
     steps = scans[0].shape[in_axes[0]]
     outputs = [[None] * steps for _ in range(len(body.output) - len(states))]
     for t in range(steps):
-        slices = [_step(ctx, x, a, steps - 1 - t if rev else t, ctx.scratch(f"{node.name}_{tag}_in{j}_t{t}"))
+        slices = [_step(ctx, x, a, steps - 1 - t if rev else t, ctx.tmp(f"{tag}_in{j}_t{t}"))
                   for j, (x, a, rev) in enumerate(zip(scans, in_axes, in_reverse))]
         copy = renamed_body(body, f"{tag}t{t}")
         results = emit_subgraph(ctx, copy, dict(zip([i.name for i in copy.input], states + slices)))
@@ -71,11 +72,11 @@ def scan(node, ctx):
         batch = vals[0].shape[0]
         per_batch_states, per_batch_outs = [], []
         for b in range(batch):
-            picked = [_step(ctx, v, 0, b, ctx.scratch(f"{node.name}_b{b}_{i}")) for i, v in enumerate(vals)]
+            picked = [_step(ctx, v, 0, b, ctx.tmp(f"b{b}_{i}")) for i, v in enumerate(vals)]
             st, outs = run_scan(ctx, node, body, picked[:n_state], picked[n_state:], [0] * m,
                                 [False] * m, f"b{b}")
             per_batch_states.append(st)
-            per_batch_outs.append([mb.stack(values=o, axis=0, name=ctx.scratch(f"{node.name}_b{b}_out{k}"))
+            per_batch_outs.append([mb.stack(values=o, axis=0, name=ctx.tmp(f"b{b}_out{k}"))
                                    for k, o in enumerate(outs)])
         results = [mb.stack(values=[s[k] for s in per_batch_states], axis=0, name=ctx.mil_name(names[k]))
                    for k in range(n_state)]
@@ -103,24 +104,24 @@ def scan(node, ctx):
 def _(node, ctx):
     body = node.attr("body")
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in body.node for a in n.attribute):
-        return "a Scan body with nested subgraphs"
+        raise Refuse("a Scan body with nested subgraphs")
     m = node.attr("num_scan_inputs")
     first_scan = len(node.inputs) - m
     if node.opset < 9:
         if node.has_input(0):
-            return "sequence_lens (per-batch lengths) is not supported"
+            raise Refuse("sequence_lens (per-batch lengths) is not supported")
         shape = ctx.shape(node.inputs[first_scan])
-        if shape is None or not all(isinstance(d, int) for d in shape[:2]):
-            return "batch and sequence lengths must be static"
+        if shape is None or not is_static(shape[:2]):
+            raise Refuse("batch and sequence lengths must be static")
         steps = shape[0] * shape[1]
     else:
         shape = ctx.shape(node.inputs[first_scan])
         axes = node.attr("scan_input_axes") or [0] * m
         if shape is None or not isinstance(shape[axes[0] % len(shape)], int):
-            return "the scanned axis must have a static length (the body unrolls over it)"
+            raise Refuse("the scanned axis must have a static length (the body unrolls over it)")
         steps = shape[axes[0] % len(shape)]
     if steps > MAX_STEPS:
-        return f"{steps} steps exceed {MAX_STEPS} unrolled copies of the body"
+        raise Refuse(f"{steps} steps exceed {MAX_STEPS} unrolled copies of the body")
     if steps == 0:
-        return "zero-length scan"
+        raise Refuse("zero-length scan")
     return "; ".join(subgraph_refusals(ctx, body)) or None

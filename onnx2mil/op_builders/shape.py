@@ -5,6 +5,7 @@ from __future__ import annotations
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
+from ._common import Refuse, require_rank
 
 
 def _bounds(node, rank: int) -> tuple[int, int]:
@@ -23,26 +24,23 @@ def shape(node, ctx):
     if (start, end) == (0, x.rank):
         ctx.set_output(node, mb.shape(x=x, name=ctx.mil_name(out)))
         return
-    full = mb.shape(x=x, name=ctx.scratch(f"{out}_full"))
+    full = mb.shape(x=x, name=ctx.tmp("full"))
     ctx.set_output(node, mb.slice_by_index(x=full, begin=[start], end=[end], name=ctx.mil_name(out)))
 
 
 @shape.check
 def _(node, ctx):
-    rank = ctx.rank(node.inputs[0])
-    if rank is None:
-        return "input rank is unknown"
+    rank = require_rank(ctx, node.inputs[0])
     start, end = _bounds(node, rank)
     if end <= start:
-        return f"start {start} / end {end} give an empty shape (CoreML has no zero-size tensors)"
-    return None
+        raise Refuse(f"start {start} / end {end} give an empty shape (CoreML has no zero-size tensors)")
 
 
 @op_builder("Size")
 def size(node, ctx):
     x = ctx.input(node, 0)
     out = node.outputs[0]
-    dims = mb.shape(x=x, name=ctx.scratch(f"{out}_shape"))
+    dims = mb.shape(x=x, name=ctx.tmp("shape"))
     ctx.set_output(node, mb.reduce_prod(x=dims, axes=[0], keep_dims=False, name=ctx.mil_name(out)))
 
 
@@ -50,5 +48,4 @@ def size(node, ctx):
 def _(node, ctx):
     rank = ctx.rank(node.inputs[0])
     if not rank:
-        return "input rank is unknown" if rank is None else "Size of a scalar is folded, not built"
-    return None
+        raise Refuse("input rank is unknown" if rank is None else "Size of a scalar is folded, not built")

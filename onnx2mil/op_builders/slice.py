@@ -9,7 +9,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
-from .reshape import dtype_refusal
+from ._common import Refuse, require_const, require_layout_dtype, require_shape
 
 _I32_MAX = np.iinfo(np.int32).max
 _I32_MIN = np.iinfo(np.int32).min
@@ -77,7 +77,7 @@ def slice_(node, ctx):
     if starts is None or ends is None:
         begin, end = (_runtime_bounds(node, ctx, i, axes, rank, what) for i, what in ((1, "begin"), (2, "end")))
     elif clamped_begin:
-        begin = _clamped_begin(x, begin, clamped_begin, lambda what: ctx.scratch(f"{out}_{what}"))
+        begin = _clamped_begin(x, begin, clamped_begin, ctx.tmp)
     ctx.set_output(node, mb.slice_by_index(x=x, begin=begin, end=end, stride=stride, begin_mask=begin_mask,
                                            end_mask=end_mask, name=ctx.mil_name(out)))
 
@@ -100,50 +100,46 @@ def _clamped_begin(x, begin: list, clamped: dict, tmp):
 def _runtime_bounds(node, ctx, index: int, axes: list[int], rank: int, what: str):
     """A full-rank bound vector from runtime per-axis values (unsliced axes are masked)."""
     values = ctx.input(node, index)
-    out = node.outputs[0]
     pieces = []
     for a in range(rank):
         if a in axes:
             k = axes.index(a)
-            pieces.append(mb.slice_by_index(x=values, begin=[k], end=[k + 1], name=ctx.scratch(f"{out}_{what}{a}")))
+            pieces.append(mb.slice_by_index(x=values, begin=[k], end=[k + 1], name=ctx.tmp(f"{what}{a}")))
         else:
             pieces.append(np.zeros(1, dtype=np.int32))
-    return mb.concat(values=pieces, axis=0, name=ctx.scratch(f"{out}_{what}"))
+    return mb.concat(values=pieces, axis=0, name=ctx.tmp(f"{what}"))
 
 
 @slice_.check
 def _(node, ctx):
-    if reason := dtype_refusal(ctx, node.inputs[0]):
-        return reason
-    shape = ctx.shape(node.inputs[0])
-    if shape is None:
-        return "input rank is unknown"
+    require_layout_dtype(ctx, node.inputs[0])
+    shape = require_shape(ctx, node.inputs[0])
     rank = len(shape)
     if node.opset >= 10:
         for i, what in ((3, "axes"), (4, "steps")):
-            if node.has_input(i) and (reason := ctx.const_refusal(node.inputs[i], what)):
-                return reason
+            if node.has_input(i):
+
+                require_const(ctx, node.inputs[i], what)
     starts, ends = _param(node, ctx, "starts", 1), _param(node, ctx, "ends", 2)
     runtime = starts is None or ends is None
     if runtime:
         lens = [ctx.shape(node.inputs[i]) for i in (1, 2)]
         if any(s is None or not isinstance(s[0], int) for s in lens):
-            return "runtime starts/ends need a known length"
+            raise Refuse("runtime starts/ends need a known length")
         n = lens[0][0]
     else:
         n = len(starts)
     axes, steps = _axes_steps(node, ctx, rank, n)
     if any(not 0 <= a < rank for a in axes) or len(set(axes)) != len(axes):
-        return f"axes {axes} are out of range or repeated for rank {rank}"
+        raise Refuse(f"axes {axes} are out of range or repeated for rank {rank}")
     if 0 in steps:
-        return "a step of 0"
+        raise Refuse("a step of 0")
     if runtime:
         if any(s < 0 for s in steps):
-            return "runtime starts/ends with a negative step: ONNX clamping differs from MIL's and is unknown"
+            raise Refuse("runtime starts/ends with a negative step: ONNX clamping differs from MIL's and is unknown")
         return None
     for k, a in enumerate(axes):
         s, e, t, d = int(starts[k]), int(ends[k]), steps[k], shape[a]
         if isinstance(d, int):
             if slice_length(*clamp_static(s, e, t, d), t) == 0:
-                return f"slice of axis {a} is empty (CoreML has no zero-size tensors)"
-    return None
+                raise Refuse(f"slice of axis {a} is empty (CoreML has no zero-size tensors)")

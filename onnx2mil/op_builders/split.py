@@ -7,7 +7,7 @@ from typing import Optional
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
-from .reshape import dtype_refusal
+from ._common import Refuse, require_axis, require_const, require_layout_dtype, require_shape
 
 
 def split_sizes(node, ctx, dim) -> Optional[list[int]]:
@@ -35,27 +35,22 @@ def split(node, ctx):
         ctx.set_output(node, mb.identity(x=x, name=ctx.mil_name(outs[0])))
         return
     kwargs = dict(split_sizes=sizes) if sizes is not None else dict(num_splits=len(outs))
-    parts = mb.split(x=x, axis=axis, name=ctx.scratch(f"{node.name}_split"), **kwargs)
+    parts = mb.split(x=x, axis=axis, name=ctx.tmp("split"), **kwargs)
     for part, o in zip(parts, outs):  # MIL names a multi-output op's vars "<op>_<k>"
-        part.name = ctx.mil_name(o) if o else ctx.scratch(f"{node.name}_unused")
+        part.name = ctx.mil_name(o) if o else ctx.tmp("unused")
     ctx.set_output(node, *parts)
 
 
 @split.check
 def _(node, ctx):
-    if reason := dtype_refusal(ctx, node.inputs[0]):
-        return reason
-    shape = ctx.shape(node.inputs[0])
-    if shape is None:
-        return "input rank is unknown"
+    require_layout_dtype(ctx, node.inputs[0])
+    shape = require_shape(ctx, node.inputs[0])
     axis = node.attr("axis", 0)
-    if not -len(shape) <= axis < len(shape):
-        return f"axis {axis} is out of range for rank {len(shape)}"
+    require_axis(axis, len(shape))
     dim = shape[axis]
     n = len(node.outputs)
     if node.opset >= 13 and node.has_input(1):
-        if reason := ctx.const_refusal(node.inputs[1], "split sizes", "MIL takes constant sizes"):
-            return reason
+        require_const(ctx, node.inputs[1], "split sizes", "MIL takes constant sizes")
         value = ctx.const(node.inputs[1])
         sizes = value.reshape(-1).tolist()
     elif node.opset < 13 and node.attr("split") is not None:
@@ -64,18 +59,17 @@ def _(node, ctx):
         sizes = None
     if sizes is not None:
         if len(sizes) != n:
-            return f"{len(sizes)} split sizes for {n} outputs"
+            raise Refuse(f"{len(sizes)} split sizes for {n} outputs")
         if 0 in sizes:
-            return "a split size of 0 makes a zero-size tensor (CoreML has none)"
+            raise Refuse("a split size of 0 makes a zero-size tensor (CoreML has none)")
         if isinstance(dim, int) and sum(sizes) != dim:
-            return f"split sizes {sizes} do not add up to dim {dim}"
+            raise Refuse(f"split sizes {sizes} do not add up to dim {dim}")
         return None
     if node.opset >= 18 and node.attr("num_outputs") is not None:
         if not isinstance(dim, int):
-            return "num_outputs with a symbolic split dim: the (uneven) chunk sizes are unknown"
+            raise Refuse("num_outputs with a symbolic split dim: the (uneven) chunk sizes are unknown")
         if len(split_sizes(node, ctx, dim)) != n:
-            return f"num_outputs={node.attr('num_outputs')} does not give {n} chunks of dim {dim}"
+            raise Refuse(f"num_outputs={node.attr('num_outputs')} does not give {n} chunks of dim {dim}")
         return None
     if isinstance(dim, int) and dim % n:
-        return f"dim {dim} does not split into {n} equal parts"
-    return None
+        raise Refuse(f"dim {dim} does not split into {n} equal parts")

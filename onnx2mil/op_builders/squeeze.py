@@ -9,7 +9,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
-from .reshape import dtype_refusal
+from ._common import Refuse, require_axis, require_const, require_layout_dtype, require_rank, require_shape
 
 
 def axes_of(node, ctx) -> Optional[list[int]]:
@@ -23,10 +23,9 @@ def axes_of(node, ctx) -> Optional[list[int]]:
     return None if value is None else [int(a) for a in value.reshape(-1)]
 
 
-def _axes_refusal(node, ctx) -> Optional[str]:
+def _require_const_axes(node, ctx) -> None:
     if node.opset >= 13 and node.has_input(1):
-        return ctx.const_refusal(node.inputs[1], "axes", "MIL takes constant axes")
-    return None
+        require_const(ctx, node.inputs[1], "axes", "MIL takes constant axes")
 
 
 def implicit_axes(node, ctx) -> Union[list[int], str]:
@@ -58,8 +57,8 @@ def squeeze(node, ctx):
     elif any(not isinstance(x.shape[a], (int, np.integer)) for a in axes):
         # MIL squeeze keeps a symbolic dim (its type inference removes only dims known to be 1)
         kept = [a for a in range(x.rank) if a not in axes]
-        shape = mb.gather(x=mb.shape(x=x, name=ctx.scratch(f"{out}_in_shape")), indices=np.array(kept, np.int32),
-                          axis=0, name=ctx.scratch(f"{out}_kept_dims"))
+        shape = mb.gather(x=mb.shape(x=x, name=ctx.tmp("in_shape")), indices=np.array(kept, np.int32),
+                          axis=0, name=ctx.tmp("kept_dims"))
         y = mb.reshape(x=x, shape=shape, name=out)
     else:
         y = mb.squeeze(x=x, axes=axes, name=out)
@@ -68,28 +67,21 @@ def squeeze(node, ctx):
 
 @squeeze.check
 def _(node, ctx):
-    if reason := dtype_refusal(ctx, node.inputs[0]):
-        return reason
-    reason = _axes_refusal(node, ctx)
-    if reason:
-        return reason
-    shape = ctx.shape(node.inputs[0])
-    if shape is None:
-        return "input rank is unknown"
+    require_layout_dtype(ctx, node.inputs[0])
+    _require_const_axes(node, ctx)
+    shape = require_shape(ctx, node.inputs[0])
     axes = axes_of(node, ctx)
     if axes is None:
         axes = implicit_axes(node, ctx)
         return axes if isinstance(axes, str) else None
     for a in axes:
-        if not -len(shape) <= a < len(shape):
-            return f"axis {a} is out of range for rank {len(shape)}"
+        require_axis(a, len(shape))
         d = shape[a]
         if isinstance(d, int) and d != 1:
-            return f"axis {a} has size {d}, not 1"
+            raise Refuse(f"axis {a} has size {d}, not 1")
         bounds = None if isinstance(d, int) else ctx.dim_range(node.inputs[0], a)
         if bounds is not None and bounds != (1, 1):
-            return f"axis {a} ({d}) runs {bounds[0]}..{bounds[1]} over the inputs' bounds; Squeeze needs it to be 1"
-    return None
+            raise Refuse(f"axis {a} ({d}) runs {bounds[0]}..{bounds[1]} over the inputs' bounds; Squeeze needs it to be 1")
 
 
 @op_builder("Unsqueeze")
@@ -103,19 +95,13 @@ def unsqueeze(node, ctx):
 
 @unsqueeze.check
 def _(node, ctx):
-    if reason := dtype_refusal(ctx, node.inputs[0]):
-        return reason
-    reason = _axes_refusal(node, ctx)
-    if reason:
-        return reason
+    require_layout_dtype(ctx, node.inputs[0])
+    _require_const_axes(node, ctx)
     axes = axes_of(node, ctx)
     if axes is None:
-        return "axes are required"
-    rank = ctx.rank(node.inputs[0])
-    if rank is None:
-        return "input rank is unknown"
+        raise Refuse("axes are required")
+    rank = require_rank(ctx, node.inputs[0])
     out_rank = rank + len(axes)
     norm = [a + out_rank if a < 0 else a for a in axes]
     if any(not 0 <= a < out_rank for a in norm) or len(set(norm)) != len(norm):
-        return f"axes {axes} are out of range or repeated for output rank {out_rank}"
-    return None
+        raise Refuse(f"axes {axes} are out of range or repeated for output rank {out_rank}")

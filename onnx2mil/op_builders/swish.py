@@ -5,14 +5,14 @@ from __future__ import annotations
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
-from .batch_norm import const_like, input_refusal
+from ._common import Refuse, const_like, require_float_input
 
 
-def swish(ctx, x, alpha: float, out: str, name: str):
+def swish(ctx, x, alpha: float, name: str):
     if alpha == 1.0:
         return mb.silu(x=x, name=name)
-    scaled = mb.mul(x=x, y=const_like(alpha, x), name=ctx.scratch(f"{out}_alpha_x"))
-    gate = mb.sigmoid(x=scaled, name=ctx.scratch(f"{out}_sigmoid"))
+    scaled = mb.mul(x=x, y=const_like(alpha, x), name=ctx.tmp("alpha_x"))
+    gate = mb.sigmoid(x=scaled, name=ctx.tmp("sigmoid"))
     return mb.mul(x=x, y=gate, name=name)
 
 
@@ -21,18 +21,15 @@ def swish_family(node, ctx):
     out = node.outputs[0]
     alpha = float(node.attr("alpha"))
     if node.op_type == "Swish":
-        ctx.set_output(node, swish(ctx, ctx.input(node, 0), alpha, out, ctx.mil_name(out)))
+        ctx.set_output(node, swish(ctx, ctx.input(node, 0), alpha, ctx.mil_name(out)))
         return
-    gated = swish(ctx, ctx.input(node, 0), alpha, out, ctx.scratch(f"{out}_swish"))
+    gated = swish(ctx, ctx.input(node, 0), alpha, ctx.tmp("swish"))
     ctx.set_output(node, mb.mul(x=gated, y=ctx.input(node, 1), name=ctx.mil_name(out)))
 
 
 @swish_family.check
 def _(node, ctx):
     for name in node.inputs:
-        refusal = input_refusal(ctx, name, what="activations take")
-        if refusal:
-            return refusal
+        require_float_input(ctx, name, what="activations take")
     if node.op_type == "SwiGLU" and ctx.shape(node.inputs[0]) != ctx.shape(node.inputs[1]):
-        return "SwiGLU inputs A and B must have identical shapes"
-    return None
+        raise Refuse("SwiGLU inputs A and B must have identical shapes")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
-from .reshape import dtype_refusal
+from ._common import Refuse, require_layout_dtype, require_rank
 
 
 @op_builder("Transpose")
@@ -17,12 +17,8 @@ def transpose(node, ctx):
 
 @transpose.check
 def _(node, ctx):
-    if reason := dtype_refusal(ctx, node.inputs[0]):
-        return reason
-    rank = ctx.rank(node.inputs[0])
-    if rank is None:
-        return "input rank is unknown"
+    require_layout_dtype(ctx, node.inputs[0])
+    rank = require_rank(ctx, node.inputs[0])
     perm = node.attr("perm")
     if perm is not None and sorted(perm) != list(range(rank)):
-        return f"perm {list(perm)} is not a permutation of the {rank} axes"
-    return None
+        raise Refuse(f"perm {list(perm)} is not a permutation of the {rank} axes")

@@ -9,6 +9,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from ..backend.convert.registry import op_builder
+from ._common import Refuse, is_static, require_const
 
 _ZERO = {types.fp32: np.float32(0), types.fp16: np.float16(0), types.int32: np.int32(0), types.bool: False}
 
@@ -45,9 +46,9 @@ def trilu(node, ctx):
 def _(node, ctx):
     shape = ctx.shape(node.inputs[0])
     if shape is None or len(shape) < 2:
-        return "input must be at least 2-D"
-    if node.has_input(1) and not ctx.is_const(node.inputs[1]):
-        return "k must be a constant (initializer)"
-    if band(bool(node.attr("upper", 1)), _k(node, ctx)) is None and not all(isinstance(d, int) for d in shape[-2:]):
-        return "this k needs a triangle mask, which needs static last two dims"
-    return None
+        raise Refuse("input must be at least 2-D")
+    if node.has_input(1):
+
+        require_const(ctx, node.inputs[1], "k")
+    if band(bool(node.attr("upper", 1)), _k(node, ctx)) is None and not is_static(shape[-2:]):
+        raise Refuse("this k needs a triangle mask, which needs static last two dims")

@@ -7,7 +7,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from ..backend.convert.registry import op_builder
-from .binary import dtype_refusal, like, widen
+from ._common import const_like, require_kinds, widen
 
 
 def _cond_widens(cond, a, b) -> bool:
@@ -28,23 +28,23 @@ def _broadcast_like(a, cond, scratch):
         never = mb.logical_and(x=cond, y=False, name=scratch("never"))
         return mb.logical_or(x=a, y=never, name=scratch("a_full"))
     zeros = mb.mul(x=mb.cast(x=cond, dtype=types.builtin_to_string(a.dtype), name=scratch("cond_as_a")),
-                   y=like(0, a), name=scratch("zeros"))
+                   y=const_like(0, a), name=scratch("zeros"))
     return mb.add(x=a, y=zeros, name=scratch("a_full"))
 
 
 @op_builder("Where", min_opset=9)
 def where(node, ctx):
     out = node.outputs[0]
-    (a, b), back = widen([ctx.input(node, 1), ctx.input(node, 2)], lambda what: ctx.scratch(f"{out}_{what}"))
+    (a, b), back = widen([ctx.input(node, 1), ctx.input(node, 2)], ctx.tmp)
     name = ctx.mil_name(out)
     cond = ctx.input(node, 0)
     if _cond_widens(cond, a, b):
-        a = _broadcast_like(a, cond, lambda what: ctx.scratch(f"{out}_{what}"))
-    y = mb.select(cond=cond, a=a, b=b, name=ctx.scratch(f"{out}_int32") if back else name)
+        a = _broadcast_like(a, cond, ctx.tmp)
+    y = mb.select(cond=cond, a=a, b=b, name=ctx.tmp("int32") if back else name)
     ctx.set_output(node, mb.cast(x=y, dtype=back, name=name) if back else y)
 
 
 @where.check
 def _(node, ctx):
-    return dtype_refusal(ctx, node.inputs[:1], ("bool",)) or dtype_refusal(
-        ctx, node.inputs[1:], ("float", "int", "bool"), widens_small_ints=True)
+    require_kinds(ctx, node.inputs[:1], ("bool",))
+    require_kinds(ctx, node.inputs[1:], ("float", "int", "bool"), widens_small_ints=True)

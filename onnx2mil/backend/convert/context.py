@@ -72,7 +72,8 @@ class BuildContext:
         self.name_map: dict[str, str] = {}   # ONNX tensor -> MIL var name (before passes)
         self._const_vars: dict[tuple, Var] = {}
         self._const_names: set[str] = set()
-        self.node: Optional[OnnxNode] = None
+        self.node: Optional[OnnxNode] = None  # the node being checked or emitted: names its intermediates
+        self._tmp_names: set[str] = set()     # names given by tmp(): the final one becomes the output's
         self.symbols: dict = {}              # ONNX dim_param -> MIL symbol
         self.node_counter = itertools.count(len(graph.nodes) + len(graph.folded))  # unnamed nested nodes
 
@@ -180,6 +181,16 @@ class BuildContext:
         """A fresh MIL name for an op internal to a builder's expansion (derived from ``hint``)."""
         return self.names.fresh(hint)
 
+    def tmp(self, what: str) -> str:
+        """A fresh MIL name for an intermediate op of the node being emitted: ``<output>_<what>``,
+        after its first output. Whichever tmp-named op a builder hands to ``set_output`` takes the
+        ONNX output's name there, so a builder need not know which of its ops ends last."""
+        node = self.node
+        prefix = next((o for o in node.outputs if o), node.name) if node is not None else "tmp"
+        name = self.names.fresh(f"{prefix}_{what}")
+        self._tmp_names.add(name)
+        return name
+
     def var(self, onnx_name: str) -> Var:
         if onnx_name in self._vars:
             return self._vars[onnx_name]
@@ -203,7 +214,16 @@ class BuildContext:
         self.name_map[onnx_name] = var.name
 
     def set_output(self, node: OnnxNode, *vars_: Var) -> None:
-        outs = [o for o in node.outputs]
-        for name, v in zip(outs, vars_):
+        """Bind ``node``'s outputs to ``vars_``. A var named by ``tmp`` (with its op) is renamed
+        to the ONNX output's MIL name."""
+        for name, v in zip(node.outputs, vars_):
             if name:
-                self.bind(name, v)
+                self.bind(name, self._named(name, v))
+
+    def _named(self, onnx_name: str, var: Var) -> Var:
+        op = var.op
+        if var.name in self._tmp_names and op is not None and len(op.outputs) == 1 and op.name == var.name:
+            self._tmp_names.discard(var.name)
+            op.name = self.mil_name(onnx_name)
+            var.set_name(op.name)
+        return var

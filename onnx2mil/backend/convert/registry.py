@@ -11,6 +11,15 @@ BuildFn = Callable[["OnnxNode", "BuildContext"], None]  # noqa: F821
 CheckFn = Callable[["OnnxNode", "BuildContext"], Optional[str]]  # noqa: F821
 
 
+class Refuse(Exception):
+    """Raised by a support check (or a requirement it calls) to refuse a node; the message is the
+    reason the user reads, after the node's name and op."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass
 class OpBuilder:
     """One registered builder: which op (and opset range) it takes, how it checks, how it emits."""
@@ -24,7 +33,8 @@ class OpBuilder:
     module: str = field(default="")
 
     def check(self, fn: CheckFn) -> CheckFn:
-        """Decorator: attach the support check (returns a reason string to refuse, None to accept)."""
+        """Decorator: attach the support check. It refuses a node by returning a reason string or by
+        raising :class:`Refuse`; it accepts by returning None."""
         self.check_fn = fn
         return fn
 
@@ -35,7 +45,10 @@ class OpBuilder:
         if node.opset < self.min_opset or (self.max_opset is not None and node.opset > self.max_opset):
             top = self.max_opset if self.max_opset is not None else "latest"
             return f"opset {node.opset} is outside the supported range {self.min_opset}..{top}"
-        return self.check_fn(node, ctx) if self.check_fn else None
+        try:
+            return self.check_fn(node, ctx) if self.check_fn else None
+        except Refuse as refusal:
+            return refusal.reason
 
 
 _REGISTRY: dict[tuple[str, str], OpBuilder] = {}
