@@ -285,7 +285,7 @@ def conv_plan(op, static, dynamic):
         step = contiguous[-n:]
         view_strides = tuple(contiguous[:2]) + tuple(st * d for st, d in zip(step, dilations)) + \
             tuple(st * s for st, s in zip(step, strides))
-        return _padding(shape, pads), view_shape, view_strides, batch, c_in, out
+        return _padding(shape, pads), view_shape, view_strides, batch, c_in, out, int(np.prod(out))
 
     get = _shape_cache(geometry)
     w_depthwise = weight[:, 0]
@@ -297,7 +297,7 @@ def conv_plan(op, static, dynamic):
         if found is None or x.shape[1] != weight.shape[1] * groups:
             return conv(op, x, static["weight"], static.get("bias"), static.get("strides"), pad_type, pad,
                         static.get("dilations"), groups)
-        padding, view_shape, view_strides, batch, c_in, out = found
+        padding, view_shape, view_strides, batch, c_in, out, positions = found
         x = x.astype(dtype, copy=False)
         if padding is not None:
             xp = np.zeros(padding[0], dtype=dtype)
@@ -315,7 +315,7 @@ def conv_plan(op, static, dynamic):
                 y += w[(slice(None), slice(None)) + tap].reshape((1, groups, cog) + (1,) * n) * tap_view[:, :, None]
             y = y.reshape(batch, c_out, *out)
         else:
-            cols = view.reshape(batch, groups, cig * taps, int(np.prod(out)))
+            cols = view.reshape(batch, groups, cig * taps, positions)
             y = np.matmul(weight.reshape(groups, cog, -1), cols).reshape(batch, c_out, *out)
         if bias is not None:
             y += bias
@@ -372,6 +372,8 @@ def conv_transpose_plan(op, static, dynamic):
                 pads += [big, small] if pad_type == "same_lower" else [small, big]
         begins = pads[0::2]
         sizes = [f - b - e for f, b, e in zip(full, pads[0::2], pads[1::2])]
+        if all(b >= 0 and b + size <= f for b, size, f in zip(begins, sizes, full)):  # crop() without padding
+            begins, sizes = (Ellipsis,) + tuple(slice(b, b + size) for b, size in zip(begins, sizes)), None
         return batch, c_in, in_sizes, (batch, c_out, *full), targets, begins, sizes
 
     get = _shape_cache(geometry)
@@ -392,7 +394,7 @@ def conv_transpose_plan(op, static, dynamic):
         for target, index in zip(targets, tap_index):
             view = y[target]  # in place: ``y[target] += …`` would copy the sum back onto itself
             view += contrib[index]
-        y = crop(y, begins, sizes)
+        y = y[begins] if sizes is None else crop(y, begins, sizes)
         if bias is not None:
             y = y + bias
         return y

@@ -82,6 +82,8 @@ def binary_plan(op, static, dynamic):
     names = [name for name, _ in dynamic]
     if not tensor_specs(dynamic) or sorted(names) not in (["x"], ["y"], ["x", "y"]):
         return None
+    if op.op_type in ("pow", "real_div") and any(spec.np_dtype.kind == "f" for _, spec in dynamic):
+        fn = np.power if op.op_type == "pow" else np.true_divide  # a float operand: no integer branch
     f32 = np.float32
     if names == ["x", "y"]:
         wide_x, wide_y = (_widen_spec(spec) for _, spec in dynamic)
