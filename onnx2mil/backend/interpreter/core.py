@@ -1,11 +1,15 @@
 """The executor: runs a pymil Program (as saved, after coremltools' passes) with numpy kernels.
 
 A program is compiled once into a plan per block (cached on the Program): const and constexpr_*
-ops are evaluated at plan time, each other op becomes a step holding its kernel, its constant
-arguments and the names of the vars it reads. Running a plan is a walk over the steps with one
-flat environment ``{var name: value}`` (MIL var names are unique within a function). Each result
-is cast to its var's dtype — fp16 vars hold float16 arrays, so fp16 rounding and overflow appear
-as they would in fp16 storage — and its shape is checked against the var's static dims.
+ops are evaluated at plan time, each other op becomes a step holding one callable with every
+plan-time fact already bound — its kernel (or the kernel's specialization for this op, see
+``kernels/registry.py``), its constant arguments, the names of the vars it reads, how to store its
+outputs, and (top level) which vars nothing later reads, freed right after it. Running a plan is
+a walk over the steps with one flat environment ``{var name: value}`` (MIL var names are unique
+within a function): one call per op. Each result is cast to its var's dtype — fp16 vars hold
+float16 arrays, so fp16 rounding and overflow appear as they would in fp16 storage — and its shape
+is checked against the var's static dims. A run ignores numpy's floating-point warnings
+(overflow to inf is what fp16 storage does; kernels compute IEEE results either way).
 
 Values in the environment are in kernel form: numpy arrays for tensors, Python scalars (or str)
 for scalar vars. Control-flow kernels run their nested blocks through :func:`run_block`.
@@ -22,7 +26,7 @@ from coremltools.converters.mil.mil import Block, Program, Var, types
 from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
 from ...errors import Onnx2MilError, UnsupportedMILOpError
-from .kernels.registry import KERNELS
+from .kernels.registry import KERNELS, SPECIALIZERS
 
 
 class InterpreterError(Onnx2MilError):
@@ -106,10 +110,9 @@ def _kernel_arg(value):
 @dataclass
 class _Step:
     op: Any
-    kernel: Callable
-    static: dict              # argument name -> value known at plan time (consts, defaults)
-    dynamic: list             # (argument name, var name)
-    tuples: list              # (argument name, [(var name or None, value if const)])
+    run: Callable             # run(*values of ``reads``) -> the kernel's result
+    reads: tuple              # names of the vars the op reads, in ``run``'s argument order
+    store: Callable           # store(env, result): cast to each output var's dtype, check, bind
     outputs: list             # [_VarSpec]
     desc: str
 
@@ -120,6 +123,7 @@ class _BlockPlan:
     inputs: list              # [_VarSpec] of the block's inputs
     outputs: list             # var names of the block's outputs
     frees: list = field(default_factory=list)  # per step: vars no later step reads (top level only)
+    program: list = field(default_factory=list)  # per step: (run, reads, store, output names, frees)
 
 
 @dataclass
@@ -127,6 +131,7 @@ class _ProgramPlan:
     consts: dict = field(default_factory=dict)      # var name -> value in kernel form
     blocks: dict = field(default_factory=dict)      # id(block) -> _BlockPlan
     specs: dict = field(default_factory=dict)       # var name -> _VarSpec
+    inputs: list = field(default_factory=list)      # (name, _VarSpec, declared shape) of the function inputs
 
 
 _PLANS: "weakref.WeakKeyDictionary[Program, dict]" = weakref.WeakKeyDictionary()
@@ -158,6 +163,71 @@ def _defaults(op) -> dict:
     return {k: v for k, v in op.default_inputs().items() if not k.startswith("_")}
 
 
+def _generic_run(op, kernel: Callable, static: dict, dynamic: list, tuples: list) -> Callable:
+    """``run(*values)`` calling ``kernel(op, **arguments)``: the plan-time arguments, then the
+    dynamic ones in ``dynamic`` order, then each tuple input's dynamic items in order."""
+    names = [name for name, _ in dynamic]
+    if not tuples:
+        if not names:
+            return lambda: kernel(op, **static)
+        if len(names) == 1 and names[0] not in static:
+            (only,) = names
+            return lambda value: kernel(op, **static, **{only: value})
+
+        def run(*values):
+            args = dict(static)
+            args.update(zip(names, values))
+            return kernel(op, **args)
+
+        return run
+
+    def run_with_tuples(*values):
+        args = dict(static)
+        args.update(zip(names, values))
+        rest = iter(values[len(names):])
+        for name, items in tuples:
+            args[name] = [next(rest) if var_name is not None else value for var_name, value in items]
+        return kernel(op, **args)
+
+    return run_with_tuples
+
+
+def _store(outputs: list, desc: str) -> Callable:
+    """``store(env, result)`` for a step: the result cast to each output var's dtype, its shape
+    checked, bound under the var's name. A fully static tensor already of its var's dtype and shape
+    is bound as is; an array of its static shape is cast with one ``astype``."""
+    if len(outputs) != 1:
+        def store_all(env, result):
+            if not isinstance(result, tuple):
+                result = (result,)
+            if len(result) != len(outputs):
+                raise InterpreterError(f"{desc}: kernel returned {len(result)} values for {len(outputs)} outputs")
+            for spec, value in zip(outputs, result):
+                env[spec.name] = to_kernel_form(value, spec, desc)
+
+        return store_all
+    (spec,) = outputs
+    name, dtype, shape = spec.name, spec.np_dtype, spec.shape
+
+    def store_checked(env, value):
+        if isinstance(value, tuple):
+            if len(value) != 1:
+                raise InterpreterError(f"{desc}: kernel returned {len(value)} values for 1 outputs")
+            (value,) = value
+        env[name] = to_kernel_form(value, spec, desc)
+
+    if dtype is None or spec.scalar or shape is None:
+        return store_checked
+
+    def store(env, value):
+        if type(value) is np.ndarray and value.shape == shape:
+            env[name] = value if value.dtype == dtype else value.astype(dtype)
+        else:
+            store_checked(env, value)
+
+    return store
+
+
 class _Planner:
     def __init__(self, plan: _ProgramPlan):
         self.plan = plan
@@ -175,6 +245,7 @@ class _Planner:
         for var in block_inputs:
             self.plan.specs[var.name] = _VarSpec.of(var)
         bp = _BlockPlan(steps, [_VarSpec.of(v) for v in block_inputs], [v.name for v in block.outputs])
+        bp.program = [(st.run, st.reads, st.store, tuple(o.name for o in st.outputs), ()) for st in steps]
         self.plan.blocks[id(block)] = bp
         return bp
 
@@ -199,29 +270,27 @@ class _Planner:
         outputs = [_VarSpec.of(v) for v in op.outputs]
         for spec in outputs:
             self.plan.specs[spec.name] = spec
-        return _Step(op, KERNELS[op.op_type], static, dynamic, tuples, outputs,
-                     f"op '{op.name}' ({op.op_type})")
+        desc = f"op '{op.name}' ({op.op_type})"
+        reads = tuple(var_name for _, var_name in dynamic) + \
+            tuple(var_name for _, items in tuples for var_name, _ in items if var_name is not None)
+        run = None
+        factory = SPECIALIZERS.get(op.op_type)
+        if factory is not None and not tuples:
+            specs = [(name, self.plan.specs.get(var_name) or _VarSpec.of(op.inputs[name])) for name, var_name in dynamic]
+            run = factory(op, static, specs)
+        if run is None:
+            run = _generic_run(op, KERNELS[op.op_type], static, dynamic, tuples)
+        return _Step(op, run, reads, _store(outputs, desc), outputs, desc)
 
     def _fold(self, op) -> None:
-        step = self._step(op)
-        if step.dynamic or any(n is not None for _, items in step.tuples for n, _ in items):
-            raise InterpreterError(f"{step.desc}: a constant op reads a non-constant input")
-        for spec, value in zip(step.outputs, _call(step, {})):
-            self.plan.consts[spec.name] = value
-
-
-def _call(step: _Step, env: dict) -> list:
-    args = dict(step.static)
-    for name, var_name in step.dynamic:
-        args[name] = env[var_name]
-    for name, items in step.tuples:
-        args[name] = [env[n] if n is not None else v for n, v in items]
-    result = step.kernel(step.op, **args)
-    if not isinstance(result, tuple):
-        result = (result,)
-    if len(result) != len(step.outputs):
-        raise InterpreterError(f"{step.desc}: kernel returned {len(result)} values for {len(step.outputs)} outputs")
-    return [to_kernel_form(r, spec, step.desc) for r, spec in zip(result, step.outputs)]
+        static, dynamic, tuples = self._resolve(op)
+        desc = f"op '{op.name}' ({op.op_type})"
+        if dynamic or any(n is not None for _, items in tuples for n, _ in items):
+            raise InterpreterError(f"{desc}: a constant op reads a non-constant input")
+        outputs = [_VarSpec.of(v) for v in op.outputs]
+        for spec in outputs:
+            self.plan.specs[spec.name] = spec
+        _store(outputs, desc)(self.plan.consts, _generic_run(op, KERNELS[op.op_type], static, [], tuples)())
 
 
 def _reads(op) -> set:
@@ -249,6 +318,7 @@ def _liveness(bp: _BlockPlan, keep: set) -> None:
     for name, i in last.items():
         if name not in keep and i >= 0:
             bp.frees[i].append(name)
+    bp.program = [entry[:4] + (tuple(frees),) for entry, frees in zip(bp.program, bp.frees)]
 
 
 def _plan_for(prog: Program, function: str) -> tuple[_ProgramPlan, Any]:
@@ -261,6 +331,8 @@ def _plan_for(prog: Program, function: str) -> tuple[_ProgramPlan, Any]:
         plan = _ProgramPlan()
         top = _Planner(plan).block(func)
         _liveness(top, {v.name for v in func.outputs})
+        plan.inputs = [(name, _VarSpec.of(var), var.shape if types.is_tensor(var.sym_type) else ())
+                       for name, var in func.inputs.items()]
         per_prog[function] = plan
     return per_prog[function], func
 
@@ -271,15 +343,25 @@ def _observe(callback: Observer, name: str, env: dict, spec: Optional[_VarSpec])
         env[name] = to_kernel_form(replacement, spec, f"observer of '{name}'") if spec else replacement
 
 
-def _execute(bp: _BlockPlan, env: dict, free: bool = False, observe: Optional[dict] = None) -> None:
-    for i, step in enumerate(bp.steps):
-        values = _call(step, env)
-        for spec, value in zip(step.outputs, values):
-            env[spec.name] = value
-            if observe and spec.name in observe:
-                _observe(observe[spec.name], spec.name, env, spec)
+def _execute(bp: _BlockPlan, env: dict, free: bool = False, observe: Optional[dict] = None,
+             specs: Optional[dict] = None) -> None:
+    if not observe:
         if free:
-            for name in bp.frees[i]:
+            for run, reads, store, _, frees in bp.program:
+                store(env, run(*[env[name] for name in reads]))
+                for name in frees:
+                    del env[name]
+        else:
+            for run, reads, store, _, _ in bp.program:
+                store(env, run(*[env[name] for name in reads]))
+        return
+    for run, reads, store, names, frees in bp.program:
+        store(env, run(*[env[name] for name in reads]))
+        for name in names:
+            if name in observe:
+                _observe(observe[name], name, env, specs.get(name))
+        if free:
+            for name in frees:
                 del env[name]
 
 
@@ -301,8 +383,8 @@ def run_block(block: Block, inputs: Sequence = ()) -> list:
     return [env[name] for name in bp.outputs]
 
 
-def _check_inputs(func, inputs: dict) -> dict:
-    placeholders = func.inputs
+def _check_inputs(plan: _ProgramPlan, inputs: dict) -> dict:
+    placeholders = [name for name, _, _ in plan.inputs]
     missing = [n for n in placeholders if n not in inputs]
     extra = [n for n in inputs if n not in placeholders]
     if missing or extra:
@@ -310,8 +392,7 @@ def _check_inputs(func, inputs: dict) -> dict:
                                f"the program takes {list(placeholders)}")
     symbols: dict = {}
     out = {}
-    for name, var in placeholders.items():
-        spec = _VarSpec.of(var)
+    for name, spec, shape in plan.inputs:
         value = np.asarray(inputs[name])
         if spec.np_dtype is not None and value.dtype != spec.np_dtype:
             if value.dtype.kind in "iu" and spec.np_dtype.kind in "iu":
@@ -320,7 +401,6 @@ def _check_inputs(func, inputs: dict) -> dict:
                     raise InterpreterError(f"input '{name}': values outside the {spec.np_dtype} range "
                                            f"[{info.min}, {info.max}] of the program's placeholder")
             value = value.astype(spec.np_dtype)
-        shape = var.shape if types.is_tensor(var.sym_type) else ()
         if value.ndim != len(shape):
             raise InterpreterError(f"input '{name}' has shape {value.shape}, the program takes rank {len(shape)} "
                                    f"{tuple(str(d) for d in shape)}")
@@ -356,13 +436,14 @@ def run_program(prog: Program, inputs: dict, *, capture: bool = False, function:
     """
     plan, func = _plan_for(prog, function)
     env = dict(plan.consts)
-    env.update(_check_inputs(func, inputs))
+    env.update(_check_inputs(plan, inputs))
     observe = dict(observe or {})
     for name in [n for n in observe if n in env]:
         _observe(observe.pop(name), name, env, plan.specs.get(name))
     token = _ACTIVE.set((plan, env))
     try:
-        _execute(plan.blocks[id(func)], env, free=not capture, observe=observe)
+        with np.errstate(all="ignore"):
+            _execute(plan.blocks[id(func)], env, free=not capture, observe=observe, specs=plan.specs)
     finally:
         _ACTIVE.reset(token)
     if capture:

@@ -5,6 +5,10 @@ convs (one input channel per group) accumulate over kernel taps instead. conv_tr
 to every (output channel, tap) pair, then a scatter-add per kernel tap into the full output, then
 the crop the pads ask for. Loops run over kernel taps only, never over elements. fp16 inputs are
 computed in fp32 (the executor rounds the result back to fp16).
+
+Specializations (constant weight and bias, the usual case) prepare the weight matrices, bias and
+the per-input-shape geometry (pads, window strides, tap slices) once, and run the same numpy
+operations as the kernels.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from itertools import product
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .registry import kernel
+from .registry import kernel, specialize
 
 
 def compute_dtype(x: np.ndarray) -> np.dtype:
@@ -183,3 +187,216 @@ def conv_transpose(op, x, weight, bias=None, pad=None, output_shape=None, pad_ty
     if bias is not None:
         y = y + _bias_shape(bias, n).astype(dtype)
     return y
+
+
+# A specialization keeps a compute-dtype copy of a constant weight (fp32 of an fp16 weight) only up
+# to this many elements; larger convs are dominated by their arithmetic and keep the kernel, which
+# converts per call, so an fp16 program's memory does not grow by twice its weights.
+MAX_CONVERTED_WEIGHT = 1 << 22
+
+
+def plan_weight(weight, dtype):
+    """``weight`` in ``dtype`` for a specialization, or None when the copy would be too large."""
+    weight = np.asarray(weight)
+    if weight.dtype != dtype and weight.size > MAX_CONVERTED_WEIGHT:
+        return None
+    return weight.astype(dtype, copy=False)
+
+
+def _const_conv_args(static: dict, dynamic: list):
+    """The single dynamic input of a conv whose weight (and bias) are constants, else None."""
+    if [name for name, _ in dynamic] != ["x"] or static.get("weight") is None:
+        return None
+    spec = dynamic[0][1]
+    if spec.scalar or spec.rank is None or spec.np_dtype is None or spec.np_dtype.kind not in "fiu":
+        return None
+    return spec
+
+
+def _shape_cache(geometry):
+    """geometry(shape) memoised per input shape (dynamic shapes stay correct)."""
+    cache: dict = {}
+
+    def get(shape):
+        found = cache.get(shape)
+        if found is None:
+            found = cache[shape] = geometry(shape)
+        return found
+
+    return get
+
+
+def _window_view(xp: np.ndarray, view_shape: tuple, kernel_steps: tuple, out_steps: tuple,
+                 contiguous_strides: tuple) -> np.ndarray:
+    """windows()'s view of ``xp`` with its shape (and, for a C-contiguous ``xp``, its strides)
+    computed in advance."""
+    if xp.flags.c_contiguous:
+        return np.ndarray(view_shape, xp.dtype, xp, 0, contiguous_strides)
+    strides = xp.strides
+    n = len(kernel_steps)
+    return as_strided(xp, view_shape, strides[:-n] + tuple(st * d for st, d in zip(strides[-n:], kernel_steps))
+                      + tuple(st * s for st, s in zip(strides[-n:], out_steps)), writeable=False, subok=True)
+
+
+def _padding(shape: tuple, pads: list):
+    """(padded shape, index of the input inside it) for pad_spatial's zero padding, or None."""
+    if not any(pads):
+        return None
+    n = len(pads) // 2
+    lead = len(shape) - n
+    padded = tuple(shape[:lead]) + tuple(d + pads[2 * i] + pads[2 * i + 1] for i, d in enumerate(shape[lead:]))
+    return padded, (slice(None),) * lead + tuple(slice(pads[2 * i], pads[2 * i] + d) for i, d in enumerate(shape[lead:]))
+
+
+@specialize("conv")
+def conv_plan(op, static, dynamic):
+    spec = _const_conv_args(static, dynamic)
+    if spec is None:
+        return None
+    dtype = compute_dtype(np.empty(0, spec.np_dtype))
+    weight = plan_weight(static["weight"], dtype)
+    if weight is None or weight.ndim != spec.rank:
+        return None
+    bias = static.get("bias")
+    n = spec.rank - 2
+    kernel_shape = list(weight.shape[2:])
+    strides = int_list(static.get("strides"), n, 1)
+    dilations = int_list(static.get("dilations"), n, 1)
+    eff = [(k - 1) * d + 1 for k, d in zip(kernel_shape, dilations)]
+    groups = int(static.get("groups", 1))
+    pad_type, pad = static.get("pad_type", "valid"), static.get("pad")
+    c_out = weight.shape[0]
+    bias = None if bias is None else _bias_shape(bias, n).astype(dtype)
+    taps = int(np.prod(kernel_shape))
+    itemsize = dtype.itemsize
+
+    def geometry(shape):
+        pads = conv_pads(pad_type, pad, shape[2:], eff, strides)
+        spatial = [d + pads[2 * i] + pads[2 * i + 1] for i, d in enumerate(shape[2:])]
+        out = [(size - (k - 1) * d - 1) // s + 1 for size, k, s, d in zip(spatial, kernel_shape, strides, dilations)]
+        if any(o <= 0 for o in out):
+            return None
+        batch, c_in = shape[:2]
+        view_shape = tuple(shape[:2]) + tuple(kernel_shape) + tuple(out)
+        contiguous = [itemsize]
+        for size in reversed([batch, c_in] + spatial):
+            contiguous.insert(0, contiguous[0] * size)
+        contiguous = contiguous[1:]  # C-contiguous strides of the padded input
+        step = contiguous[-n:]
+        view_strides = tuple(contiguous[:2]) + tuple(st * d for st, d in zip(step, dilations)) + \
+            tuple(st * s for st, s in zip(step, strides))
+        return _padding(shape, pads), view_shape, view_strides, batch, c_in, out, int(np.prod(out))
+
+    get = _shape_cache(geometry)
+    w_depthwise = weight[:, 0]
+    letters = "abc"[:n]
+    kernel_steps, out_steps = tuple(dilations), tuple(strides)
+
+    def run(x):
+        found = get(x.shape) if x.ndim == n + 2 else None
+        if found is None or x.shape[1] != weight.shape[1] * groups:
+            return conv(op, x, static["weight"], static.get("bias"), static.get("strides"), pad_type, pad,
+                        static.get("dilations"), groups)
+        padding, view_shape, view_strides, batch, c_in, out, positions = found
+        x = x.astype(dtype, copy=False)
+        if padding is not None:
+            xp = np.zeros(padding[0], dtype=dtype)
+            xp[padding[1]] = x
+            x = xp
+        view = _window_view(x, view_shape, kernel_steps, out_steps, view_strides)
+        cig, cog = c_in // groups, c_out // groups
+        if cig == 1 and groups > 1 and cog == 1:
+            y = np.einsum(f"nc{letters}...,c{letters}->nc...", view, w_depthwise)
+        elif cig == 1 and groups > 1:
+            w = weight.reshape(groups, cog, *kernel_shape)
+            y = np.zeros((batch, groups, cog, *out), dtype=dtype)
+            for tap in product(*(range(k) for k in kernel_shape)):
+                tap_view = view[(slice(None), slice(None)) + tap]
+                y += w[(slice(None), slice(None)) + tap].reshape((1, groups, cog) + (1,) * n) * tap_view[:, :, None]
+            y = y.reshape(batch, c_out, *out)
+        else:
+            cols = view.reshape(batch, groups, cig * taps, positions)
+            y = np.matmul(weight.reshape(groups, cog, -1), cols).reshape(batch, c_out, *out)
+        if bias is not None:
+            y += bias
+        return y
+
+    return run
+
+
+@specialize("conv_transpose")
+def conv_transpose_plan(op, static, dynamic):
+    spec = _const_conv_args(static, dynamic)
+    if spec is None or static.get("output_shape") is not None:
+        return None
+    dtype = compute_dtype(np.empty(0, spec.np_dtype))
+    weight = plan_weight(static["weight"], dtype)
+    if weight is None or weight.ndim != spec.rank:
+        return None
+    n = spec.rank - 2
+    kernel_shape = list(weight.shape[2:])
+    strides = int_list(static.get("strides"), n, 1)
+    dilations = int_list(static.get("dilations"), n, 1)
+    groups = int(static.get("groups", 1))
+    pad_type, pad = static.get("pad_type", "valid"), static.get("pad")
+    if pad_type not in ("custom", "valid", "same", "same_lower"):
+        return None
+    cog = weight.shape[1]
+    c_out = cog * groups
+    taps = int(np.prod(kernel_shape))
+    bias = static.get("bias")
+    bias = None if bias is None else _bias_shape(bias, n).astype(dtype)
+    tap_list = list(product(*(range(k) for k in kernel_shape)))
+    tap_index = [(slice(None), slice(None)) + tap for tap in tap_list]
+    if weight.shape[0] == groups:  # depthwise: every tap's products in one multiply (the same products)
+        w_depthwise = weight.reshape((1, groups, cog) + tuple(kernel_shape) + (1,) * n)
+    else:
+        w_matrix = weight.reshape(groups, weight.shape[0] // groups, cog * taps).transpose(0, 2, 1)
+
+    def geometry(shape):
+        batch, c_in = shape[:2]
+        in_sizes = list(shape[2:])
+        full = [(d - 1) * s + (k - 1) * dl + 1 for d, s, k, dl in zip(in_sizes, strides, kernel_shape, dilations)]
+        targets = [(slice(None), slice(None)) + tuple(slice(t * dl, t * dl + s * (d - 1) + 1, s)
+                                                      for t, dl, s, d in zip(tap, dilations, strides, in_sizes))
+                   for tap in tap_list]
+        if pad_type == "custom":
+            pads = int_list(pad, 2 * n, 0)
+        elif pad_type == "valid":
+            pads = [0] * (2 * n)
+        else:
+            pads = []
+            for f, d, s in zip(full, in_sizes, strides):
+                total = f - d * s
+                small, big = total // 2, total - total // 2
+                pads += [big, small] if pad_type == "same_lower" else [small, big]
+        begins = pads[0::2]
+        sizes = [f - b - e for f, b, e in zip(full, pads[0::2], pads[1::2])]
+        if all(b >= 0 and b + size <= f for b, size, f in zip(begins, sizes, full)):  # crop() without padding
+            begins, sizes = (Ellipsis,) + tuple(slice(b, b + size) for b, size in zip(begins, sizes)), None
+        return batch, c_in, in_sizes, (batch, c_out, *full), targets, begins, sizes
+
+    get = _shape_cache(geometry)
+
+    def run(x):
+        if x.ndim != n + 2 or x.shape[1] != weight.shape[0] or weight.shape[0] % groups:
+            return conv_transpose(op, x, static["weight"], static.get("bias"), pad, None, pad_type,
+                                  static.get("strides"), static.get("dilations"), groups)
+        batch, c_in, in_sizes, full_shape, targets, begins, sizes = get(x.shape)
+        x = x.astype(dtype, copy=False)
+        y = np.zeros(full_shape, dtype=dtype)
+        if c_in == groups:
+            contrib = (x.reshape((batch, groups, 1) + (1,) * n + tuple(in_sizes)) * w_depthwise).reshape(
+                batch, c_out, *kernel_shape, *in_sizes)
+        else:
+            contrib = np.matmul(w_matrix, x.reshape(batch, groups, c_in // groups, -1)).reshape(
+                batch, c_out, *kernel_shape, *in_sizes)
+        for target, index in zip(targets, tap_index):
+            view = y[target]  # in place: ``y[target] += …`` would copy the sum back onto itself
+            view += contrib[index]
+        y = y[begins] if sizes is None else crop(y, begins, sizes)
+        if bias is not None:
+            y = y + bias
+        return y
+
+    return run

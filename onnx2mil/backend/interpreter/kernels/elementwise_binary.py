@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import kernel
+from .registry import kernel, specialize
 
 
 def _wide(x):
@@ -63,3 +63,40 @@ def _register_binary(op_type, fn):
 
 for _op_type, _fn in _BINARY.items():
     _register_binary(_op_type, _fn)
+
+
+def _widen_spec(spec) -> bool:
+    """Whether ``_wide`` converts the values of a var of this spec (kernel form: arrays of its dtype)."""
+    return spec.np_dtype in (np.float16, np.float64)
+
+
+def tensor_specs(dynamic: list) -> bool:
+    """Every dynamic input is a tensor of a known dtype (so its value is an ndarray of that dtype)."""
+    return all(not spec.scalar and spec.rank is not None and spec.np_dtype is not None for _, spec in dynamic)
+
+
+@specialize(*_BINARY)
+def binary_plan(op, static, dynamic):
+    """The constant operand widened once; no errstate per call (a run ignores fp warnings)."""
+    fn = _BINARY[op.op_type]
+    names = [name for name, _ in dynamic]
+    if not tensor_specs(dynamic) or sorted(names) not in (["x"], ["y"], ["x", "y"]):
+        return None
+    if op.op_type in ("pow", "real_div") and any(spec.np_dtype.kind == "f" for _, spec in dynamic):
+        fn = np.power if op.op_type == "pow" else np.true_divide  # a float operand: no integer branch
+    f32 = np.float32
+    if names == ["x", "y"]:
+        wide_x, wide_y = (_widen_spec(spec) for _, spec in dynamic)
+        if wide_x and wide_y:
+            return lambda x, y: fn(x.astype(f32), y.astype(f32))
+        if wide_x:
+            return lambda x, y: fn(x.astype(f32), y)
+        if wide_y:
+            return lambda x, y: fn(x, y.astype(f32))
+        return fn
+    wide = _widen_spec(dynamic[0][1])
+    if names == ["x"]:
+        y = _wide(static["y"])
+        return (lambda x: fn(x.astype(f32), y)) if wide else (lambda x: fn(x, y))
+    x = _wide(static["x"])
+    return (lambda y: fn(x, y.astype(f32))) if wide else (lambda y: fn(x, y))

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from .registry import kernel
+from .registry import kernel, specialize
 
 _erf = np.vectorize(math.erf, otypes=[np.float32])
 
@@ -56,6 +56,20 @@ def _register_unary(op_type, fn):
 
 for _op_type, _fn in _UNARY.items():
     _register_unary(_op_type, _fn)
+
+
+@specialize(*_UNARY)
+def unary_plan(op, static, dynamic):
+    """No errstate per call (a run ignores fp warnings)."""
+    if [name for name, _ in dynamic] != ["x"]:
+        return None
+    spec = dynamic[0][1]
+    if spec.scalar or spec.rank is None or spec.np_dtype is None:
+        return None
+    fn = _UNARY[op.op_type]
+    if spec.np_dtype == np.float16:
+        return lambda x: fn(x.astype(np.float32))
+    return fn
 
 
 @kernel("inverse")

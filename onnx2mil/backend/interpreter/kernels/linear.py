@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .activation import wide
-from .registry import kernel
+from .conv import MAX_CONVERTED_WEIGHT
+from .registry import kernel, specialize
 
 
 @kernel("linear")
@@ -28,3 +29,40 @@ def matmul(op, x, y, transpose_x=False, transpose_y=False):
 @kernel("einsum")
 def einsum(op, values, equation):
     return np.einsum(equation.replace(" ", ""), *(wide(v) for v in values), optimize=True)
+
+
+def _tensor(spec) -> bool:
+    return not spec.scalar and spec.rank is not None and spec.np_dtype is not None
+
+
+@specialize("linear")
+def linear_plan(op, static, dynamic):
+    """The widened, transposed weight and the bias prepared once."""
+    if [name for name, _ in dynamic] != ["x"] or static.get("weight") is None or not _tensor(dynamic[0][1]):
+        return None
+    weight = np.asarray(static["weight"])
+    if weight.dtype == np.float16 and weight.size > MAX_CONVERTED_WEIGHT:
+        return None
+    weight_t = wide(weight).T
+    bias = static.get("bias")
+    fp16 = dynamic[0][1].np_dtype == np.float16
+    if bias is None:
+        return (lambda x: np.matmul(x.astype(np.float32), weight_t)) if fp16 else (lambda x: np.matmul(x, weight_t))
+    bias = wide(bias)
+    if fp16:
+        return lambda x: np.matmul(x.astype(np.float32), weight_t) + bias
+    return lambda x: np.matmul(x, weight_t) + bias
+
+
+@specialize("matmul")
+def matmul_plan(op, static, dynamic):
+    if [name for name, _ in dynamic] != ["x", "y"] or not all(_tensor(spec) for _, spec in dynamic):
+        return None
+    (_, x_spec), (_, y_spec) = dynamic
+    if x_spec.np_dtype == np.float16 or y_spec.np_dtype == np.float16:
+        return None
+    swap_x = bool(static.get("transpose_x", False)) and x_spec.rank >= 2
+    swap_y = bool(static.get("transpose_y", False)) and y_spec.rank >= 2
+    if not swap_x and not swap_y:
+        return np.matmul
+    return lambda x, y: np.matmul(np.swapaxes(x, -1, -2) if swap_x else x, np.swapaxes(y, -1, -2) if swap_y else y)

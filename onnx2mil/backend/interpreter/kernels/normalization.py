@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .activation import per_channel, wide
-from .registry import kernel
+from .registry import kernel, specialize
 
 
 @kernel("batch_norm")
@@ -70,3 +70,49 @@ def local_response_norm(op, x, size, alpha=1e-4, beta=0.75, k=1.0):
     csum = np.concatenate([np.zeros_like(csum[:, :1]), csum], axis=1)
     window = csum[:, size:] - csum[:, :-size]
     return x / np.power(np.float32(k) + np.float32(alpha) / size * window, np.float32(beta))
+
+
+def _mean(x: np.ndarray, axes: tuple, count) -> np.ndarray:
+    """np.mean(x, axes, keepdims=True) for a float32/float64 x, without its Python bookkeeping:
+    the same sum, divided in place by the same intp count."""
+    total = np.add.reduce(x, axis=axes, keepdims=True)
+    return np.true_divide(total, count, out=total, casting="unsafe", subok=False)
+
+
+@specialize("layer_norm")
+def layer_norm_plan(op, static, dynamic):
+    """Axes, gamma and beta shaped once for the input's static shape."""
+    if [name for name, _ in dynamic] != ["x"]:
+        return None
+    spec = dynamic[0][1]
+    if spec.scalar or spec.shape is None or spec.np_dtype is None or spec.np_dtype.kind != "f":
+        return None
+    rank = spec.rank
+    axes = static.get("axes")
+    axes = tuple(sorted({int(a) % rank for a in np.asarray(axes).reshape(-1)})) if axes is not None \
+        else tuple(range(rank))
+    normalized_shape = [spec.shape[i] if i in axes else 1 for i in range(rank)]
+    gamma, beta = static.get("gamma"), static.get("beta")
+    gamma = None if gamma is None else np.asarray(gamma, dtype=np.float32).reshape(normalized_shape)
+    beta = None if beta is None else np.asarray(beta, dtype=np.float32).reshape(normalized_shape)
+    epsilon = np.float32(static.get("epsilon", 1e-5))
+    count = np.intp(int(np.prod([spec.shape[a] for a in axes])))
+    fp16 = spec.np_dtype == np.float16
+
+    def run(x):
+        if x.shape != spec.shape:
+            return layer_norm(op, x, static.get("axes"), static.get("gamma"), static.get("beta"),
+                              static.get("epsilon", 1e-5))
+        if fp16:
+            x = x.astype(np.float32)
+        centred = x - _mean(x, axes, count)
+        var = _mean(np.square(centred), axes, count)
+        var += epsilon
+        y = centred / np.sqrt(var, out=var)
+        if gamma is not None:
+            y *= gamma
+        if beta is not None:
+            y += beta
+        return y
+
+    return run

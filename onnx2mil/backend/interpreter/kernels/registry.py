@@ -9,12 +9,22 @@ vars hold float16 arrays), so kernels may compute in float32, and checks its sha
 var's static dims. Ops with nested blocks (cond, while_loop) run them with
 ``onnx2mil.backend.interpreter.core.run_block``; const and constexpr_* kernels run once, when the
 program is planned.
+
+A kernel may also have a **specialization** (``@specialize("conv")``): a factory the planner calls
+once per op as ``factory(op, static, dynamic)`` — ``static`` the arguments known at plan time (as
+the kernel would receive them), ``dynamic`` a list of ``(argument name, spec)`` for the others, in
+order, where ``spec`` says the var's ``np_dtype``, ``rank``, ``shape`` (None unless fully static)
+and whether it is a ``scalar`` — that returns ``run(*dynamic values)`` doing what the kernel would
+do with everything that depends on the op alone precomputed, or None to leave the op to the
+kernel. A specialization must give bit-identical results to its kernel (the same numpy operations
+on the same operands); it only removes per-call work.
 """
 from __future__ import annotations
 
 from typing import Callable
 
 KERNELS: dict[str, Callable] = {}
+SPECIALIZERS: dict[str, Callable] = {}
 
 
 def kernel(*op_types: str):
@@ -24,5 +34,16 @@ def kernel(*op_types: str):
                 raise ValueError(f"MIL op '{op_type}' already has a kernel ({KERNELS[op_type].__module__})")
             KERNELS[op_type] = fn
         return fn
+
+    return register
+
+
+def specialize(*op_types: str):
+    def register(factory: Callable) -> Callable:
+        for op_type in op_types:
+            if op_type in SPECIALIZERS:
+                raise ValueError(f"MIL op '{op_type}' already has a specialization ({SPECIALIZERS[op_type].__module__})")
+            SPECIALIZERS[op_type] = factory
+        return factory
 
     return register

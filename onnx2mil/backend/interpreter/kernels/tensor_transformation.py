@@ -1,5 +1,7 @@
 """MIL tensor transformations (iOS15-iOS18 tensor_transformation.py): reshapes, slices, permutes
 and block rearrangements. Slices follow numpy semantics, as MIL's ``slice_by_index`` does.
+Specializations resolve the target shape, axes or index tuple once when their operands are
+constants and the input's rank (or shape) is known.
 
 ``depth_to_space``/``space_to_depth`` use the DCR order (TensorFlow's); ``pixel_shuffle`` and
 ``pixel_unshuffle`` the CRD order (PyTorch's).
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import kernel
+from .registry import kernel, specialize
 
 
 def _ints(v):
@@ -184,3 +186,58 @@ def sliding_windows(op, x, axis, size, stride=1):
     count = (x.shape[axis] - size) // stride + 1
     windows = [np.take(x, np.arange(i * stride, i * stride + size), axis=axis) for i in range(count)]
     return np.stack(windows, axis=axis)
+
+
+def _tensor_x(static: dict, dynamic: list, *needed: str):
+    """The spec of ``x`` when it is the only dynamic input, a tensor, and ``needed`` are constants."""
+    if [name for name, _ in dynamic] != ["x"] or any(static.get(name) is None for name in needed):
+        return None
+    spec = dynamic[0][1]
+    return None if spec.scalar or spec.rank is None or spec.np_dtype is None else spec
+
+
+@specialize("reshape")
+def reshape_plan(op, static, dynamic):
+    spec = _tensor_x(static, dynamic, "shape")
+    shape = _ints(static["shape"]) if spec is not None else None
+    if spec is None or 0 in shape:
+        return None
+    return lambda x: x.reshape(shape)
+
+
+@specialize("expand_dims")
+def expand_dims_plan(op, static, dynamic):
+    spec = _tensor_x(static, dynamic, "axes")
+    if spec is None or spec.shape is None:
+        return None
+    shape = np.expand_dims(np.empty(spec.shape, dtype=np.bool_), tuple(sorted(
+        a % (spec.rank + len(_ints(static["axes"]))) for a in _ints(static["axes"])))).shape
+    return lambda x: x.reshape(shape) if x.shape == spec.shape else expand_dims(op, x, static["axes"])
+
+
+@specialize("squeeze")
+def squeeze_plan(op, static, dynamic):
+    spec = _tensor_x(static, dynamic, "axes")
+    if spec is None or spec.shape is None:
+        return None
+    drop = tuple(a % spec.rank for a in _ints(static["axes"]) if spec.shape[a % spec.rank] == 1)
+    return lambda x: x.squeeze(drop) if x.shape == spec.shape else squeeze(op, x, static["axes"])
+
+
+@specialize("transpose")
+def transpose_plan(op, static, dynamic):
+    spec = _tensor_x(static, dynamic, "perm")
+    if spec is None:
+        return None
+    perm = _ints(static["perm"])
+    return lambda x: x.transpose(perm)
+
+
+@specialize("slice_by_index")
+def slice_by_index_plan(op, static, dynamic):
+    spec = _tensor_x(static, dynamic, "begin", "end")
+    if spec is None:
+        return None
+    index = _index_slices((None,) * spec.rank, static["begin"], static["end"], static.get("stride"),
+                          static.get("begin_mask"), static.get("end_mask"), static.get("squeeze_mask"))
+    return lambda x: np.asarray(x[index])
