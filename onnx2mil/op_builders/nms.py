@@ -1,6 +1,6 @@
-"""ONNX NonMaxSuppression -> greedy suppression unrolled over the (static, capped) box count:
-pairwise IoU, a stable descending ``argsort`` of each class's scores, one keep decision per rank
-(kept earlier box with IoU > threshold suppresses), the per-class output cap by ``cumsum``, then
+"""ONNX NonMaxSuppression -> greedy suppression over the (static, capped) box count: pairwise IoU,
+a stable descending ``argsort`` of each class's scores, one keep decision per rank in a
+``while_loop`` (kept earlier box with IoU > threshold suppresses), the per-class output cap by ``cumsum``, then
 ``non_zero`` lists (batch, class, rank) in ONNX's order. MIL non_maximum_suppression is not used:
 its fixed-size, per-batch outputs do not give ONNX's per-class selected_indices."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ from coremltools.converters.mil import Builder as mb
 
 from ..backend.registry import op_builder
 
-MAX_BOXES = 128  # one keep decision per box: the suppression unrolls over the boxes
+MAX_BOXES = 4096  # the pairwise overlaps are [B, K, n, n] fp32 per class: 64 MB per class at the cap
 
 
 def _corners(ctx, boxes, center: bool, out: str):
@@ -73,6 +73,30 @@ def _scalar_input(ctx, node, i: int, default: float, out: str, what: str):
     return mb.reshape(x=ctx.var(node.inputs[i]), shape=np.array([1], np.int32), name=ctx.scratch(f"{out}_{what}"))
 
 
+def _suppress(ctx, valid, overlaps, n: int, out: str):
+    """[B, K, n] 1/0 keep decisions in rank order: rank p is kept if valid and no kept earlier rank
+    suppresses it. One ``while_loop`` step per rank writes keep[..., p] (undecided ranks hold 0, so
+    the max over all ranks sees the earlier ones only): the op count does not grow with n."""
+    def cond(p, keep):
+        return mb.less(x=p, y=np.int32(n), name=ctx.scratch(f"{out}_more"))
+
+    def body(p, keep):
+        row = mb.gather(x=overlaps, indices=p, axis=2, name=ctx.scratch(f"{out}_row"))  # [B, K, n]
+        hit = mb.reduce_max(x=mb.mul(x=keep, y=row, name=ctx.scratch(f"{out}_hits")), axes=[2], keep_dims=True,
+                            name=ctx.scratch(f"{out}_hit"))
+        v = mb.gather(x=valid, indices=mb.expand_dims(x=p, axes=[0], name=ctx.scratch(f"{out}_p")), axis=2,
+                      name=ctx.scratch(f"{out}_v"))  # [B, K, 1]
+        decision = mb.mul(x=v, y=mb.sub(x=np.float32(1), y=hit, name=ctx.scratch(f"{out}_free")),
+                          name=ctx.scratch(f"{out}_decision"))
+        keep = mb.scatter(data=keep, indices=mb.expand_dims(x=p, axes=[0], name=ctx.scratch(f"{out}_at")),
+                          updates=decision, axis=2, mode="update", name=ctx.scratch(f"{out}_kept"))
+        return mb.add(x=p, y=np.int32(1), name=ctx.scratch(f"{out}_next")), keep
+
+    undecided = mb.mul(x=valid, y=np.float32(0), name=ctx.scratch(f"{out}_undecided"))
+    return mb.while_loop(_cond=cond, _body=body, loop_vars=(np.int32(0), undecided),
+                         name=ctx.scratch(f"{out}_suppression"))[1]
+
+
 @op_builder("NonMaxSuppression", min_opset=10)
 def nms(node, ctx):
     boxes, scores = ctx.input(node, 0), ctx.input(node, 1)
@@ -99,19 +123,7 @@ def nms(node, ctx):
                        name=ctx.scratch(f"{out}_cols_idx"))
     o = mb.gather_along_axis(x=o, indices=cols_idx, axis=3, name=ctx.scratch(f"{out}_o_ranks"))
     valid_f = mb.cast(x=valid, dtype="fp32", name=ctx.scratch(f"{out}_valid_f"))
-    keeps = []
-    for p in range(n):
-        v = mb.slice_by_index(x=valid_f, begin=[0, 0, p], end=[batch, classes, p + 1], name=ctx.scratch(f"{out}_v"))
-        if p:
-            kept = mb.concat(values=keeps, axis=2, name=ctx.scratch(f"{out}_kept")) if p > 1 else keeps[0]
-            row = mb.slice_by_index(x=o, begin=[0, 0, p, 0], end=[batch, classes, p + 1, p],
-                                    squeeze_mask=[False, False, True, False], name=ctx.scratch(f"{out}_row"))
-            hit = mb.reduce_max(x=mb.mul(x=kept, y=row, name=ctx.scratch(f"{out}_hits")), axes=[2], keep_dims=True,
-                                name=ctx.scratch(f"{out}_hit"))
-            free = mb.sub(x=np.float32(1), y=hit, name=ctx.scratch(f"{out}_free"))
-            v = mb.mul(x=v, y=free, name=ctx.scratch(f"{out}_keep"))
-        keeps.append(v)
-    keep = mb.concat(values=keeps, axis=2, name=ctx.scratch(f"{out}_keep_all")) if n > 1 else keeps[0]
+    keep = _suppress(ctx, valid_f, o, n, out)
     count = mb.cumsum(x=keep, axis=2, name=ctx.scratch(f"{out}_count"))
     within = mb.less_equal(x=count, y=np.float32(cap), name=ctx.scratch(f"{out}_within_cap"))
     chosen = mb.logical_and(x=mb.cast(x=keep, dtype="bool", name=ctx.scratch(f"{out}_keep_b")), y=within,
@@ -127,9 +139,9 @@ def nms(node, ctx):
 def _(node, ctx):
     boxes, scores = ctx.shape(node.inputs[0]), ctx.shape(node.inputs[1])
     if boxes is None or scores is None or not all(isinstance(d, int) for d in list(boxes) + list(scores)):
-        return "boxes and scores need static shapes (the suppression unrolls over the boxes)"
+        return "boxes and scores need static shapes"
     if scores[2] > MAX_BOXES:
-        return f"{scores[2]} boxes exceed {MAX_BOXES} unrolled suppression steps"
+        return f"{scores[2]} boxes exceed {MAX_BOXES} (pairwise overlaps [B, K, n, n] per class)"
     if ctx.dtype(node.inputs[0]) != np.float32 or ctx.dtype(node.inputs[1]) != np.float32:
         return "boxes and scores must be fp32"
     if not node.has_input(2) or ctx.const(node.inputs[2]) is None:
