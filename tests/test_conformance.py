@@ -32,11 +32,7 @@ def test_conformance_case(case, op):
 
 PT_BASELINE = Path(__file__).resolve().parents[1] / "docs" / "conformance_pytorch_converted.json"
 _pt_baseline = {c["name"]: c["status"] for c in json.loads(PT_BASELINE.read_text())["cases"]}
-# a single dilated 60x80 max pool on 1000x1000: its per-offset emission takes ~10 minutes to build
-# (issue 12: emission that grows with kernel area)
-PT_SLOW = {"test_MaxPool2d_stride_padding_dilation"}
-PT_CASES = [pytest.param(case, op, id=case.name, marks=[pytest.mark.slow] if case.name in PT_SLOW else [])
-            for case, op in conformance._collect_pytorch_converted(None)]
+PT_CASES = [pytest.param(case, op, id=case.name) for case, op in conformance._collect_pytorch_converted(None)]
 
 
 @pytest.mark.parametrize("case,op", PT_CASES)

@@ -18,7 +18,6 @@ from onnx2mil.backend.convert.loader import load_graph
 from onnx2mil.errors import InputShapeError, UnsupportedOperatorError
 from onnx2mil.models import bigvgan
 from onnx2mil.models._torch_like import TorchLikeGraph
-from onnx2mil.op_builders import rnn as rnn_builder
 from op_cases import rnn as rnn_cases
 import real_exports
 
@@ -446,8 +445,8 @@ def test_recurrence_over_a_symbolic_sequence(case_id, precision):
         assert_matches_ort(model, mlmodel, feeds, precision)
 
 
-def test_static_sequence_longer_than_the_unrolling_limit_loops(monkeypatch):
-    monkeypatch.setattr(rnn_builder, "MAX_STEPS", 3)
+def test_static_sequence_loops():
+    """A static sequence runs in a while_loop too: no block of ops per step."""
     case = RNN_CASES["lstm_sequence_lens_graph_bidirectional"]
     model = case.model()
     mlmodel = onnx2mil.build_coreml(model, compute_precision="fp32")

@@ -212,7 +212,7 @@ def test_placement_hazards_are_found():
     assert ("relu", "Relu", False) in findings(onnx2mil.lint(long), "dim_over_16384")
 
 
-def test_lstm_is_unrolled_so_no_mil_lstm_reaches_coreml():
+def test_lstm_builds_without_mil_lstm_so_the_hazard_is_avoided():
     hidden, size = 3, 4
     m = model([oh.make_node("LSTM", ["x", "W", "R"], ["y"], name="lstm", hidden_size=hidden)], {"x": [5, 1, size]},
               ["y"], {"W": w(1, 4 * hidden, size), "R": w(1, 4 * hidden, hidden, seed=1)})

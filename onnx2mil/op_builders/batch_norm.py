@@ -9,7 +9,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from ..backend.convert.registry import op_builder
-from ._common import Refuse, const_like, input_refusal, require_float_input  # noqa: F401  (input_refusal: pool.py, rnn.py)
+from ._common import Refuse, const_like, require_float_input
 from ._normalization import operand_like, per_channel
 
 @op_builder("BatchNormalization", min_opset=9)

@@ -1,22 +1,21 @@
-"""ONNX CumProd (opset 26; ``exclusive``, ``reverse``) -> a running MIL ``mul`` over the slices of a
-static axis, concatenated. Exact for zeros and negatives (no log/exp); axis length is capped."""
+"""ONNX CumProd (opset 26; ``exclusive``, ``reverse``) -> a MIL ``while_loop`` over a static axis
+whose step multiplies the running product by one slice and writes it into the output buffer. Exact
+for zeros and negatives (no log/exp); the op count does not grow with the axis length."""
 from __future__ import annotations
 
-import coremltools as ct
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
-from ._common import Refuse, const_like, is_static, require_axis, require_const, require_float_or_int, require_shape
-
-MAX_AXIS_LENGTH = 256  # one mul per step: longer axes would unroll into too many ops
+from ._common import const_like
 
 
-def _ones_like(ctx, ref):
-    """Ones shaped like ``ref``: a constant when its shape is static, else iOS16's fill_like."""
-    if is_static(ref.shape):
+def _ones_like(ctx, ref, out: str):
+    """Ones shaped like ``ref``: a constant when its shape is static, else a ``fill`` of its shape."""
+    if all(isinstance(d, int) for d in ref.shape):
         return const_like(np.ones(ref.shape), ref)
-    return mb.fill_like(ref_tensor=ref, value=const_like(1, ref), name=ctx.tmp("ones"))
+    return mb.fill(shape=mb.shape(x=ref, name=ctx.scratch(f"{out}_slice_shape")), value=const_like(1, ref),
+                   name=ctx.scratch(f"{out}_ones"))
 
 
 @op_builder("CumProd", min_opset=26)
@@ -25,41 +24,45 @@ def cumprod(node, ctx):
     out = node.outputs[0]
     axis = int(ctx.const(node.inputs[1]).reshape(-1)[0]) % x.rank
     n = x.shape[axis]
-    exclusive = bool(node.attr("exclusive"))
-    slices = list(mb.split(x=x, num_splits=n, axis=axis, name=ctx.tmp("steps"))) if n > 1 else [x]
-    order = list(range(n - 1, -1, -1) if node.attr("reverse") else range(n))
-    if exclusive:  # step i takes the product of the steps before it; the first takes ones
-        factors = [_ones_like(ctx, slices[order[0]])] + [slices[i] for i in order[:-1]]
-    else:
-        factors = [slices[i] for i in order]
-    results = {}
-    running = factors[0]
-    for k, i in enumerate(order):
-        if k:
-            running = mb.mul(x=running, y=factors[k], name=ctx.tmp("step"))
-        results[i] = running
-    if n == 1:
-        y = mb.identity(x=results[0], name=ctx.mil_name(out)) if not exclusive else mb.mul(
-            x=results[0], y=const_like(1, x), name=ctx.mil_name(out))
-    else:
-        y = mb.concat(values=[results[i] for i in range(n)], axis=axis, name=ctx.mil_name(out))
-    ctx.set_output(node, y)
+    exclusive, reverse = bool(node.attr("exclusive")), bool(node.attr("reverse"))
+    first = mb.gather(x=x, indices=np.int32(0), axis=axis, name=ctx.scratch(f"{out}_first"))
+
+    def more(k, running, buffer):
+        return mb.less(x=k, y=np.int32(n), name=ctx.scratch(f"{out}_more"))
+
+    def step(k, running, buffer):
+        at = mb.sub(x=np.int32(n - 1), y=k, name=ctx.scratch(f"{out}_at")) if reverse else k
+        product = mb.mul(x=running, y=mb.gather(x=x, indices=at, axis=axis, name=ctx.scratch(f"{out}_slice")),
+                         name=ctx.scratch(f"{out}_product"))
+        written = running if exclusive else product  # exclusive: the product of the slices before
+        buffer = mb.scatter(data=buffer, indices=mb.expand_dims(x=at, axes=[0], name=ctx.scratch(f"{out}_index")),
+                            updates=mb.expand_dims(x=written, axes=[axis], name=ctx.scratch(f"{out}_update")),
+                            axis=axis, mode="update", name=ctx.scratch(f"{out}_written"))
+        return mb.add(x=k, y=np.int32(1), name=ctx.scratch(f"{out}_next")), product, buffer
+
+    # the buffer starts as x (its shape and dtype); every position is written before the loop ends
+    results = mb.while_loop(_cond=more, _body=step, loop_vars=(np.int32(0), _ones_like(ctx, first, out), x),
+                            name=ctx.scratch(f"{out}_loop"))
+    ctx.set_output(node, mb.identity(x=results[2], name=ctx.mil_name(out)))
 
 
 @cumprod.check
 def _(node, ctx):
-    shape = require_shape(ctx, node.inputs[0])
-    require_float_or_int(ctx, node.inputs[0], "MIL mul takes fp16, fp32, int32")
-    axis = require_const(ctx, node.inputs[1], "axis")
+    shape = ctx.shape(node.inputs[0])
+    if shape is None:
+        return "input shape is unknown"
+    dtype = ctx.dtype(node.inputs[0])
+    if dtype is not None and not (np.issubdtype(dtype, np.floating) or dtype in (np.int32, np.int64)):
+        return f"data dtype {dtype}: MIL mul takes fp16, fp32, int32"
+    axis = ctx.const(node.inputs[1])
+    if axis is None:
+        return "axis must be a constant (initializer)"
     axis = int(axis.reshape(-1)[0])
-    require_axis(axis, len(shape))
+    if not -len(shape) <= axis < len(shape):
+        return f"axis {axis} is out of range for rank {len(shape)}"
     n = shape[axis]
     if not isinstance(n, int):
-        raise Refuse("the cumulated axis must have a static length (the product unrolls over it)")
-    if n > MAX_AXIS_LENGTH:
-        raise Refuse(f"axis length {n} exceeds {MAX_AXIS_LENGTH} unrolled steps")
+        return "the cumulated axis must have a static length"
     if n == 0:
-        raise Refuse("empty cumulated axis")
-    static = is_static(shape)
-    if node.attr("exclusive") and not static and ctx.target < ct.target.iOS16:
-        raise Refuse("exclusive on symbolic dims needs fill_like (minimum_deployment_target >= iOS16)")
+        return "empty cumulated axis"
+    return None

@@ -2,13 +2,13 @@
 pads; GlobalAveragePool / GlobalMaxPool / GlobalLpPool -> reductions over the spatial axes.
 
 ceil_mode becomes extra end padding that MIL's max ignores and its average excludes, so every rank
-and asymmetric pads work (MIL's own ceil_mode is 1-D/2-D with symmetric pads only). Dilated windows
-and MaxPool's Indices output are gathered as one strided slice per kernel offset (static dims).
-LpPool sums |x|^p with an avg_pool times the kernel volume.
+and asymmetric pads work (MIL's own ceil_mode is 1-D/2-D with symmetric pads only). MIL pools have
+no dilation: a dilated window's taps are gathered side by side first (one gather per dilated dim),
+and MaxPool's Indices come from a per-dim max and first-hit search; both emit a fixed number of ops
+whatever the kernel size (static dims). LpPool sums |x|^p with an avg_pool times the kernel volume.
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import coremltools as ct
@@ -17,7 +17,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from ..backend.convert.registry import op_builder
-from .batch_norm import const_like, input_refusal
+from ._common import const_like, input_refusal
 
 _FLOATS = (np.float16, np.float32, np.float64)
 
@@ -77,9 +77,13 @@ def _static(dims) -> bool:
     return all(isinstance(d, int) for d in dims)
 
 
-def _needs_gather(node) -> bool:
+def _is_dilated(node) -> bool:
     dilations = node.attr("dilations")
-    return bool(dilations and any(d != 1 for d in dilations)) or (len(node.outputs) > 1 and bool(node.outputs[1]))
+    return bool(dilations and any(d != 1 for d in dilations))
+
+
+def _with_indices(node) -> bool:
+    return len(node.outputs) > 1 and bool(node.outputs[1])
 
 
 def _dynamic_pad_type(node, k: int):
@@ -104,84 +108,112 @@ def _pool(node, ctx, x, op, name: str, **kwargs):
     return op(x=x, kernel_sizes=kernel, strides=strides, pad_type="custom", pad=pad, name=name, **kwargs)
 
 
-def _offsets(win: Window, x, fill: float, out: str, ctx):
-    """(kernel offset, slice of the padded input) per kernel offset, in row-major offset order."""
-    xp = mb.pad(x=x, pad=np.array(win.mil_pad(), dtype=np.int32), mode="constant",
-                constant_val=const_like(fill, x), name=ctx.scratch(f"{out}_padded"))
-    k = len(win.kernel)
-    for offset in itertools.product(*(range(n) for n in win.kernel)):
-        begin = [0, 0] + [j * d for j, d in zip(offset, win.dilations)]
-        end = [0, 0] + [b + (o - 1) * s + 1 for b, o, s in zip(begin[2:], win.out, win.strides)]
-        yield offset, mb.slice_by_index(
-            x=xp, begin=begin, end=end, stride=[1, 1] + win.strides,
-            begin_mask=[True, True] + [False] * k, end_mask=[True, True] + [False] * k,
-            name=ctx.scratch(f"{out}_window_{'_'.join(map(str, offset))}"))
+def _padded(ctx, x, win: Window, fill: float, out: str):
+    """``x`` with the window's pads (ceil_mode's overhang included) filled with ``fill``."""
+    if not any(win.mil_pad()):
+        return x
+    return mb.pad(x=x, pad=np.array(win.mil_pad(), dtype=np.int32), mode="constant",
+                  constant_val=const_like(fill, x), name=ctx.scratch(f"{out}_padded"))
 
 
-def _positions(win: Window, offset, dim: int) -> np.ndarray:
-    """Input coordinate read at each output position along ``dim`` for one kernel offset."""
-    return np.arange(win.out[dim]) * win.strides[dim] + offset[dim] * win.dilations[dim] - win.pads[dim][0]
+def _taps(win: Window, dim: int) -> np.ndarray:
+    """[out, kernel] padded-input coordinates each output position reads along ``dim``."""
+    return (np.arange(win.out[dim])[:, None] * win.strides[dim]
+            + np.arange(win.kernel[dim])[None, :] * win.dilations[dim]).astype(np.int32)
 
 
 def _window_count(win: Window, in_spatial, include_pad: bool) -> np.ndarray:
-    """How many window elements onnxruntime divides by at each output position."""
-    count = np.zeros(win.out, dtype=np.float64)
-    for offset in itertools.product(*(range(n) for n in win.kernel)):
-        inside = np.ones(win.out, dtype=bool)
-        for dim, n in enumerate(in_spatial):
-            lo, hi = (-win.pads[dim][0], n + win.pads[dim][1]) if include_pad else (0, n)
-            p = _positions(win, offset, dim)
-            shape = [1] * len(win.out)
-            shape[dim] = -1
-            inside = inside & ((p >= lo) & (p < hi)).reshape(shape)
-        count += inside
+    """How many window elements onnxruntime divides by at each output position: a product over
+    dims of how many taps land inside the input (or inside input + pads with count_include_pad)."""
+    count = np.ones([], dtype=np.float64)
+    for dim, n in enumerate(in_spatial):
+        lo, hi = (0, n + sum(win.pads[dim])) if include_pad else (win.pads[dim][0], win.pads[dim][0] + n)
+        taps = _taps(win, dim)
+        count = np.multiply.outer(count, ((taps >= lo) & (taps < hi)).sum(axis=1))
     return count
 
 
-def _flat_index(win: Window, offset, in_spatial, column_major: bool) -> np.ndarray:
-    """Flattened spatial input index (row- or column-major) read at each output position."""
-    grids = np.meshgrid(*(np.clip(_positions(win, offset, d), 0, n - 1) for d, n in enumerate(in_spatial)),
-                        indexing="ij")
-    return np.ravel_multi_index(grids, in_spatial, order="F" if column_major else "C").astype(np.int32)
-
-
-def _gathered(node, ctx, x, kind: str, name: str = None):
-    """Pool by combining one strided slice per kernel offset (dilations, MaxPool Indices); ``name``
-    is the value output's MIL name (the ONNX output's by default)."""
+def _dilated(node, ctx, x, kind: str, name: str):
+    """A dilated pool in a fixed number of ops: pad, then per dilated dim one gather that lays each
+    window's taps side by side ([out * kernel] along that dim), then one undilated MIL pool whose
+    stride is its kernel on those dims (each window a block of its own) and the node's elsewhere.
+    ``kind``: "max", "avg" (returns the average) or "lp" (returns the sum)."""
     out = node.outputs[0]
-    name = name or ctx.mil_name(out)
     in_spatial = list(x.shape[2:])
     win = window(node, in_spatial)
+    y = _padded(ctx, x, win, -np.inf if kind == "max" else 0.0, out)
+    dilated = [i for i, d in enumerate(win.dilations) if d != 1]
+    # gather the dim that grows least (out * kernel against its padded length) first
+    for dim in sorted(dilated, key=lambda i: win.out[i] * win.kernel[i] / y.shape[2 + i]):
+        y = mb.gather(x=y, indices=_taps(win, dim).reshape(-1), axis=2 + dim,
+                      name=ctx.scratch(f"{out}_taps_{dim}"))
+    strides = [k if d != 1 else s for k, s, d in zip(win.kernel, win.strides, win.dilations)]
     if kind == "max":
-        with_indices = len(node.outputs) > 1 and bool(node.outputs[1])
-        column_major = node.attr("storage_order", 0) == 1
-        acc = index = None
-        slices = list(_offsets(win, x, -np.inf, out, ctx))
-        for i, (offset, v) in enumerate(slices):
-            last = i == len(slices) - 1
-            flat = _flat_index(win, offset, in_spatial, column_major) if with_indices else None
-            if acc is None:
-                # MIL select's output shape broadcasts a and b only (not cond): start full-shaped.
-                acc = v
-                index = None if flat is None else np.ascontiguousarray(np.broadcast_to(flat, x.shape[:2] + flat.shape))
-                continue
-            if with_indices:
-                better = mb.greater(x=v, y=acc, name=ctx.scratch(f"{out}_better_{i}"))
-                index = mb.select(cond=better, a=flat, b=index, name=ctx.scratch(f"{out}_argmax_{i}"))
-            acc = mb.maximum(x=acc, y=v, name=name if last else ctx.scratch(f"{out}_max_{i}"))
-        if not with_indices:
-            return (acc,)
-        n, c = x.shape[:2]
-        volume = int(np.prod(in_spatial))
-        base = (np.arange(n * c, dtype=np.int64) * volume).reshape([n, c] + [1] * len(in_spatial))
-        return acc, mb.add(x=index, y=base.astype(np.int32), name=ctx.mil_name(node.outputs[1]))
-    total = None
-    for i, (_, v) in enumerate(_offsets(win, x, 0.0, out, ctx)):
-        total = v if total is None else mb.add(x=total, y=v, name=ctx.scratch(f"{out}_sum_{i}"))
+        return mb.max_pool(x=y, kernel_sizes=win.kernel, strides=strides, pad_type="valid", name=name)
+    mean = mb.avg_pool(x=y, kernel_sizes=win.kernel, strides=strides, pad_type="valid",
+                       name=ctx.scratch(f"{out}_mean"))
+    volume = float(np.prod(win.kernel))
     if kind == "lp":
-        return (total,)
+        return mb.mul(x=mean, y=const_like(volume, x), name=ctx.scratch(f"{out}_sum"))
     count = _window_count(win, in_spatial, bool(node.attr("count_include_pad", 0)))
-    return (mb.real_div(x=total, y=const_like(count, x), name=name),)
+    return mb.mul(x=mean, y=const_like(volume / count, x), name=name)
+
+
+def _max_with_indices(node, ctx, x, name: str):
+    """MaxPool's values and Indices, one dim at a time (a max over a box is a max of per-dim maxes):
+    per dim, one gather lays each window's taps on a new axis, a max reduces it, and the first tap
+    that attains the max (onnxruntime's row-major first, found without reduce_argmax, whose ties
+    MIL leaves unspecified) gives the coordinate; coordinates of dims already reduced are carried
+    along with gather_along_axis. A fixed number of ops per spatial dim."""
+    out = node.outputs[0]
+    in_spatial = list(x.shape[2:])
+    k = len(in_spatial)
+    win = window(node, in_spatial)
+    n, c = x.shape[:2]
+    y = _padded(ctx, x, win, -np.inf, out)
+    lead = 2
+    if k == 3:  # the taps axis would make rank 6: fold N and C (static for Indices) into one
+        y = mb.reshape(x=y, shape=[n * c] + list(y.shape[2:]), name=ctx.scratch(f"{out}_nc"))
+        lead = 1
+    coords = {}
+    # the last dim first: the dim searched last decides ties first, and row-major order puts dim 0 first
+    for dim in reversed(range(k)):
+        axis = lead + dim
+        rest = [1] * (k - 1 - dim)
+        taps = mb.gather(x=y, indices=_taps(win, dim), axis=axis, name=ctx.scratch(f"{out}_taps_{dim}"))
+        top = mb.reduce_max(x=taps, axes=[axis + 1], keep_dims=True, name=ctx.scratch(f"{out}_top_{dim}"))
+        hit = mb.cast(x=mb.equal(x=taps, y=top, name=ctx.scratch(f"{out}_hit_{dim}")), dtype="int32",
+                      name=ctx.scratch(f"{out}_hit_int_{dim}"))
+        # earlier taps weigh more, so the hit with the largest weight is the first and unique
+        weight = np.arange(win.kernel[dim], 0, -1, dtype=np.int32).reshape([-1] + rest)
+        first = mb.reduce_argmax(x=mb.mul(x=hit, y=weight, name=ctx.scratch(f"{out}_first_hit_{dim}")),
+                                 axis=axis + 1, keep_dims=False, name=ctx.scratch(f"{out}_tap_{dim}"))
+        y = mb.squeeze(x=top, axes=[axis + 1], name=ctx.scratch(f"{out}_max_{dim}"))
+        start = (np.arange(win.out[dim]) * win.strides[dim]).astype(np.int32).reshape([-1] + rest)
+        at = mb.add(x=mb.mul(x=first, y=np.int32(win.dilations[dim]), name=ctx.scratch(f"{out}_offset_{dim}")),
+                    y=start, name=ctx.scratch(f"{out}_at_{dim}"))
+        for d in coords:
+            coords[d] = mb.gather_along_axis(x=coords[d], indices=at, axis=axis,
+                                             name=ctx.scratch(f"{out}_at_{d}_by_{dim}"))
+        coords[dim] = at
+    order = range(k - 1, -1, -1) if node.attr("storage_order", 0) == 1 else range(k)
+    step, strides = 1, {}
+    for dim in reversed(list(order)):
+        strides[dim], step = step, step * in_spatial[dim]
+    flat = None
+    for dim in range(k):
+        term = mb.mul(x=coords[dim], y=np.int32(strides[dim]), name=ctx.scratch(f"{out}_flat_{dim}"))
+        flat = term if flat is None else mb.add(x=flat, y=term, name=ctx.scratch(f"{out}_flat_upto_{dim}"))
+    # from padded to input coordinates, plus (n * C + c) * volume as onnxruntime counts
+    volume = int(np.prod(in_spatial))
+    base = np.arange(n * c, dtype=np.int64) * volume - sum(win.pads[d][0] * strides[d] for d in range(k))
+    if k == 3:
+        flat = mb.reshape(x=flat, shape=[n, c] + win.out, name=ctx.scratch(f"{out}_index_flat"))
+        y = mb.reshape(x=y, shape=[n, c] + win.out, name=name)
+    elif y.name != name:
+        y = mb.identity(x=y, name=name)
+    index = mb.add(x=flat, y=base.astype(np.int32).reshape([n, c] + [1] * k), name=ctx.mil_name(node.outputs[1]))
+    return y, index
 
 
 @op_builder("MaxPool")
@@ -191,10 +223,13 @@ def max_pool(node, ctx):
     integer = not types.is_float(x.dtype)
     if integer:  # int8/uint8 (int32 in MIL): pooled in fp32, exact below 2**24
         x = mb.cast(x=x, dtype="fp32", name=ctx.scratch(f"{out}_fp32"))
-    if _needs_gather(node):
-        y, *indices = _gathered(node, ctx, x, "max", ctx.scratch(f"{out}_pooled") if integer else ctx.mil_name(out))
+    name = ctx.scratch(f"{out}_pooled") if integer else ctx.mil_name(out)
+    if _with_indices(node):
+        y, *indices = _max_with_indices(node, ctx, x, name)
+    elif _is_dilated(node):
+        y, indices = _dilated(node, ctx, x, "max", name), []
     else:
-        y, indices = _pool(node, ctx, x, mb.max_pool, ctx.scratch(f"{out}_pooled") if integer else ctx.mil_name(out)), []
+        y, indices = _pool(node, ctx, x, mb.max_pool, name), []
     if integer:
         y = mb.cast(x=y, dtype=types.builtin_to_string(ctx.input(node, 0).dtype), name=ctx.mil_name(out))
     ctx.set_output(node, y, *indices)
@@ -204,8 +239,8 @@ def max_pool(node, ctx):
 def average_pool(node, ctx):
     x = ctx.input(node, 0)
     out = node.outputs[0]
-    if _needs_gather(node):
-        ctx.set_output(node, *_gathered(node, ctx, x, "avg"))
+    if _is_dilated(node):
+        ctx.set_output(node, _dilated(node, ctx, x, "avg", ctx.mil_name(out)))
         return
     include_pad = bool(node.attr("count_include_pad", 0))
     pads = _fixed_pads(node, x)
@@ -248,8 +283,8 @@ def lp_pool(node, ctx):
     out = node.outputs[0]
     p = float(node.attr("p"))
     powered = _power(ctx, x, p, out)
-    if _needs_gather(node):
-        (total,) = _gathered(node, ctx, powered, "lp")
+    if _is_dilated(node):
+        total = _dilated(node, ctx, powered, "lp", ctx.scratch(f"{out}_sum"))
     else:
         fixed = _fixed_pads(node, x)
         if fixed is None:  # SAME/VALID on runtime dims: MIL pads
@@ -306,7 +341,7 @@ def _(node, ctx):
     if not static:
         if node.attr("ceil_mode", 0):
             return "ceil_mode needs static spatial dims (it becomes explicit end padding)"
-        if _needs_gather(node):
+        if _is_dilated(node) or _with_indices(node):
             return "dilations and the Indices output need static spatial dims"
         if auto_pad == "SAME_LOWER" and ctx.target < ct.target.iOS16:
             return "SAME_LOWER with dynamic spatial dims needs minimum_deployment_target >= iOS16"

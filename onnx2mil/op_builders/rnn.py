@@ -2,9 +2,9 @@
 clip; input_forget; linear_before_reset; every ONNX activation; sequence_lens by masking each
 step: past its length a sequence keeps its state and outputs zeros): one input-projection matmul
 for all steps, then per step a recurrent matmul and the gate math, exactly as the ONNX equations
-(gate orders: LSTM i,o,f,c; GRU z,r,h). A static sequence of up to MAX_STEPS is unrolled; a
-symbolic or longer one runs the same step in a ``while_loop`` that scatters each step's output
-into a [T, B, H] buffer. MIL's lstm/gru/rnn ops
+(gate orders: LSTM i,o,f,c; GRU z,r,h). A one-step sequence is emitted once; any longer one,
+static or symbolic, runs the same step in a ``while_loop`` that scatters each step's output into a
+[T, B, H] buffer, so the op count does not grow with the sequence length. MIL's lstm/gru/rnn ops
 are not used: they take constant weights only and fewer activations, and MIL gru adds the
 recurrent bias of the new gate outside ``r * (...)``, which matches neither linear_before_reset."""
 from __future__ import annotations
@@ -15,9 +15,8 @@ from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
 from ..backend.convert.context import mil_dtype_of
 from ..backend.convert.registry import op_builder
-from .batch_norm import const_like, input_refusal
+from ._common import const_like, input_refusal
 
-MAX_STEPS = 512  # a static sequence up to this long unrolls one block of ops per step
 _GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 _DEFAULT_ACTIVATIONS = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]}
 # activation -> (uses alpha, uses beta, default alpha, default beta), as ONNX's operators
@@ -229,16 +228,11 @@ def _extra(r: Recurrence, d: int):
     return {}
 
 
-def _unrolled(r: Recurrence, xw, h, c, d: int, forward: bool, funcs, rmat, extra, lens, steps: int):
-    """One block of ops per step; returns (Y of this direction [T, B, H], final h, final c)."""
-    xw_steps = [xw] if steps == 1 else list(mb.split(x=xw, num_splits=steps, axis=0, name=r.name(f"steps_dir{d}")))
-    xw_steps = [mb.squeeze(x=s, axes=[0], name=r.name(f"step{t}_dir{d}")) for t, s in enumerate(xw_steps)]
-    outputs = [None] * steps
-    for t in (range(steps) if forward else range(steps - 1, -1, -1)):
-        h, c, outputs[t] = _masked_step(r, xw_steps[t], h, c, d, funcs, rmat, extra, lens, np.int32(t))
-    y = (mb.stack(values=outputs, axis=0, name=r.name(f"y_dir{d}")) if steps > 1
-         else mb.expand_dims(x=outputs[0], axes=[0], name=r.name(f"y_dir{d}")))
-    return y, h, c
+def _single_step(r: Recurrence, xw, h, c, d: int, funcs, rmat, extra, lens):
+    """A one-step sequence: (Y of this direction [1, B, H], final h, final c)."""
+    xw_t = mb.squeeze(x=xw, axes=[0], name=r.name(f"step0_dir{d}"))
+    h, c, y = _masked_step(r, xw_t, h, c, d, funcs, rmat, extra, lens, np.int32(0))
+    return mb.expand_dims(x=y, axes=[0], name=r.name(f"y_dir{d}")), h, c
 
 
 def _looped(r: Recurrence, xw, h, c, d: int, forward: bool, funcs, rmat, extra, lens, x):
@@ -284,7 +278,8 @@ def _masked_step(r: Recurrence, xw_t, h, c, d: int, funcs, rmat, extra, lens, t)
 
 
 def unrolls(steps) -> bool:
-    return isinstance(steps, int) and steps <= MAX_STEPS
+    """Only a single step is emitted inline: unrolling would emit one block of ops per step."""
+    return isinstance(steps, int) and steps == 1
 
 
 @op_builder("RNN", "GRU", "LSTM", min_opset=7)
@@ -306,7 +301,7 @@ def recurrent(node, ctx):
         extra = _extra(r, d)
         forward = direction == "forward"
         if unrolls(steps):
-            y, h, c = _unrolled(r, xw, h, c, d, forward, funcs[d], rmat, extra, lens, steps)
+            y, h, c = _single_step(r, xw, h, c, d, funcs[d], rmat, extra, lens)
         else:
             y, h, c = _looped(r, xw, h, c, d, forward, funcs[d], rmat, extra, lens, x)
         ys.append(y)

@@ -1,6 +1,9 @@
 """ONNX Scan (opset 8 with its batch axis, opset 9+ with scan axes and directions) unrolled over a
 static sequence: each step emits a copy of the body whose own tensor names carry the step number
-(outer-scope names untouched), states thread from step to step, scan outputs are stacked."""
+(outer-scope names untouched), states thread from step to step, scan outputs are stacked.
+The op count grows with the steps (capped at MAX_STEPS): a ``while_loop`` form, as Loop's, with
+the scan outputs scattered into buffers sized from a first emission of the body, is not built yet
+(issue 12)."""
 from __future__ import annotations
 
 import onnx

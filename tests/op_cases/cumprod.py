@@ -20,6 +20,7 @@ CASES = [
     cumprod("exclusive_reverse", rand(3, 4, 2), 1, exclusive=1, reverse=1),
     cumprod("length1_exclusive", rand(3, 1), 1, exclusive=1),
     cumprod("int64", np.arange(1, 13, dtype=np.int64).reshape(3, 4) - 4, 1),
+    cumprod("long_axis_reverse", rand(2, 300, low=0.9, high=1.1), 1, reverse=1),
 ]
 
 from op_cases.shape import SymbolicOpCase  # noqa: E402
@@ -27,11 +28,12 @@ from op_cases.shape import SymbolicOpCase  # noqa: E402
 CASES += [
     SymbolicOpCase("cumprod_symbolic_exclusive", "CumProd", {"X": rand(3, 5)}, {"exclusive": 1},
                    {"A": np.array(1, np.int64)}, opset=26, symbolic={"X": {0: "n"}}, target=ct.target.iOS16),
+    SymbolicOpCase("cumprod_symbolic_exclusive_ios15", "CumProd", {"X": rand(3, 5)}, {"exclusive": 1},
+                   {"A": np.array(1, np.int64)}, opset=26, symbolic={"X": {0: "n"}}),
 ]
 
 _graph_axis = OpCase("cumprod_graph_axis_refused", "CumProd", {"X": rand(2, 3), "A": np.array(1, np.int64)},
                      opset=26)
 REFUSED = [
     (_graph_axis, "axis must be a constant"),
-    (cumprod("too_long_refused", rand(2, 300), 1), "exceeds 256"),
 ]

@@ -37,6 +37,18 @@ CASES = [
     nms("identical_boxes", np.tile(np.array([[[0, 0, 1, 1]]], np.float32), (1, 5, 1)), np.full((1, 1, 5), 0.9, np.float32)),
 ]
 
+
+def _crowd(n, seed=0):
+    """``n`` overlapping boxes in a 10x10 field, two classes of distinct scores."""
+    rng = np.random.default_rng(seed)
+    corner = rng.uniform(0, 10, (1, n, 2))
+    boxes = np.concatenate([corner, corner + rng.uniform(0.5, 3, (1, n, 2))], axis=2).astype(np.float32)
+    scores = np.stack([rng.permutation(n), rng.permutation(n)])[None].astype(np.float32) / n
+    return boxes, scores
+
+
+CASES.append(nms("300_boxes_crowded", *_crowd(300), cap=60, iou=0.3, score=0.1))
+
 REFUSED = [
     (nms("zero_cap_refused", _BOXES, _SCORES, cap=0), "zero-size"),
 ]

@@ -88,6 +88,27 @@ CASES = [
     lp_pool("2d_p2_ceil", (1, 2, 7, 7), kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1, opset=18),
     lp_pool("2d_p2_dilations", (1, 2, 8, 8), kernel_shape=[2, 2], dilations=[2, 3], opset=18),
 ] + [
+    # dilated windows are gathered side by side, then pooled undilated: strides, pads, ceil overhang
+    avg_pool(f"2d_dilations_large_ceil_include{i}", (1, 2, 23, 19), kernel_shape=[5, 4], dilations=[3, 4],
+             strides=[3, 2], pads=[2, 1, 3, 3], ceil_mode=1, count_include_pad=i)
+    for i in (0, 1)
+] + [
+    max_pool("2d_dilations_stride_equal_dilation", (2, 3, 40, 50), kernel_shape=[6, 8], dilations=[5, 5],
+             strides=[5, 5], pads=[5, 7, 5, 7]),
+    lp_pool("3d_p2_dilations_ceil", (1, 2, 9, 8, 7), kernel_shape=[2, 3, 2], dilations=[3, 1, 2], strides=[2, 2, 1],
+            pads=[1, 0, 1, 0, 1, 1], ceil_mode=1, opset=18),
+    max_pool("3d_indices_dilations_ceil", (2, 2, 7, 8, 9), kernel_shape=[2, 2, 3], dilations=[2, 3, 1],
+             strides=[2, 1, 3], pads=[1, 0, 1, 0, 1, 1], ceil_mode=1, n_outputs=2),
+] + [
+    # ties (values on a coarse grid): Indices are the first maximum in row-major window order
+    OpCase(f"maxpool_{k}d_indices_ties_order{order}", "MaxPool", {"X": np.round(rand(*shape, low=-1, high=2))},
+           dict(kernel_shape=kernel, dilations=dilations, strides=strides, storage_order=order), n_outputs=2, opset=12)
+    for order in (0, 1)
+    for k, shape, kernel, dilations, strides in (
+        (2, (2, 3, 9, 10), [3, 3], [2, 1], [1, 2]),
+        (3, (1, 2, 6, 5, 6), [2, 3, 2], [1, 1, 2], [1, 1, 1]),
+    )
+] + [
     pool(op, f"{len(shape) - 2}d", shape, opset=opset, **attrs)
     for op, attrs in (("GlobalAveragePool", {}), ("GlobalMaxPool", {}), ("GlobalLpPool", {}),
                       ("GlobalLpPool", {"p": 1}))
