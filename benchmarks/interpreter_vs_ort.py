@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     import onnxruntime as ort
 
     import onnx2mil
-    from onnx2mil.backend import pipeline
+    from onnx2mil.backend.convert import pipeline
     from rich.console import Console
     from rich.table import Table
 

@@ -23,11 +23,11 @@ from coremltools.converters.mil.mil.scope import ScopeSource
 
 import onnx2mil
 from onnx2mil import conformance
-from onnx2mil.backend import pipeline
-from onnx2mil.backend.config import Config
-from onnx2mil.backend.context import BuildContext
-from onnx2mil.backend.graph import collect_refusals, emit_program
-from onnx2mil.backend.loader import load_graph
+from onnx2mil.backend.convert import pipeline
+from onnx2mil.backend.convert.config import Config
+from onnx2mil.backend.convert.context import BuildContext
+from onnx2mil.backend.convert.graph import collect_refusals, emit_program
+from onnx2mil.backend.convert.loader import load_graph
 from op_cases import all_cases
 
 BOUND = 64

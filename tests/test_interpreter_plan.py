@@ -8,7 +8,7 @@ import pytest
 
 import onnx2mil
 from onnx2mil import models
-from onnx2mil.backend import pipeline
+from onnx2mil.backend.convert import pipeline
 from onnx2mil.backend.interpreter import core, run_program
 from onnx2mil.backend.interpreter.kernels.tensor_operation import _pad_fills
 
