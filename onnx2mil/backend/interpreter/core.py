@@ -274,8 +274,8 @@ class _Planner:
         reads = tuple(var_name for _, var_name in dynamic) + \
             tuple(var_name for _, items in tuples for var_name, _ in items if var_name is not None)
         run = None
-        factory = SPECIALIZERS.get(op.op_type)
-        if factory is not None and not tuples:
+        kernel, factory = SPECIALIZERS.get(op.op_type, (None, None))
+        if factory is not None and kernel is KERNELS[op.op_type] and not tuples:
             specs = [(name, self.plan.specs.get(var_name) or _VarSpec.of(op.inputs[name])) for name, var_name in dynamic]
             run = factory(op, static, specs)
         if run is None:

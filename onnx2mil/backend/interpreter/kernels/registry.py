@@ -16,7 +16,8 @@ the kernel would receive them), ``dynamic`` a list of ``(argument name, spec)`` 
 order, where ``spec`` says the var's ``np_dtype``, ``rank``, ``shape`` (None unless fully static)
 and whether it is a ``scalar`` — that returns ``run(*dynamic values)`` doing what the kernel would
 do with everything that depends on the op alone precomputed, or None to leave the op to the
-kernel. A specialization must give bit-identical results to its kernel (the same numpy operations
+kernel; it applies only while that kernel is the registered one (a test that replaces a kernel runs
+the replacement). A specialization must give bit-identical results to its kernel (the same numpy operations
 on the same operands); it only removes per-call work.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 from typing import Callable
 
 KERNELS: dict[str, Callable] = {}
-SPECIALIZERS: dict[str, Callable] = {}
+SPECIALIZERS: dict[str, tuple] = {}  # op type -> (the kernel it specializes, factory)
 
 
 def kernel(*op_types: str):
@@ -39,11 +40,15 @@ def kernel(*op_types: str):
 
 
 def specialize(*op_types: str):
+    """Register a specialization of the kernels already registered for ``op_types``; it applies
+    only while that kernel is the registered one (a replaced kernel runs as itself)."""
     def register(factory: Callable) -> Callable:
         for op_type in op_types:
             if op_type in SPECIALIZERS:
-                raise ValueError(f"MIL op '{op_type}' already has a specialization ({SPECIALIZERS[op_type].__module__})")
-            SPECIALIZERS[op_type] = factory
+                raise ValueError(f"MIL op '{op_type}' already has a specialization ({SPECIALIZERS[op_type][1].__module__})")
+            if op_type not in KERNELS:
+                raise ValueError(f"MIL op '{op_type}': register its kernel before its specialization")
+            SPECIALIZERS[op_type] = (KERNELS[op_type], factory)
         return factory
 
     return register
