@@ -87,6 +87,22 @@ def private_imports(pkg: Path = PKG) -> list[str]:
     return wrong
 
 
+def sibling_op_imports(pkg: Path = PKG) -> list[str]:
+    """An op builder module that imports another op's module (shared helpers live in ``_common``
+    and other ``_``-modules of op_builders/)."""
+    wrong = []
+    for path in sorted((pkg / "op_builders").glob("*.py")):
+        for target, _, line in _imports(path, pkg):
+            if target.startswith("onnx2mil.op_builders.") and not target.split(".")[2].startswith("_"):
+                wrong.append(f"{path.relative_to(pkg.parent)}:{line} imports {target}")
+    return wrong
+
+
+def test_op_builders_share_helpers_through_one_home():
+    wrong = sibling_op_imports()
+    assert not wrong, "\n".join(wrong)
+
+
 def test_layers_import_one_way():
     wrong = layer_violations()
     assert not wrong, "\n".join(wrong)
@@ -114,6 +130,11 @@ def test_the_checks_name_a_broken_rule(tmp_path):
     assert wrong[0] == (f"onnx2mil/backend/convert/graph.py:{bad_line}: backend.convert imports "
                         "onnx2mil.backend.validation.report (backend.validation)")
     assert "onnx2mil/backend/interpreter/core.py" in wrong[1] and "backend.interpreter imports onnx2mil.backend.convert.pipeline" in wrong[1]
+    where = pkg / "op_builders" / "where.py"
+    where.write_text(where.read_text() + "\nfrom .binary import op_builder\n")
+    sibling = sibling_op_imports(pkg)
+    assert len(sibling) == 1 and sibling[0].startswith("onnx2mil/op_builders/where.py:") \
+        and sibling[0].endswith("imports onnx2mil.op_builders.binary"), sibling
     private = private_imports(pkg)
     assert len(private) == 1 and "_SAME_VALUE_SUFFIXES from onnx2mil.backend.convert.pipeline" in private[0]
 
