@@ -1,5 +1,5 @@
 """ONNX GroupNormalization -> reshape (N, G, -1) -> MIL ``layer_norm`` over the last axis -> reshape
-back, then scale and bias. Opset 18 takes per-group scale/bias (shape G, applied on the grouped
+back (``scaled_normalize`` with lowering.norm_fp16: scaled), then scale and bias. Opset 18 takes per-group scale/bias (shape G, applied on the grouped
 view); opset 21 per-channel (shape C, applied after reshaping back) and stash_type.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from coremltools.converters.mil import Builder as mb
 from ..backend.convert.registry import op_builder
 from .batch_norm import const_like, input_refusal, operand_like
 from .instance_norm import original_shape
-from .layer_norm import stash_in_fp32
+from .layer_norm import scaled_normalize, stash_in_fp32
 
 
 def grouped_shape(ctx, x, groups: int, out: str):
@@ -34,7 +34,10 @@ def group_norm(node, ctx):
     eps = float(node.attr("epsilon"))
     x, stashed = stash_in_fp32(ctx, node, x, out) if node.opset >= 21 else (x, False)
     grouped = mb.reshape(x=x, shape=grouped_shape(ctx, x, groups, out), name=ctx.scratch(f"{out}_grouped"))
-    y = mb.layer_norm(x=grouped, axes=[2], epsilon=const_like(eps, x), name=ctx.scratch(f"{out}_normalized"))
+    if ctx.config.lowering("norm_fp16", node.name) == "scaled":
+        y = scaled_normalize(ctx, grouped, [2], eps, out)
+    else:
+        y = mb.layer_norm(x=grouped, axes=[2], epsilon=const_like(eps, x), name=ctx.scratch(f"{out}_normalized"))
     last = ctx.scratch(f"{out}_fp32") if stashed else ctx.mil_name(out)
     if node.opset < 21:  # per-group scale and bias, broadcast as (G, 1) over (N, G, -1)
         y = mb.mul(x=y, y=operand_like(ctx, node, 1, grouped, out), name=ctx.scratch(f"{out}_scaled"))

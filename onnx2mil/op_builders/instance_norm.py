@@ -12,6 +12,7 @@ from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
 from .batch_norm import const_like, input_refusal, operand_like
+from .layer_norm import scaled_normalize
 
 
 def original_shape(ctx, x, out: str):
@@ -46,7 +47,11 @@ def instance_norm(node, ctx):
         view = x
     name = ctx.mil_name(out) if view is x else ctx.scratch(f"{out}_4d")
     scale, bias = ctx.const(node.inputs[1]), ctx.const(node.inputs[2])
-    if scale is not None and bias is not None:
+    if ctx.config.lowering("norm_fp16", node.name) == "scaled":  # fp16-safe statistics (layer_norm.py)
+        y = scaled_normalize(ctx, view, list(range(2, view.rank)), eps, out)
+        y = mb.mul(x=y, y=operand_like(ctx, node, 1, view, out), name=ctx.scratch(f"{out}_scaled"))
+        y = mb.add(x=y, y=operand_like(ctx, node, 2, view, out), name=name)
+    elif scale is not None and bias is not None:
         y = mb.instance_norm(x=view, gamma=const_like(scale, x), beta=const_like(bias, x),
                              epsilon=const_like(eps, x), name=name)
     else:  # scale or bias computed in the graph: normalize, then apply them per channel

@@ -1,7 +1,8 @@
 """ONNX LayerNormalization (opset 17+) -> MIL ``layer_norm`` over axes [axis, rank), with constant
 scale/bias as gamma/beta or, when computed in the graph, as a mul/add after it; the Mean /
 InvStdDev outputs expand to reduce_mean / rsqrt. stash_type=1 on an fp16 input computes in fp32
-between two casts.
+between two casts. With ``lowering.norm_fp16: scaled`` the statistics are taken on a rescaled input
+(``scaled_normalize``) so that no fp16 intermediate overflows.
 """
 from __future__ import annotations
 
@@ -22,6 +23,36 @@ def normalize(ctx, x, axes, eps: float, out: str, mean_name: str = None, inv_std
     var = mb.reduce_mean(x=squared, axes=axes, keep_dims=True, name=ctx.scratch(f"{out}_var"))
     inv_std = mb.rsqrt(x=var, epsilon=const_like(eps, x), name=inv_std_name or ctx.scratch(f"{out}_inv_std"))
     return mb.mul(x=centered, y=inv_std, name=ctx.scratch(f"{out}_normalized")), mean, inv_std
+
+
+def scaled_normalize(ctx, x, axes, eps: float, out: str):
+    """``(x - mean) / sqrt(var + eps)`` over ``axes`` with no intermediate beyond fp16's range: the
+    centred input is divided by ``s = max(1, max|x - mean|)`` per group and the epsilon by ``s^2``
+    (a norm is scale-invariant but for its epsilon: LN(x, eps) = LN(x / s, eps / s^2)).
+
+    Why a runtime ``s`` and not a constant chosen at build time: a constant must fit the data (too
+    small and the squares still overflow, too large and the squares of ordinary activations fall
+    into fp16's subnormals), while ``s`` from the group itself keeps |y| <= 1, so y^2 <= 1; and since
+    max|y| = 1 whenever s > 1, var(y) >= 1 / group size: the rescaled epsilon may underflow fp16
+    without a 0 / 0 (a constant group has s = 1 and keeps eps). Why not the fused op: its epsilon
+    must be a constant, and eps / s^2 is not. Groups with max|x - mean| <= 1 are computed as
+    without the rewrite. Cost: 14 MIL ops in place of one fused norm; exact in fp32 up to rounding.
+    coremltools' torch rms_norm rescales without rescaling eps (coremltools#2821): this does both.
+    """
+    mean = mb.reduce_mean(x=x, axes=axes, keep_dims=True, name=ctx.scratch(f"{out}_mean"))
+    centered = mb.sub(x=x, y=mean, name=ctx.scratch(f"{out}_centered"))
+    peak = mb.reduce_max(x=mb.abs(x=centered, name=ctx.scratch(f"{out}_abs")), axes=axes, keep_dims=True,
+                         name=ctx.scratch(f"{out}_peak"))
+    s = mb.maximum(x=peak, y=const_like(1.0, x), name=ctx.scratch(f"{out}_scale"))
+    y = mb.real_div(x=centered, y=s, name=ctx.scratch(f"{out}_rescaled"))
+    var = mb.reduce_mean(x=mb.mul(x=y, y=y, name=ctx.scratch(f"{out}_squared")), axes=axes, keep_dims=True,
+                         name=ctx.scratch(f"{out}_var"))
+    # eps / s^2 as (sqrt(eps) / s)^2: never above eps; its fp16 underflow is harmless (var(y) >= 1/n)
+    root = mb.real_div(x=const_like(np.sqrt(eps), x), y=s, name=ctx.scratch(f"{out}_eps_root"))
+    eps_scaled = mb.mul(x=root, y=root, name=ctx.scratch(f"{out}_eps_scaled"))
+    inv_std = mb.rsqrt(x=mb.add(x=var, y=eps_scaled, name=ctx.scratch(f"{out}_var_eps")),
+                       name=ctx.scratch(f"{out}_inv_std"))
+    return mb.mul(x=y, y=inv_std, name=ctx.scratch(f"{out}_normalized"))
 
 
 def trailing_operand(ctx, node, i: int, x, out: str):
@@ -72,7 +103,9 @@ def layer_norm(node, ctx):
     scale = ctx.const(node.inputs[1])
     bias = ctx.const(node.inputs[2]) if node.has_input(2) else None
     static = all(isinstance(d, int) for d in normalized_shape)
-    if not any(stats) and static and _fits(scale, normalized_shape) and (
+    if not any(stats) and ctx.config.lowering("norm_fp16", node.name) == "scaled":
+        y = affine(ctx, node, scaled_normalize(ctx, x, axes, eps, out), x, out, y_name)
+    elif not any(stats) and static and _fits(scale, normalized_shape) and (
             not node.has_input(2) or _fits(bias, normalized_shape)):
         y = mb.layer_norm(
             x=x, axes=axes, gamma=const_like(np.broadcast_to(scale, normalized_shape), x),

@@ -330,6 +330,15 @@ HAZARDS: tuple[Hazard, ...] = (
         ("https://github.com/apple/coremltools/issues/2729",), NE_UNITS,
         mil_pattern=_log_cumsum_exp),
     Hazard(
+        "norm_fp16_overflow", "LayerNormalization / GroupNormalization / InstanceNormalization (fused norms)",
+        "a norm computed in fp16 squares its centred input: finite inputs whose deviations from the mean "
+        "exceed ~256 give (x - mean)^2 > 65504, the variance becomes inf and the output collapses to "
+        "beta (data-dependent: found by lint --fp16-range, not by the graph's form)",
+        ("https://github.com/apple/coremltools/issues/2110", "https://github.com/apple/coremltools/issues/1671",
+         "https://github.com/ml-explore/mlx/issues/4228", "https://github.com/microsoft/onnxruntime/issues/17692"),
+        NE_UNITS, rewrite=Rewrite("(x - mean) / s with eps / s^2, s = max(1, max|x - mean|)", "norm_fp16",
+                                  ("scaled",))),
+    Hazard(
         "rnn_off_ne", "LSTM / GRU / RNN",
         "RNN and LSTM are not supported on the Neural Engine: the model runs them on the CPU",
         ("https://github.com/apple/coremltools/issues/1780",), NE_UNITS, severity=FALLBACK,
