@@ -232,13 +232,14 @@ def test_lstm_is_unrolled_so_no_mil_lstm_reaches_coreml():
 
 def test_every_hazard_has_a_reference_a_symptom_and_a_pattern():
     for h in hazards.HAZARDS:
-        assert h.symptom and h.references and (h.mil_pattern or h.onnx_pattern), h.key
+        assert h.symptom and h.references and (h.mil_pattern or h.onnx_pattern or h.range_ops), h.key
         assert all(r.startswith("https://") for r in h.references) or h.references == (hazards.MNN_REPORT,), h.key
         if h.rewrite is not None and h.rewrite.lowering is not None:
             from onnx2mil.backend.convert.config import LOWERINGS
             assert set(h.rewrite.variants) <= set(LOWERINGS[h.rewrite.lowering]), h.key
     assert hazards.BY_KEY["conv_transpose_1d_bias"].default_applied
     assert not hazards.BY_KEY["conv_transpose_asymmetric_pads"].default_applied
+    assert not hazards.BY_KEY["norm_fp16_overflow"].default_applied
 
 
 def test_applied_lists_what_the_stored_config_mitigated(tmp_path):

@@ -300,13 +300,18 @@ def _squared_peak(op, values) -> float:
     return float(np.max(x * x)) if x.size else 0.0
 
 
-def _norm_rewrite(op_type: str, node: str) -> tuple[str, str]:
-    """The hazard and the rewrite for a norm whose fused square overflows (hazards.norm_fp16_overflow)."""
+def _range_hazard(mil_op: str, op_type: str, node: str) -> tuple[str, str]:
+    """The data-dependent hazard (``Hazard.range_ops``) a fused op's overflow is, and the config
+    that avoids it at ``node`` when onnx2mil has a rewrite for that ONNX op."""
     from ..convert.config import LOWERING_SITES
 
-    if op_type not in LOWERING_SITES["norm_fp16"][0]:
-        return "", ""
-    return "norm_fp16_overflow", f"node_lowering: {{{node}: {{norm_fp16: scaled}}}}"
+    for hazard in hazards_mod.HAZARDS:
+        if mil_op in hazard.range_ops:
+            rw = hazard.rewrite
+            if rw is None or rw.lowering is None or op_type not in LOWERING_SITES[rw.lowering][0]:
+                return hazard.key, ""
+            return hazard.key, f"node_lowering: {{{node}: {{{rw.lowering}: {rw.variants[0]}}}}}"
+    return "", ""
 
 
 def fp16_range(model, feeds=None, *, seed: int = 0, **build_options) -> list[RangeFinding]:
@@ -352,5 +357,5 @@ def fp16_range(model, feeds=None, *, seed: int = 0, **build_options) -> list[Ran
             if peak > FP16_MAX:
                 found.append(RangeFinding(node, op_type, op.name, peak, "intermediate",
                                           f"{op.op_type}'s {_SQUARING[op.op_type]} reaches {peak:.3g} > fp16 max "
-                                          f"{FP16_MAX:g}", *_norm_rewrite(op_type, node)))
+                                          f"{FP16_MAX:g}", *_range_hazard(op.op_type, op_type, node)))
     return found
