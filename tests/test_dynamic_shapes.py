@@ -715,6 +715,10 @@ def test_qwen_size_bigvgan_with_symbolic_time_runs_at_every_length(precision):
         feeds = {"mel": mel(length, mel_dim=80)}
         if precision == "fp32":
             assert_matches_ort(model, mlmodel, feeds, precision)
-        else:  # fp16 drift through 30 residual blocks: measured 1.02% of max|ref| at length 16
+        else:
+            # Accumulated fp16 drift, not an op's error: measured 1.10 / 1.22 / 1.33% of max|ref| at lengths
+            # 16 / 17 / 50; validate at 16 finds every op within tolerance locally (68 tensors drift).
+            # The final Clip to [-1, 1] inflates it: conv_post's error is 0.53% of its own max|ref|
+            # (>= 2.08), the clip lowers max|ref| to 1.0 and passes the unclipped samples' error through.
             ref, got = run_ort(model, feeds)["waveform"], onnx2mil.predict(mlmodel, feeds)["waveform"]
             assert np.abs(got.astype(np.float64) - ref).max() <= 0.02 * np.abs(ref).max()
