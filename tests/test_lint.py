@@ -519,3 +519,16 @@ def test_isolate_offers_the_norm_variants_and_the_emulated_neural_engine_breaks_
     assert result.variants == ["native", "scaled"] and result.lowering_key == "norm_fp16"
     assert result.failing_variants() == ["native"]
     assert result.cell("native", "mil-ane").status == "fail" and result.cell("scaled", "mil-ane").status == "pass"
+
+
+def test_scaled_variance_keeps_the_layer_norm_statistics_outputs():
+    from harness import run_ort
+
+    node = oh.make_node("LayerNormalization", ["xs", "g", "b"], ["y", "mean", "inv_std"], name="ln", axis=-1)
+    m = model([oh.make_node("Mul", ["x", "s"], ["xs"], name="scale"), node], {"x": [2, 4, 16]},
+              ["y", "mean", "inv_std"], {"s": np.array(1e3, np.float32), "g": w(16, seed=1), "b": w(16, seed=2)})
+    x = {"x": np.random.default_rng(5).standard_normal((2, 4, 16)).astype(np.float32)}
+    ref = run_ort(m, x)
+    got = onnx2mil.predict(onnx2mil.build_coreml(m, compute_precision="fp32", config=SCALED_LN), x)
+    for name in ("y", "mean", "inv_std"):
+        np.testing.assert_allclose(got[name], ref[name], rtol=1e-5, atol=1e-5 * np.abs(ref[name]).max())

@@ -1,6 +1,7 @@
-"""ONNX GroupNormalization -> reshape (N, G, -1) -> MIL ``layer_norm`` over the last axis -> reshape
-back (``scaled_normalize`` with lowering.norm_fp16: scaled), then scale and bias. Opset 18 takes per-group scale/bias (shape G, applied on the grouped
-view); opset 21 per-channel (shape C, applied after reshaping back) and stash_type.
+"""ONNX GroupNormalization -> reshape (N, G, -1) -> MIL ``layer_norm`` over the last axis (or
+``scaled_normalize`` with lowering.norm_fp16: scaled) -> reshape back, then scale and bias. Opset 18
+takes per-group scale/bias (shape G, applied on the grouped view); opset 21 per-channel (shape C,
+applied after reshaping back) and stash_type.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def group_norm(node, ctx):
     x, stashed = stash_in_fp32(ctx, node, x, out) if node.opset >= 21 else (x, False)
     grouped = mb.reshape(x=x, shape=grouped_shape(ctx, x, groups, out), name=ctx.scratch(f"{out}_grouped"))
     if ctx.config.lowering("norm_fp16", node.name) == "scaled":
-        y = scaled_normalize(ctx, grouped, [2], eps, out)
+        y = scaled_normalize(ctx, grouped, [2], eps, out)[0]
     else:
         y = mb.layer_norm(x=grouped, axes=[2], epsilon=const_like(eps, x), name=ctx.scratch(f"{out}_normalized"))
     last = ctx.scratch(f"{out}_fp32") if stashed else ctx.mil_name(out)

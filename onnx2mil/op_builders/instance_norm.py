@@ -48,7 +48,7 @@ def instance_norm(node, ctx):
     name = ctx.mil_name(out) if view is x else ctx.scratch(f"{out}_4d")
     scale, bias = ctx.const(node.inputs[1]), ctx.const(node.inputs[2])
     if ctx.config.lowering("norm_fp16", node.name) == "scaled":  # fp16-safe statistics (layer_norm.py)
-        y = scaled_normalize(ctx, view, list(range(2, view.rank)), eps, out)
+        y = scaled_normalize(ctx, view, list(range(2, view.rank)), eps, out)[0]
         y = mb.mul(x=y, y=operand_like(ctx, node, 1, view, out), name=ctx.scratch(f"{out}_scaled"))
         y = mb.add(x=y, y=operand_like(ctx, node, 2, view, out), name=name)
     elif scale is not None and bias is not None:

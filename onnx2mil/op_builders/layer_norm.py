@@ -25,7 +25,7 @@ def normalize(ctx, x, axes, eps: float, out: str, mean_name: str = None, inv_std
     return mb.mul(x=centered, y=inv_std, name=ctx.scratch(f"{out}_normalized")), mean, inv_std
 
 
-def scaled_normalize(ctx, x, axes, eps: float, out: str):
+def scaled_normalize(ctx, x, axes, eps: float, out: str, mean_name: str = None, inv_std_name: str = None):
     """``(x - mean) / sqrt(var + eps)`` over ``axes`` with no intermediate beyond fp16's range: the
     centred input is divided by ``s = max(1, max|x - mean|)`` per group and the epsilon by ``s^2``
     (a norm is scale-invariant but for its epsilon: LN(x, eps) = LN(x / s, eps / s^2)).
@@ -36,10 +36,11 @@ def scaled_normalize(ctx, x, axes, eps: float, out: str):
     max|y| = 1 whenever s > 1, var(y) >= 1 / group size: the rescaled epsilon may underflow fp16
     without a 0 / 0 (a constant group has s = 1 and keeps eps). Why not the fused op: its epsilon
     must be a constant, and eps / s^2 is not. Groups with max|x - mean| <= 1 are computed as
-    without the rewrite. Cost: 14 MIL ops in place of one fused norm; exact in fp32 up to rounding.
+    without the rewrite. Cost: 13 MIL ops in place of one fused norm; exact in fp32 up to rounding.
     coremltools' torch rms_norm rescales without rescaling eps (coremltools#2821): this does both.
+    Returns the normalized value, the mean and ``1 / sqrt(var + eps)`` of ``x`` (named as in ``normalize``).
     """
-    mean = mb.reduce_mean(x=x, axes=axes, keep_dims=True, name=ctx.scratch(f"{out}_mean"))
+    mean = mb.reduce_mean(x=x, axes=axes, keep_dims=True, name=mean_name or ctx.scratch(f"{out}_mean"))
     centered = mb.sub(x=x, y=mean, name=ctx.scratch(f"{out}_centered"))
     peak = mb.reduce_max(x=mb.abs(x=centered, name=ctx.scratch(f"{out}_abs")), axes=axes, keep_dims=True,
                          name=ctx.scratch(f"{out}_peak"))
@@ -51,8 +52,11 @@ def scaled_normalize(ctx, x, axes, eps: float, out: str):
     root = mb.real_div(x=const_like(np.sqrt(eps), x), y=s, name=ctx.scratch(f"{out}_eps_root"))
     eps_scaled = mb.mul(x=root, y=root, name=ctx.scratch(f"{out}_eps_scaled"))
     inv_std = mb.rsqrt(x=mb.add(x=var, y=eps_scaled, name=ctx.scratch(f"{out}_var_eps")),
-                       name=ctx.scratch(f"{out}_inv_std"))
-    return mb.mul(x=y, y=inv_std, name=ctx.scratch(f"{out}_normalized"))
+                       name=ctx.scratch(f"{out}_inv_std_scaled"))
+    normalized = mb.mul(x=y, y=inv_std, name=ctx.scratch(f"{out}_normalized"))
+    if inv_std_name is None:
+        return normalized, mean, None
+    return normalized, mean, mb.real_div(x=inv_std, y=s, name=inv_std_name)  # of x: 1 / (s sqrt(var(y) + eps'))
 
 
 def trailing_operand(ctx, node, i: int, x, out: str):
@@ -103,8 +107,11 @@ def layer_norm(node, ctx):
     scale = ctx.const(node.inputs[1])
     bias = ctx.const(node.inputs[2]) if node.has_input(2) else None
     static = all(isinstance(d, int) for d in normalized_shape)
-    if not any(stats) and ctx.config.lowering("norm_fp16", node.name) == "scaled":
-        y = affine(ctx, node, scaled_normalize(ctx, x, axes, eps, out), x, out, y_name)
+    if ctx.config.lowering("norm_fp16", node.name) == "scaled":
+        y, mean, inv_std = scaled_normalize(
+            ctx, x, axes, eps, out, mean_name=ctx.mil_name(stats[0]) if stats[0] else None,
+            inv_std_name=ctx.mil_name(stats[1]) if stats[1] else None)
+        y = affine(ctx, node, y, x, out, y_name)
     elif not any(stats) and static and _fits(scale, normalized_shape) and (
             not node.has_input(2) or _fits(bias, normalized_shape)):
         y = mb.layer_norm(
