@@ -10,7 +10,7 @@ import onnx
 from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
 from ... import __version__
-from ...errors import InputError, InvalidModelError, OptionError, UnsupportedOperatorError
+from ...errors import InputError, InvalidModelError, OptionError, StaticAxisError, UnsupportedOperatorError
 from . import pipeline as pipeline_mod
 from .config import Config
 from .context import DEFAULT_DIM_UPPER, BuildContext
@@ -101,8 +101,8 @@ def _input_overrides(declared: Mapping[str, TensorInfo], inputs) -> tuple[dict, 
             if key not in names:
                 onnx_dim = onnx_shape[axis] if onnx_shape is not None else None
                 names[key] = onnx_dim if isinstance(onnx_dim, str) else f"{name}_dim{axis}"
-                if isinstance(onnx_dim, int):
-                    made_flexible[names[key]] = (name, axis, onnx_dim)
+            if isinstance(onnx_shape[axis] if onnx_shape is not None else None, int):
+                made_flexible.setdefault(names[key], []).append((name, axis, onnx_shape[axis]))
             dims.append(names[key])
         loader_shapes[name] = tuple(dims)
     return shapes, types_, loader_shapes, made_flexible
@@ -136,11 +136,12 @@ def _check_flexible_axes(graph: LoadedGraph, made_flexible: Mapping[str, tuple])
             continue
         dim = info.shape[axis]
         if isinstance(dim, str) and dim in made_flexible:
-            name, at, size = made_flexible[dim]
-            raise InputError(name, f"dim {at} is flexible in inputs=, but the ONNX model has it static ({size}) and "
+            name, at, size = made_flexible[dim][0]
+            raise StaticAxisError(name, f"dim {at} is flexible in inputs=, but the ONNX model has it static ({size}) and "
                                    f"node '{node.name}' ({node.op_type}) needs it static: its weights fix axis "
                                    f"{axis % len(info.shape)} of its input '{node.inputs[0]}' (give dim {at} as "
-                                   f"{size}, or export with that axis dynamic)")
+                                   f"{size}, or export with that axis dynamic)",
+                                  [(n, a) for n, a, _ in made_flexible[dim]])
 
 
 _IMAGE_CHANNELS = {"RGB": 3, "BGR": 3, "G": 1, "G_FLOAT16": 1}
