@@ -19,6 +19,7 @@ from .errors import (  # noqa: E402
     ConfigError,
     InputError,
     InputShapeError,
+    StaticAxisError,
     InvalidModelError,
     Onnx2MilError,
     Refusal,
@@ -44,6 +45,6 @@ from .backend.validation.lint import LintReport, lint  # noqa: E402
 __all__ = [
     "build_coreml", "save", "load_saved_program", "op_builder", "OnnxNode", "BuildContext",
     "Onnx2MilError", "InvalidModelError", "UnsupportedOperatorError", "UnsupportedMILOpError",
-    "RuntimeUnavailableError", "InputShapeError", "Refusal", "ConfigError", "InputError", "BuildError",
+    "RuntimeUnavailableError", "InputShapeError", "StaticAxisError", "Refusal", "ConfigError", "InputError", "BuildError",
     "SaveError", "ValidationInputError", "validate", "isolate", "ValidationReport", "predict", "compress", "lint", "LintReport",
 ]

@@ -222,15 +222,32 @@ def freeze_parameter_inputs(model: onnx.ModelProto, feeds: dict) -> tuple[onnx.M
     return out, {k: v for k, v in feeds.items() if k not in frozen}, frozen
 
 
-def symbolic_inputs(feeds: dict) -> list:
+def symbolic_inputs(feeds: dict, static: frozenset = frozenset()) -> list:
     """ct.TensorTypes making every dim of every input flexible: RangeDim(d, d + 8, default=d), one
-    per distinct size (dims of equal size share a symbol, as an export's shared dim_params do)."""
+    per distinct size (dims of equal size share a symbol, as an export's shared dim_params do),
+    except the (input, axis) pairs in ``static``."""
     import coremltools as ct
 
     dims: dict = {}
-    return [ct.TensorType(name=k, shape=tuple(dims.setdefault(d, ct.RangeDim(d, d + 8, default=d)) if d >= 1 else d
-                                              for d in np.shape(v)))
-            for k, v in feeds.items()]
+    return [ct.TensorType(name=k, shape=tuple(
+        dims.setdefault(d, ct.RangeDim(d, d + 8, default=d)) if d >= 1 and (k, axis) not in static else d
+        for axis, d in enumerate(np.shape(v))))
+        for k, v in feeds.items()]
+
+
+def _build_symbolic(model, feeds: dict):
+    """The build with every input dim flexible but those the weights fix (a Conv's channels), which
+    an export with dynamic axes declares static too: each StaticAxisError fixes its axes."""
+    import onnx2mil
+
+    static: frozenset = frozenset()
+    for _ in range(sum(np.ndim(v) for v in feeds.values()) + 1):
+        try:
+            return onnx2mil.build_coreml(model, compute_precision="fp32", inputs=symbolic_inputs(feeds, static),
+                                         minimum_deployment_target=_target())
+        except onnx2mil.StaticAxisError as e:
+            static = static | frozenset(e.axes)
+    raise AssertionError("unreachable: every axis is static after as many rounds as there are dims")
 
 
 def run_case(case, op: tuple[str, str], symbolic: bool = False) -> CaseResult:
@@ -266,9 +283,9 @@ def run_case(case, op: tuple[str, str], symbolic: bool = False) -> CaseResult:
             if _random_dropout(model):
                 result.status, result.detail = "not_applicable", "training-mode Dropout draws random masks"
                 return result
-            inputs = symbolic_inputs(feeds) if symbolic else {k: np.shape(v) for k, v in feeds.items()}
-            mlmodel = onnx2mil.build_coreml(model, compute_precision="fp32", inputs=inputs,
-                                            minimum_deployment_target=_target())
+            mlmodel = _build_symbolic(model, feeds) if symbolic else onnx2mil.build_coreml(
+                model, compute_precision="fp32", inputs={k: np.shape(v) for k, v in feeds.items()},
+                minimum_deployment_target=_target())
             got = onnx2mil.predict(mlmodel, feeds)
             for name, expected in zip(output_names, map(_array, outputs)):
                 problem = _compare(expected, got[name], case.rtol, case.atol)

@@ -69,6 +69,15 @@ class InputError(Onnx2MilError, ValueError):
         super().__init__(f"input '{name}': {reason}" if name is not None else reason)
 
 
+class StaticAxisError(InputError):
+    """``inputs=`` made flexible an axis the ONNX model has static and its weights fix (a Conv's
+    input channels); ``axes`` lists the (input, axis) pairs that share that dim."""
+
+    def __init__(self, name: str, reason: str, axes: list):
+        self.axes = axes
+        super().__init__(name, reason)
+
+
 class InputShapeError(InputError):
     """An input's shape is outside what the model declares (its rank, RangeDim bounds or
     enumerated shapes); CoreML refuses such inputs too."""

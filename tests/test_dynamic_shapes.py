@@ -15,7 +15,7 @@ from harness import run_ort
 from onnx2mil import models
 from onnx2mil.backend.convert import loader
 from onnx2mil.backend.convert.loader import load_graph
-from onnx2mil.errors import InputShapeError, UnsupportedOperatorError
+from onnx2mil.errors import InputError, InputShapeError, UnsupportedOperatorError
 from onnx2mil.models import bigvgan
 from onnx2mil.models._torch_like import TorchLikeGraph
 from op_cases import rnn as rnn_cases
@@ -297,6 +297,32 @@ def test_fold_round_bound_warns_and_leaves_the_rest_to_builders(monkeypatch):
 
 def conv_model(time="T") -> onnx.ModelProto:
     return one_node("Conv", (1, 2, time), dict(pads=[1, 1]), {"w": rand(3, 2, 3)})
+
+
+def test_flexible_channels_on_a_static_export_are_refused_naming_input_dim_and_node():
+    """inputs= may make a static export's time axis flexible, not an axis its weights fix."""
+    static = conv_model(time=16)
+    with pytest.raises(InputError, match=r"input 'x': dim 1 is flexible in inputs=, but the ONNX model has it "
+                                         r"static \(2\) and node '/Conv' \(Conv\) needs it static") as e:
+        onnx2mil.build_coreml(static, inputs=[ct.TensorType(name="x", shape=(1, ct.RangeDim(1, 8), 16))])
+    assert e.value.name == "x"
+    oh = onnx.helper
+    relu_matmul = oh.make_model(oh.make_graph(
+        [oh.make_node("Relu", ["x"], ["r"], name="relu"), oh.make_node("MatMul", ["r", "w"], ["y"], name="proj")],
+        "proj", [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 5, 8])],
+        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 5, 4])],
+        [onnx.numpy_helper.from_array(rand(8, 4), "w")]), opset_imports=[oh.make_opsetid("", 17)])
+    with pytest.raises(InputError, match=r"dim 2 .* node 'proj' \(MatMul\) needs it static"):
+        onnx2mil.build_coreml(relu_matmul, inputs=[ct.TensorType(name="x", shape=(1, 5, ct.RangeDim(1, 8)))])
+    # the time / sequence axis stays flexible
+    symbolic = onnx.ModelProto()
+    symbolic.CopyFrom(relu_matmul)
+    symbolic.graph.input[0].type.tensor_type.shape.dim[1].dim_param = "T"
+    symbolic.graph.output[0].type.tensor_type.shape.dim[1].dim_param = "T"
+    for model, reference, shape, x in ((static, conv_model(), (1, 2, ct.RangeDim(8, 64)), rand(1, 2, 23)),
+                                       (relu_matmul, symbolic, (1, ct.RangeDim(1, 16), 8), rand(1, 11, 8))):
+        mlmodel = onnx2mil.build_coreml(model, inputs=[ct.TensorType(name="x", shape=shape)], compute_precision="fp32")
+        assert_matches_ort(reference, mlmodel, {"x": x}, "fp32")
 
 
 @pytest.mark.parametrize("length", [7, 65])
@@ -688,6 +714,10 @@ def test_qwen_size_bigvgan_with_symbolic_time_runs_at_every_length(precision):
         feeds = {"mel": mel(length, mel_dim=80)}
         if precision == "fp32":
             assert_matches_ort(model, mlmodel, feeds, precision)
-        else:  # fp16 drift through 30 residual blocks: measured 1.02% of max|ref| at length 16
+        else:
+            # Accumulated fp16 drift, not an op's error: measured 1.10 / 1.22 / 1.33% of max|ref| at lengths
+            # 16 / 17 / 50; validate at 16 finds every op within tolerance locally (68 tensors drift).
+            # The final Clip to [-1, 1] inflates it: conv_post's error is 0.53% of its own max|ref|
+            # (>= 2.08), the clip lowers max|ref| to 1.0 and passes the unclipped samples' error through.
             ref, got = run_ort(model, feeds)["waveform"], onnx2mil.predict(mlmodel, feeds)["waveform"]
             assert np.abs(got.astype(np.float64) - ref).max() <= 0.02 * np.abs(ref).max()

@@ -68,9 +68,54 @@ def test_image_options_onnx2mil_cannot_honour_are_refused(image, message):
         onnx2mil.build_coreml(models.build(RESNET), inputs=[image])
 
 
-def test_image_outputs_are_refused():
-    with pytest.raises(OptionError, match="image outputs"):
-        onnx2mil.build_coreml(models.build(RESNET), outputs=[ct.ImageType(name="logits")])
+def image_model(channels: int) -> "onnx.ModelProto":
+    """(1, 3, 8, 8) -> a 1x1 conv to ``channels`` -> sigmoid * 255: an image-to-image model."""
+    w = numpy_helper.from_array(np.random.default_rng(1).standard_normal((channels, 3, 1, 1)).astype(np.float32), "w")
+    k = numpy_helper.from_array(np.array(255.0, np.float32), "k")
+    graph = oh.make_graph([oh.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+                           oh.make_node("Sigmoid", ["c"], ["s"], name="sigmoid"),
+                           oh.make_node("Mul", ["s", "k"], ["image"], name="to_pixels")], "img2img",
+                          [oh.make_tensor_value_info("x", 1, [1, 3, 8, 8])],
+                          [oh.make_tensor_value_info("image", 1, [1, channels, 8, 8])], [w, k])
+    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("layout, channels, precision", [
+    ("RGB", 3, "fp32"), ("BGR", 3, "fp16"), ("GRAYSCALE", 1, "fp32"), ("GRAYSCALE_FLOAT16", 1, "fp16")])
+def test_image_outputs_as_ct_convert_makes_them(layout, channels, precision, tmp_path):
+    model = image_model(channels)
+    x = {"x": np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)}
+    color = getattr(ct.colorlayout, layout)
+    image = onnx2mil.build_coreml(model, outputs=[ct.ImageType(name="image", color_layout=color)],
+                                  compute_precision=precision)
+    path = onnx2mil.save(image, tmp_path / "m.mlpackage")
+    out = ct.models.MLModel(str(path), skip_model_load=True).get_spec().description.output[0]
+    assert out.name == "image" and out.type.WhichOneof("Type") == "imageType"
+    assert (out.type.imageType.width, out.type.imageType.height) == (8, 8)
+    assert ct.proto.FeatureTypes_pb2.ImageFeatureType.ColorSpace.Name(out.type.imageType.colorSpace) == \
+        {"GRAYSCALE_FLOAT16": "GRAYSCALE_FLOAT16", "GRAYSCALE": "GRAYSCALE"}.get(layout, layout)
+    # not deprocessed (as ct.convert): the interpreter returns the (1, C, H, W) values CoreML writes as pixels
+    tensor = onnx2mil.build_coreml(model, compute_precision=precision)
+    got, same = onnx2mil.predict(path, x)["image"], onnx2mil.predict(tensor, x)["image"]
+    assert got.shape == (1, channels, 8, 8)
+    np.testing.assert_allclose(got, same, rtol=1e-5 if precision == "fp32" else 2e-3)
+    assert onnx2mil.validate(model, image, inputs=x).ok
+
+
+@pytest.mark.parametrize("output, message", [
+    (ct.ImageType(name="image", scale=1 / 255), "not deprocessed"),
+    (ct.ImageType(name="image", bias=[1.0, 0, 0]), "not deprocessed"),
+    (ct.ImageType(name="image", channel_first=True), "channel_first"),
+    (ct.ImageType(name="image", shape=(1, 3, 8, 8)), "no shape"),
+    (ct.ImageType(name="image", color_layout=ct.colorlayout.GRAYSCALE), r"needs shape \(1, 1, H, W\)"),
+    (ct.ImageType(name="c_flat"), "rank 4"),
+])
+def test_image_outputs_ct_convert_would_refuse_are_typed_refusals(output, message):
+    model = image_model(3)
+    model.graph.node.append(oh.make_node("Flatten", ["c"], ["c_flat"], name="flatten"))
+    with pytest.raises(OptionError, match=message) as e:
+        onnx2mil.build_coreml(model, outputs=[output])
+    assert output.name in str(e.value)
 
 
 def test_descriptions_come_from_the_onnx_model_and_kwargs(tmp_path):

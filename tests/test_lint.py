@@ -232,13 +232,14 @@ def test_lstm_builds_without_mil_lstm_so_the_hazard_is_avoided():
 
 def test_every_hazard_has_a_reference_a_symptom_and_a_pattern():
     for h in hazards.HAZARDS:
-        assert h.symptom and h.references and (h.mil_pattern or h.onnx_pattern), h.key
+        assert h.symptom and h.references and (h.mil_pattern or h.onnx_pattern or h.range_ops), h.key
         assert all(r.startswith("https://") for r in h.references) or h.references == (hazards.MNN_REPORT,), h.key
         if h.rewrite is not None and h.rewrite.lowering is not None:
             from onnx2mil.backend.convert.config import LOWERINGS
             assert set(h.rewrite.variants) <= set(LOWERINGS[h.rewrite.lowering]), h.key
     assert hazards.BY_KEY["conv_transpose_1d_bias"].default_applied
     assert not hazards.BY_KEY["conv_transpose_asymmetric_pads"].default_applied
+    assert not hazards.BY_KEY["norm_fp16_overflow"].default_applied
 
 
 def test_applied_lists_what_the_stored_config_mitigated(tmp_path):
@@ -439,3 +440,95 @@ def test_emulated_neural_engine_reproduces_the_reported_fp16_cliffs():
     np.testing.assert_allclose(onnx2mil.predict(lse, {"x": x})["y"], ref, rtol=1e-6)
     np.testing.assert_allclose(emulated[0], ref[0], rtol=2e-3)
     assert emulated[1, 0] == 0
+
+
+# ---- hazard 8: fp16 overflow in norms, and the scaled-variance rewrite ----------------------------
+
+SCALED_LN = {"node_lowering": {"ln": {"norm_fp16": "scaled"}}}
+
+
+def test_scaled_variance_rewrite_clears_the_injected_norm_overflow():
+    m = scaled_layer_norm(1e3)
+    x = {"x": np.random.default_rng(0).standard_normal((1, 4, 16)).astype(np.float32)}
+    flagged = onnx2mil.lint(m, check_fp16_range=True, feeds=x)
+    assert [(r.node, r.hazard, r.rewrite) for r in flagged.fp16_range] == \
+        [("ln", "norm_fp16_overflow", "node_lowering: {ln: {norm_fp16: scaled}}")]
+    fixed = onnx2mil.lint(m, check_fp16_range=True, feeds=x, config=SCALED_LN)
+    assert fixed.clean and fixed.fp16_range == [], fixed.summary()
+    assert "norm_fp16_overflow: lowering.norm_fp16=scaled (ln)" in [
+        f"{a.hazard}: {a.rewrite} ({a.scope})" for a in fixed.applied]
+    for precision in ("fp32", "fp16"):
+        report = onnx2mil.validate(m, compute_precision=precision, config=SCALED_LN, inputs=x)
+        assert report.ok, report.summary()
+        assert any(n.startswith("hazard avoided: norm_fp16_overflow") for n in report.notes)
+    # The plain interpreter keeps a fused norm's statistics in fp32, so the overflow shows on the
+    # emulated Neural Engine (fp16 statistics): the native build collapses to beta, the rewrite does not.
+    from harness import run_ort
+
+    ref = run_ort(m, x)["y"]
+    native = onnx2mil.predict(onnx2mil.build_coreml(m), x, runtime="mil-ane")["y"]
+    np.testing.assert_array_equal(native, 0)  # beta = 0
+    scaled = onnx2mil.predict(onnx2mil.build_coreml(m, config=SCALED_LN), x, runtime="mil-ane")["y"]
+    assert np.abs(scaled - ref).max() <= 1e-2 * np.abs(ref).max() + 1e-3
+    assert not onnx2mil.validate(m, compute_precision="fp16", runtime="mil-ane", inputs=x).ok
+    assert onnx2mil.validate(m, compute_precision="fp16", runtime="mil-ane", inputs=x, config=SCALED_LN).ok
+
+
+def _norm_case(op_type):
+    rng = np.random.default_rng(3)
+    if op_type == "LayerNormalization":
+        node = oh.make_node(op_type, ["xs", "g", "b"], ["y"], name="norm", axis=-1, epsilon=1e-5)
+        weights, shape = {"g": w(16, seed=1) + 1, "b": w(16, seed=2)}, [2, 4, 16]
+    elif op_type == "GroupNormalization":
+        node = oh.make_node(op_type, ["xs", "g", "b"], ["y"], name="norm", num_groups=2, epsilon=1e-5)
+        weights, shape = {"g": w(4, seed=1) + 1, "b": w(4, seed=2)}, [2, 4, 8, 3]
+    else:
+        node = oh.make_node(op_type, ["xs", "g", "b"], ["y"], name="norm", epsilon=1e-5)
+        weights, shape = {"g": w(4, seed=1) + 1, "b": w(4, seed=2)}, [2, 4, 24]
+    m = model([oh.make_node("Mul", ["x", "s"], ["xs"], name="scale"), node], {"x": shape}, ["y"],
+              {"s": np.array(1e3, np.float32), **weights}, opset=21)
+    del m.graph.output[:]  # onnx's shape inference leaves GroupNormalization's output untyped
+    m.graph.output.append(oh.make_tensor_value_info("y", F, shape))
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[0] = 0.0  # a constant group: the rescaled epsilon must not turn it into 0 / 0
+    x[1, 0] *= 1e-3  # small deviations: computed as without the rewrite (s = 1)
+    return m, {"x": x}
+
+
+@pytest.mark.parametrize("op_type", ["LayerNormalization", "GroupNormalization", "InstanceNormalization"])
+def test_scaled_variance_matches_onnxruntime_for_every_fused_norm(op_type):
+    from harness import run_ort
+
+    m, x = _norm_case(op_type)
+    ref = run_ort(m, x)["y"]
+    config = {"lowering": {"norm_fp16": "scaled"}}
+    fp32 = onnx2mil.predict(onnx2mil.build_coreml(m, compute_precision="fp32", config=config), x)["y"]
+    np.testing.assert_allclose(fp32, ref, rtol=1e-5, atol=1e-5)
+    for runtime in ("mil", "mil-ane"):
+        fp16 = onnx2mil.predict(onnx2mil.build_coreml(m, config=config), x, runtime=runtime)["y"]
+        assert np.isfinite(fp16).all()
+        assert np.abs(fp16.astype(np.float64) - ref).max() <= 1e-2 * np.abs(ref).max() + 1e-3, runtime
+    assert [f.node for f in onnx2mil.lint(m, check_fp16_range=True, feeds=x).fp16_range] == ["norm"]
+    assert onnx2mil.lint(m, check_fp16_range=True, feeds=x, config=config).clean
+
+
+def test_isolate_offers_the_norm_variants_and_the_emulated_neural_engine_breaks_native(tmp_path):
+    m = scaled_layer_norm(1e3)
+    x = {"x": np.random.default_rng(0).standard_normal((1, 4, 16)).astype(np.float32)}
+    result = onnx2mil.isolate(m, "ln", tmp_path, inputs=x, runtimes=["mil-fp32", "mil-fp16", "mil-ane"])
+    assert result.variants == ["native", "scaled"] and result.lowering_key == "norm_fp16"
+    assert result.failing_variants() == ["native"]
+    assert result.cell("native", "mil-ane").status == "fail" and result.cell("scaled", "mil-ane").status == "pass"
+
+
+def test_scaled_variance_keeps_the_layer_norm_statistics_outputs():
+    from harness import run_ort
+
+    node = oh.make_node("LayerNormalization", ["xs", "g", "b"], ["y", "mean", "inv_std"], name="ln", axis=-1)
+    m = model([oh.make_node("Mul", ["x", "s"], ["xs"], name="scale"), node], {"x": [2, 4, 16]},
+              ["y", "mean", "inv_std"], {"s": np.array(1e3, np.float32), "g": w(16, seed=1), "b": w(16, seed=2)})
+    x = {"x": np.random.default_rng(5).standard_normal((2, 4, 16)).astype(np.float32)}
+    ref = run_ort(m, x)
+    got = onnx2mil.predict(onnx2mil.build_coreml(m, compute_precision="fp32", config=SCALED_LN), x)
+    for name in ("y", "mean", "inv_std"):
+        np.testing.assert_allclose(got[name], ref[name], rtol=1e-5, atol=1e-5 * np.abs(ref[name]).max())

@@ -51,3 +51,36 @@ def original_shape(ctx, x):
     if is_static(x.shape):
         return np.array(x.shape, dtype=np.int32)
     return mb.shape(x=x, name=ctx.tmp("input_shape"))
+
+
+def scaled_normalize(ctx, x, axes, eps: float, mean_name: str = None, inv_std_name: str = None):
+    """``(x - mean) / sqrt(var + eps)`` over ``axes`` with no intermediate beyond fp16's range: the
+    centred input is divided by ``s = max(1, max|x - mean|)`` per group and the epsilon by ``s^2``
+    (a norm is scale-invariant but for its epsilon: LN(x, eps) = LN(x / s, eps / s^2)); the
+    ``norm_fp16: scaled`` lowering (hazard ``norm_fp16_overflow``).
+
+    Why a runtime ``s`` and not a constant chosen at build time: a constant must fit the data (too
+    small and the squares still overflow, too large and the squares of ordinary activations fall
+    into fp16's subnormals), while ``s`` from the group itself keeps |y| <= 1, so y^2 <= 1; and since
+    max|y| = 1 whenever s > 1, var(y) >= 1 / group size: the rescaled epsilon may underflow fp16
+    without a 0 / 0 (a constant group has s = 1 and keeps eps). Why not the fused op: its epsilon
+    must be a constant, and eps / s^2 is not. Groups with max|x - mean| <= 1 are computed as
+    without the rewrite. Cost: 13 MIL ops in place of one fused norm; exact in fp32 up to rounding.
+    coremltools' torch rms_norm rescales without rescaling eps (coremltools#2821): this does both.
+    Returns the normalized value, the mean and ``1 / sqrt(var + eps)`` of ``x`` (None unless
+    ``inv_std_name`` is given).
+    """
+    mean = mb.reduce_mean(x=x, axes=axes, keep_dims=True, name=mean_name or ctx.tmp("mean"))
+    centered = mb.sub(x=x, y=mean, name=ctx.tmp("centered"))
+    peak = mb.reduce_max(x=mb.abs(x=centered, name=ctx.tmp("abs")), axes=axes, keep_dims=True, name=ctx.tmp("peak"))
+    s = mb.maximum(x=peak, y=const_like(1.0, x), name=ctx.tmp("scale"))
+    y = mb.real_div(x=centered, y=s, name=ctx.tmp("rescaled"))
+    var = mb.reduce_mean(x=mb.mul(x=y, y=y, name=ctx.tmp("squared")), axes=axes, keep_dims=True, name=ctx.tmp("var"))
+    # eps / s^2 as (sqrt(eps) / s)^2: never above eps; its fp16 underflow is harmless (var(y) >= 1/n)
+    root = mb.real_div(x=const_like(np.sqrt(eps), x), y=s, name=ctx.tmp("eps_root"))
+    eps_scaled = mb.mul(x=root, y=root, name=ctx.tmp("eps_scaled"))
+    inv_std = mb.rsqrt(x=mb.add(x=var, y=eps_scaled, name=ctx.tmp("var_eps")), name=ctx.tmp("inv_std_scaled"))
+    normalized = mb.mul(x=y, y=inv_std, name=ctx.tmp("normalized"))
+    if inv_std_name is None:
+        return normalized, mean, None
+    return normalized, mean, mb.real_div(x=inv_std, y=s, name=inv_std_name)  # of x: 1 / (s sqrt(var(y) + eps'))

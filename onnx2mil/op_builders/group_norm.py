@@ -1,6 +1,7 @@
-"""ONNX GroupNormalization -> reshape (N, G, -1) -> MIL ``layer_norm`` over the last axis -> reshape
-back, then scale and bias. Opset 18 takes per-group scale/bias (shape G, applied on the grouped
-view); opset 21 per-channel (shape C, applied after reshaping back) and stash_type.
+"""ONNX GroupNormalization -> reshape (N, G, -1) -> MIL ``layer_norm`` over the last axis (or
+``scaled_normalize`` with lowering.norm_fp16: scaled) -> reshape back, then scale and bias. Opset 18
+takes per-group scale/bias (shape G, applied on the grouped view); opset 21 per-channel (shape C,
+applied after reshaping back) and stash_type.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
 from ._common import Refuse, const_like, require_float_input
-from ._normalization import operand_like, original_shape, stash_in_fp32
+from ._normalization import operand_like, original_shape, scaled_normalize, stash_in_fp32
 
 
 def grouped_shape(ctx, x, groups: int, out: str):
@@ -33,7 +34,10 @@ def group_norm(node, ctx):
     eps = float(node.attr("epsilon"))
     x, stashed = stash_in_fp32(ctx, node, x) if node.opset >= 21 else (x, False)
     grouped = mb.reshape(x=x, shape=grouped_shape(ctx, x, groups, out), name=ctx.tmp("grouped"))
-    y = mb.layer_norm(x=grouped, axes=[2], epsilon=const_like(eps, x), name=ctx.tmp("normalized"))
+    if ctx.config.lowering("norm_fp16", node.name) == "scaled":  # fp16-safe statistics (_normalization.py)
+        y = scaled_normalize(ctx, grouped, [2], eps)[0]
+    else:
+        y = mb.layer_norm(x=grouped, axes=[2], epsilon=const_like(eps, x), name=ctx.tmp("normalized"))
     last = ctx.tmp("fp32") if stashed else ctx.mil_name(out)
     if node.opset < 21:  # per-group scale and bias, broadcast as (G, 1) over (N, G, -1)
         y = mb.mul(x=y, y=operand_like(ctx, node, 1, grouped), name=ctx.tmp("scaled"))

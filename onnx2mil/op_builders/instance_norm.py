@@ -12,7 +12,7 @@ from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
 from ._common import const_like, require_float_input
-from ._normalization import operand_like, original_shape
+from ._normalization import operand_like, original_shape, scaled_normalize
 
 
 def _merged_spatial_shape(ctx, x, out: str):
@@ -40,7 +40,11 @@ def instance_norm(node, ctx):
         view = x
     name = ctx.mil_name(out) if view is x else ctx.tmp("4d")
     scale, bias = ctx.const(node.inputs[1]), ctx.const(node.inputs[2])
-    if scale is not None and bias is not None:
+    if ctx.config.lowering("norm_fp16", node.name) == "scaled":  # fp16-safe statistics (_normalization.py)
+        y = scaled_normalize(ctx, view, list(range(2, view.rank)), eps)[0]
+        y = mb.mul(x=y, y=operand_like(ctx, node, 1, view), name=ctx.tmp("scaled"))
+        y = mb.add(x=y, y=operand_like(ctx, node, 2, view), name=name)
+    elif scale is not None and bias is not None:
         y = mb.instance_norm(x=view, gamma=const_like(scale, x), beta=const_like(bias, x),
                              epsilon=const_like(eps, x), name=name)
     else:  # scale or bias computed in the graph: normalize, then apply them per channel

@@ -1,7 +1,8 @@
 """ONNX LayerNormalization (opset 17+) -> MIL ``layer_norm`` over axes [axis, rank), with constant
 scale/bias as gamma/beta or, when computed in the graph, as a mul/add after it; the Mean /
 InvStdDev outputs expand to reduce_mean / rsqrt. stash_type=1 on an fp16 input computes in fp32
-between two casts.
+between two casts. With ``lowering.norm_fp16: scaled`` the statistics are taken on a rescaled input
+(``scaled_normalize``) so that no fp16 intermediate overflows.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from coremltools.converters.mil import Builder as mb
 
 from ..backend.convert.registry import op_builder
 from ._common import const_like, require_axis, require_float_input
-from ._normalization import stash_in_fp32, trailing_operand
+from ._normalization import scaled_normalize, stash_in_fp32, trailing_operand
 
 
 def normalize(ctx, x, axes, eps: float, out: str, mean_name: str = None, inv_std_name: str = None):
@@ -54,7 +55,12 @@ def layer_norm(node, ctx):
     scale = ctx.const(node.inputs[1])
     bias = ctx.const(node.inputs[2]) if node.has_input(2) else None
     static = all(isinstance(d, int) for d in normalized_shape)
-    if not any(stats) and static and _fits(scale, normalized_shape) and (
+    if ctx.config.lowering("norm_fp16", node.name) == "scaled":
+        y, mean, inv_std = scaled_normalize(
+            ctx, x, axes, eps, mean_name=ctx.mil_name(stats[0]) if stats[0] else None,
+            inv_std_name=ctx.mil_name(stats[1]) if stats[1] else None)
+        y = affine(ctx, node, y, x, out, y_name)
+    elif not any(stats) and static and _fits(scale, normalized_shape) and (
             not node.has_input(2) or _fits(bias, normalized_shape)):
         y = mb.layer_norm(
             x=x, axes=axes, gamma=const_like(np.broadcast_to(scale, normalized_shape), x),

@@ -10,7 +10,7 @@ import onnx
 from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
 from ... import __version__
-from ...errors import InputError, InvalidModelError, OptionError, UnsupportedOperatorError
+from ...errors import InputError, InvalidModelError, OptionError, StaticAxisError, UnsupportedOperatorError
 from . import pipeline as pipeline_mod
 from .config import Config
 from .context import DEFAULT_DIM_UPPER, BuildContext
@@ -60,13 +60,14 @@ def _dims(shape) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
 
-def _input_overrides(declared: Mapping[str, TensorInfo], inputs) -> tuple[dict, dict, dict]:
+def _input_overrides(declared: Mapping[str, TensorInfo], inputs) -> tuple[dict, dict, dict, dict]:
     """From ``inputs=``, by ONNX input name: placeholder shapes (ints and MIL symbols), the
-    ct.TensorTypes given, and the shapes the loader re-infers the graph with (ints and dim_param
+    ct.TensorTypes given, the shapes the loader re-infers the graph with (ints and dim_param
     names: a flexible dim keeps the ONNX dim_param at its axis, so dims the graph ties together stay
-    tied, else it is named after its input and axis)."""
+    tied, else it is named after its input and axis), and the dims made flexible on axes the ONNX
+    model has static ({dim name: (input, axis, ONNX size)})."""
     if inputs is None:
-        return {}, {}, {}
+        return {}, {}, {}, {}
     if isinstance(inputs, Mapping):
         unknown = [k for k in inputs if k not in declared]
         if unknown:
@@ -88,7 +89,7 @@ def _input_overrides(declared: Mapping[str, TensorInfo], inputs) -> tuple[dict, 
             types_[t.name] = t
             if t.shape is not None:
                 shapes[t.name] = _check_shape(declared, t.name, t.shape.symbolic_shape)
-    loader_shapes, names = {}, {}
+    loader_shapes, names, made_flexible = {}, {}, {}
     for name, shape in shapes.items():
         onnx_shape = declared[name].shape
         dims = []
@@ -100,9 +101,47 @@ def _input_overrides(declared: Mapping[str, TensorInfo], inputs) -> tuple[dict, 
             if key not in names:
                 onnx_dim = onnx_shape[axis] if onnx_shape is not None else None
                 names[key] = onnx_dim if isinstance(onnx_dim, str) else f"{name}_dim{axis}"
+            if isinstance(onnx_shape[axis] if onnx_shape is not None else None, int):
+                made_flexible.setdefault(names[key], []).append((name, axis, onnx_shape[axis]))
             dims.append(names[key])
         loader_shapes[name] = tuple(dims)
-    return shapes, types_, loader_shapes
+    return shapes, types_, loader_shapes, made_flexible
+
+
+# Input axes a node's weights fix (the input channels of Conv and the norms): {op type: axis of input 0}.
+_CHANNEL_AXIS = {"Conv": 1, "ConvTranspose": 1, "BatchNormalization": 1, "InstanceNormalization": 1,
+                 "GroupNormalization": 1}
+
+
+def _weight_fixed_axis(graph: LoadedGraph, node) -> Optional[int]:
+    """The axis of ``node``'s input 0 its constant weights fix, if any: the channels of Conv and the
+    norms, the contracted dim of MatMul / Gemm by a constant matrix."""
+    if node.op_type in _CHANNEL_AXIS:
+        return _CHANNEL_AXIS[node.op_type]
+    if node.op_type in ("MatMul", "Gemm") and len(node.inputs) > 1 and node.inputs[1] in graph.constants:
+        return 0 if node.op_type == "Gemm" and node.attr("transA", 0) else -1
+    return None
+
+
+def _check_flexible_axes(graph: LoadedGraph, made_flexible: Mapping[str, tuple]) -> None:
+    """A dim ``inputs=`` made flexible on an axis the ONNX model has static must not reach an axis
+    the weights fix (a Conv's input channels): an InputError names the input, the dim and the node.
+    (A time or sequence axis reaches no such axis and stays flexible.)"""
+    if not made_flexible:
+        return
+    for node in graph.nodes:
+        axis = _weight_fixed_axis(graph, node) if node.inputs and node.inputs[0] else None
+        info = graph.info.get(node.inputs[0]) if axis is not None else None
+        if info is None or info.shape is None or not info.shape:
+            continue
+        dim = info.shape[axis]
+        if isinstance(dim, str) and dim in made_flexible:
+            name, at, size = made_flexible[dim][0]
+            raise StaticAxisError(name, f"dim {at} is flexible in inputs=, but the ONNX model has it static ({size}) and "
+                                   f"node '{node.name}' ({node.op_type}) needs it static: its weights fix axis "
+                                   f"{axis % len(info.shape)} of its input '{node.inputs[0]}' (give dim {at} as "
+                                   f"{size}, or export with that axis dynamic)",
+                                  [(n, a) for n, a, _ in made_flexible[dim]])
 
 
 _IMAGE_CHANNELS = {"RGB": 3, "BGR": 3, "G": 1, "G_FLOAT16": 1}
@@ -126,6 +165,32 @@ def _check_image(declared: Mapping[str, TensorInfo], t) -> None:
     dtype = declared[t.name].dtype
     if dtype is not None and np.dtype(dtype).kind != "f":
         raise InputError(t.name, f"an ImageType input must be float in the ONNX model, not {np.dtype(dtype)}")
+
+
+def _check_image_output(graph: LoadedGraph, t) -> None:
+    """An ImageType output as ct.convert takes one: no shape, scale 1, no bias, channel_first unset
+    (an output is not deprocessed), and a float tensor (1, C, H, W) with the colour layout's C; else
+    an OptionError naming the output."""
+    def refuse(reason: str):
+        raise OptionError("outputs", f"image output '{t.name}': {reason}")
+
+    if t.shape is not None:
+        refuse("give no shape (it is the tensor's own, as with ct.convert)")
+    if t.scale != 1.0 or not (t.bias is None or np.all(np.asarray(t.bias, dtype=np.float64) == 0)):
+        refuse(f"scale {t.scale} / bias {t.bias}: an output is not deprocessed (as with ct.convert, scale must "
+               "be 1 and bias 0): scale the tensor in the model")
+    if t.channel_first is not None:
+        refuse("channel_first must be unset (the output is the tensor's NCHW layout)")
+    info = graph.info.get(t.name)
+    shape = info.shape if info is not None else None
+    channels = _IMAGE_CHANNELS[t.color_layout.value]
+    if shape is None or len(shape) != 4:
+        refuse(f"an image output must be rank 4 (1, C, H, W), the tensor's shape is {shape}")
+    if shape[0] != 1 or shape[1] != channels:
+        refuse(f"colour layout {t.color_layout.value} needs shape (1, {channels}, H, W), the tensor's is "
+               f"{_dims(shape)}")
+    if info.dtype is not None and np.dtype(info.dtype).kind != "f":
+        refuse(f"an image output must be float, not {np.dtype(info.dtype)}")
 
 
 def _renamed(t, mil_name: str):
@@ -231,17 +296,19 @@ def build_coreml(
     proto = read_model(model)
     if not proto.HasField("graph"):
         raise InvalidModelError("model has no graph")
-    shapes, given_types, loader_shapes = _input_overrides(graph_inputs(proto), inputs)
+    shapes, given_types, loader_shapes, made_flexible = _input_overrides(graph_inputs(proto), inputs)
     graph = load_graph(proto, input_shapes=loader_shapes, max_constant_bytes=cfg.data["limits"]["max_constant_bytes"])
+    _check_flexible_axes(graph, made_flexible)
     cfg.check_nodes([n.name for n in (*graph.nodes, *graph.folded)]
                     + [n.name for g in subgraphs(graph.model.graph) for n in g.node])
     if not graph.inputs:
         raise InvalidModelError("model has no non-constant inputs; CoreML needs at least one input")
+    image_outputs = {}
     if outputs is not None:
-        if any(isinstance(o, ct.ImageType) for o in outputs):
-            raise OptionError("outputs", "image outputs (ct.ImageType) are not supported: name the output "
-                                         "tensors; the model returns them as multi-arrays")
         _prune(graph, [getattr(o, "name", o) for o in outputs])
+        image_outputs = {o.name: o for o in outputs if isinstance(o, ct.ImageType)}
+        for t in image_outputs.values():
+            _check_image_output(graph, t)
     types_ = _flexible_types(graph, given_types, shapes)
 
     ctx = BuildContext(graph, cfg, target, input_bounds=_input_bounds(types_))
@@ -253,6 +320,10 @@ def build_coreml(
         pipeline_mod.warn_fp16_overflow(graph.nodes, graph.constants)
     with pipeline_mod.coremltools_session():  # emission and conversion, one build at a time
         prog = emit_program(ctx, shapes)
+        if image_outputs:  # ct.convert takes `outputs=` for frontends only: a pymil program carries them
+            prog.functions["main"].set_output_types([
+                ct.ImageType(name=ctx.mil_name(o), color_layout=image_outputs[o].color_layout) if o in image_outputs
+                else ct.TensorType(name=ctx.mil_name(o)) for o in graph.outputs])
         tensor_types = [_renamed(t, ctx.mil_name(name)) for name, t in types_.items()] or None
         mlmodel = pipeline_mod.convert(
             prog, target=target, compute_precision=precision_of(compute_precision),
@@ -272,6 +343,7 @@ def build_coreml(
         "tensors": {o: tensors.get(o) for node in graph.nodes for o in node.outputs if o},
         "unobservable": unobservable,
         "image_inputs": image_preprocessing(types_),
+        "image_outputs": {o: t.color_layout.value for o, t in image_outputs.items()},
         "folded": [o for node in graph.folded for o in node.outputs if o],
         "precision": "fp32" if precision_of(compute_precision) == ct.precision.FLOAT32 else "fp16",
     }

@@ -15,9 +15,14 @@ LOWERINGS: dict[str, tuple[str, ...]] = {
     # ANE adds a rank-3 conv_transpose bias to the first elements only (MNN/BigVGAN report).
     "conv_transpose_1d": ("as_2d", "native", "split_bias"),
     "conv_1d": ("native", "as_2d"),
+    # A fused norm's (x - mean)^2 overflows fp16 for deviations above ~256 (hazards.py
+    # norm_fp16_overflow); "scaled" normalizes (x - mean) / s with eps / s^2 (op_builders/layer_norm.py).
+    "norm_fp16": ("native", "scaled"),
 }
-# Where each lowering choice applies: the ONNX op type and the rank of its input 0.
-LOWERING_SITES: dict[str, tuple[str, int]] = {"conv_transpose_1d": ("ConvTranspose", 3), "conv_1d": ("Conv", 3)}
+# Where each lowering choice applies: the ONNX op types and the rank of their input 0 (None: any).
+LOWERING_SITES: dict[str, tuple[tuple[str, ...], Optional[int]]] = {
+    "conv_transpose_1d": (("ConvTranspose",), 3), "conv_1d": (("Conv",), 3),
+    "norm_fp16": (("LayerNormalization", "GroupNormalization", "InstanceNormalization"), None)}
 
 DEFAULTS: dict[str, Any] = {
     "lowering": {key: variants[0] for key, variants in LOWERINGS.items()},

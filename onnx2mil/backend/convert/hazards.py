@@ -8,7 +8,8 @@ where it could arise) — and the rewrite that avoids it, if onnx2mil has one: a
 reads this table; adding a hazard is one entry here and one test case in tests/test_lint.py.
 
 A MIL pattern returns the ops that carry the hazard in the emitted program; an ONNX site with no
-such op was rewritten away. A hazard without a MIL pattern is judged on the ONNX graph alone.
+such op was rewritten away. A hazard without a MIL pattern is judged on the ONNX graph alone; one
+that depends on the data (``range_ops``) is found by the fp16 range analysis on the user's inputs.
 """
 from __future__ import annotations
 
@@ -61,6 +62,8 @@ class Hazard:
     rewrite: Optional[Rewrite] = None
     mil_pattern: Optional[Callable] = None    # Program -> [mil op]
     onnx_pattern: Optional[Callable] = None   # LoadedGraph -> [OnnxNode]
+    # Data-dependent hazards: the MIL ops whose fp16 range ``lint --fp16-range`` checks for it.
+    range_ops: tuple[str, ...] = ()
 
     @property
     def default_applied(self) -> bool:
@@ -329,6 +332,16 @@ HAZARDS: tuple[Hazard, ...] = (
         "on the Neural Engine in fp16 exp overflows for x > ~11.09: the output becomes inf, then NaN",
         ("https://github.com/apple/coremltools/issues/2729",), NE_UNITS,
         mil_pattern=_log_cumsum_exp),
+    Hazard(
+        "norm_fp16_overflow", "LayerNormalization / GroupNormalization / InstanceNormalization (fused norms)",
+        "a norm computed in fp16 squares its centred input: finite inputs whose deviations from the mean "
+        "exceed ~256 give (x - mean)^2 > 65504, the variance becomes inf and the output collapses to "
+        "beta (data-dependent: found by lint --fp16-range, not by the graph's form)",
+        ("https://github.com/apple/coremltools/issues/2110", "https://github.com/apple/coremltools/issues/1671",
+         "https://github.com/ml-explore/mlx/issues/4228", "https://github.com/microsoft/onnxruntime/issues/17692"),
+        NE_UNITS, rewrite=Rewrite("(x - mean) / s with eps / s^2, s = max(1, max|x - mean|)", "norm_fp16",
+                                  ("scaled",)),
+        range_ops=("layer_norm", "instance_norm")),
     Hazard(
         "rnn_off_ne", "LSTM / GRU / RNN",
         "RNN and LSTM are not supported on the Neural Engine: the model runs them on the CPU",

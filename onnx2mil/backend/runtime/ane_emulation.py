@@ -13,6 +13,11 @@ What it reproduces (the hazards of ``hazards.py`` documented precisely enough to
   cliff, ~10.4);
 - ``logsumexp_fp16``: ``reduce_log_sum_exp`` is 0 where sum(exp(x)) over its axes exceeds fp16's
   max (no max shift: coremltools#2690).
+- ``norm_fp16_overflow``: a fused ``layer_norm`` / ``instance_norm`` takes its statistics in fp16:
+  in a group where (x - mean)^2 exceeds fp16's max the variance is inf and the normalized value 0,
+  so the output is beta (0 without one) — the collapse reported for fp16 statistics by
+  ml-explore/mlx#4228 and onnxruntime#17692; that the NE's fused kernel does the same is this
+  emulation's assumption (coremltools#2110 / #1671 report fp16 intermediate overflow, not the values).
 
 Only the vars of the main function's top-level block are emulated (ops inside control-flow
 bodies run as on the plain interpreter).
@@ -75,6 +80,25 @@ def _log_sum_exp_overflow(op) -> Callable:
     return apply
 
 
+def _norm_variance_overflow(op) -> Callable:
+    def apply(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        if op.op_type == "layer_norm":
+            axes = tuple(range(x.ndim)) if op.axes is None else tuple(int(a) % x.ndim for a in op.axes.val)
+            shape = [x.shape[i] if i in axes else 1 for i in range(x.ndim)]
+        else:  # instance_norm: per (n, c) over the spatial dims; beta per channel
+            axes = tuple(range(2, x.ndim))
+            shape = [1, x.shape[1]] + [1] * (x.ndim - 2)
+        deviation = x - x.mean(axis=axes, keepdims=True)
+        overflow = np.max(deviation * deviation, axis=axes, keepdims=True) > FP16_MAX
+        if not overflow.any():
+            return y
+        beta = 0.0 if op.beta is None or op.beta.val is None else np.asarray(op.beta.val, np.float64).reshape(shape)
+        return np.where(overflow, np.broadcast_to(beta, y.shape), y).astype(y.dtype)
+
+    return apply
+
+
 def observers(prog, function: str = "main") -> dict[str, Callable]:
     """``{var name: callback}`` for ``interpreter.run_program(observe=...)`` that turn the plain
     interpreter into the emulated Neural Engine."""
@@ -88,6 +112,8 @@ def observers(prog, function: str = "main") -> dict[str, Callable]:
             effects[op.outputs[0].name] = (op.x.name, _softplus_cliff)
         elif op.op_type == "reduce_log_sum_exp":
             effects[op.outputs[0].name] = (op.x.name, _log_sum_exp_overflow(op))
+        elif op.op_type in ("layer_norm", "instance_norm"):
+            effects[op.outputs[0].name] = (op.x.name, _norm_variance_overflow(op))
     wanted = {source for source, _ in effects.values() if source is not None}
     seen: dict[str, np.ndarray] = {}  # the emulated values of the inputs the effects read
 

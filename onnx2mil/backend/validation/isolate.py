@@ -181,8 +181,8 @@ def single_node_model(model: onnx.ModelProto, node_name: str, values: Mapping[st
 
 
 def lowering_variants(op_type: str, input_rank: Optional[int]) -> tuple[Optional[str], tuple[str, ...]]:
-    for key, (site_op, site_rank) in LOWERING_SITES.items():
-        if op_type == site_op and input_rank == site_rank:
+    for key, (site_ops, site_rank) in LOWERING_SITES.items():
+        if op_type in site_ops and site_rank in (None, input_rank):
             return key, LOWERINGS[key]
     return None, (DEFAULT_VARIANT,)
 

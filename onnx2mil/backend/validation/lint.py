@@ -115,10 +115,11 @@ class LintReport:
 
         table = Table(title=escape(f"fp16 range: values an fp16 run (any fp16 build; the Neural Engine always) "
                                    f"cannot hold [{FP16_RANGE_REFERENCE}]"))
-        for col in ("node", "op", "where", "peak |value| (fp32)", "detail"):
+        for col in ("node", "op", "where", "peak |value| (fp32)", "detail", "rewrite"):
             table.add_column(col)
         for r in self.fp16_range:
-            table.add_row(escape(r.node), r.op_type, r.kind, f"{r.peak:.3g}", escape(r.detail))
+            table.add_row(escape(r.node), r.op_type, r.kind, f"{r.peak:.3g}", escape(r.detail),
+                          escape(f"{r.hazard}: {r.rewrite}" if r.rewrite else "none known"))
         return table
 
 
@@ -279,6 +280,8 @@ class RangeFinding:
     peak: float            # max |value| in fp32 (of the intermediate for "intermediate")
     kind: str              # "output" | "intermediate"
     detail: str
+    hazard: str = ""       # the hazards.HAZARDS entry it is, when one is known
+    rewrite: str = ""      # the config that avoids it, when onnx2mil has one
 
 
 def _squared_peak(op, values) -> float:
@@ -295,6 +298,20 @@ def _squared_peak(op, values) -> float:
             axes = tuple(range(2, x.ndim))
         x = x - x.mean(axis=axes, keepdims=True)
     return float(np.max(x * x)) if x.size else 0.0
+
+
+def _range_hazard(mil_op: str, op_type: str, node: str) -> tuple[str, str]:
+    """The data-dependent hazard (``Hazard.range_ops``) a fused op's overflow is, and the config
+    that avoids it at ``node`` when onnx2mil has a rewrite for that ONNX op."""
+    from ..convert.config import LOWERING_SITES
+
+    for hazard in hazards_mod.HAZARDS:
+        if mil_op in hazard.range_ops:
+            rw = hazard.rewrite
+            if rw is None or rw.lowering is None or op_type not in LOWERING_SITES[rw.lowering][0]:
+                return hazard.key, ""
+            return hazard.key, f"node_lowering: {{{node}: {{{rw.lowering}: {rw.variants[0]}}}}}"
+    return "", ""
 
 
 def fp16_range(model, feeds=None, *, seed: int = 0, **build_options) -> list[RangeFinding]:
@@ -340,5 +357,5 @@ def fp16_range(model, feeds=None, *, seed: int = 0, **build_options) -> list[Ran
             if peak > FP16_MAX:
                 found.append(RangeFinding(node, op_type, op.name, peak, "intermediate",
                                           f"{op.op_type}'s {_SQUARING[op.op_type]} reaches {peak:.3g} > fp16 max "
-                                          f"{FP16_MAX:g}"))
+                                          f"{FP16_MAX:g}", *_range_hazard(op.op_type, op_type, node)))
     return found
