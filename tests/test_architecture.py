@@ -145,3 +145,14 @@ def test_the_rule_is_checked_on_every_backend_module():
     assert {f"backend.{f}" for f in folders} <= set(ALLOWED)
     loose = [p.name for p in (PKG / "backend").glob("*.py") if p.name != "__init__.py"]
     assert not loose, f"modules outside a layer folder: {loose}"
+
+
+def test_every_package_folder_is_packaged():
+    """pyproject lists the packages by hand (models/ installs as onnx2mil.models, which setuptools'
+    discovery cannot map): every folder with an __init__.py must be in the list, and nothing else."""
+    import tomllib
+
+    listed = set(tomllib.loads((PKG.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(PKG.parent).parts) for p in PKG.rglob("__init__.py")}
+    found.add("onnx2mil.models")
+    assert listed == found, f"missing from pyproject: {sorted(found - listed)}; listed but absent: {sorted(listed - found)}"
