@@ -23,6 +23,7 @@ from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY  #
 
 from ...errors import Onnx2MilError
 from ..convert import pipeline as pipeline_mod
+from ..runtime.predict import predict
 
 MODES = ("linear", "palettize", "palettize-uniform")
 COMPRESSED_WEIGHT_OPS = ("constexpr_lut_to_dense", "constexpr_affine_dequantize", "constexpr_blockwise_shift_scale",
@@ -99,8 +100,6 @@ def output_sensitivity(mlmodel, layers: list[str], feeds, reference: dict, *, mo
     """{MIL op: worst output error (max abs err / max|ref|) with only that op's weights
     compressed}: how much each layer's compression reaches the outputs, one build per layer.
     ``reference``: the model's outputs from onnxruntime, keyed by ONNX name."""
-    from ..runtime.predict import predict
-
     out = {}
     for k, layer in enumerate(layers):
         if progress:

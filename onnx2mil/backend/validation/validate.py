@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
+import coremltools as ct
 import numpy as np
 import onnx
 from onnx import numpy_helper
@@ -26,9 +27,10 @@ from ..convert.build import build_coreml, precision_of
 from ..convert.config import Config
 from ..convert.loader import read_model
 from ..runtime import coreml
-from ..runtime.predict import ANE_EMULATION, RUNTIMES, pixel_arrays, predict
+from ..runtime.predict import ANE_EMULATION, RUNTIMES, pixel_arrays, predict, program
 from .bisect import bisect
 from .compare import compare, input_rounding_allowance
+from .compress import compressed_weights
 from .reference import (OnnxNodeInfo, image_feeds, make_inputs, mil_feeds, run_reference, topological_nodes,
                         with_static_inputs)
 from .report import COMPARED, FAIL, FOLDED, FUSED, LOSSY, MISSING, PASS, Divergence, LayerResult, ValidationReport
@@ -433,9 +435,6 @@ def _allowance(reference: Mapping, feeds: Mapping, magnitudes: Mapping[str, floa
 
 def _mark_compressed(rows: list[LayerResult], mlmodel) -> dict:
     """Rows whose op reads a compressed weight: named, and ``lossy`` rather than failing."""
-    from .compress import compressed_weights
-    from ..runtime.predict import program
-
     compressed = compressed_weights(program(mlmodel), {row.mil_var for row in rows if row.mil_var})
     for row in rows:
         if row.mil_var in compressed:
@@ -466,8 +465,6 @@ def _rank_compression(rows: list[LayerResult], baseline: ValidationReport, compr
 
 
 def _target_of(mlmodel):
-    import coremltools as ct
-
     return ct.target(mlmodel.get_spec().specificationVersion)
 
 
