@@ -43,6 +43,7 @@ from coremltools.converters.mil.mil.scope import ScopeSource
 from coremltools.proto import Model_pb2
 from google.protobuf.message import DecodeError
 
+from .passes import FP16_CAST, REPLACED, passes_streamlined, with_own_passes
 from ...errors import ConversionError, Onnx2MilError, PackageError, PrecisionWarning, SaveError
 
 COREMLTOOLS_LOCK = threading.RLock()
@@ -67,10 +68,13 @@ def removed_passes(config) -> tuple[str, ...]:
 
 def pass_pipeline(config, base: Optional[ct.PassPipeline] = None) -> ct.PassPipeline:
     """``base`` (coremltools' DEFAULT if None) without the passes that undo our lowerings."""
-    pipeline = ct.PassPipeline(pass_names=list((base or ct.PassPipeline.DEFAULT).passes),
+    pipeline = ct.PassPipeline(pass_names=with_own_passes(list((base or ct.PassPipeline.DEFAULT).passes)),
                                pipeline_name=getattr(base, "_pipeline_name", "default") if base else "default")
     if base is not None:
         pipeline.set_options_by_another_pipeline(base)
+        for theirs, ours in REPLACED.items():  # options given for a pass we replace apply to ours
+            if theirs in base._pass_options:
+                pipeline._pass_options[ours] = base._pass_options[theirs]
     pipeline.remove_passes([p for p in removed_passes(config) if p in pipeline.passes])
     return pipeline
 
@@ -144,6 +148,9 @@ def convert(prog: Program, *, target, compute_precision, compute_units, pipeline
     """``ct.convert`` of a pymil program. The package it writes lives in onnx2mil's own temporary
     folder (see ``_build_package_dir``) and is removed when the MLModel is garbage collected."""
 
+    if compute_precision != ct.precision.FLOAT16:  # ct.convert removes only coremltools' own fp16 pass
+        pipeline.remove_passes([FP16_CAST])
+
     def run(package_dir):
         with quiet(verbose):
             # ct.convert ends with a full gc.collect(), whose cost grows with the caller's heap (0.25 s
@@ -153,7 +160,7 @@ def convert(prog: Program, *, target, compute_precision, compute_units, pipeline
             # purpose and numpy warns "overflow encountered in cast" for each, anonymously; the build
             # names those nodes instead (``warn_fp16_overflow``). numpy's error state is thread-local.
             try:
-                with _validate_once(prog), np.errstate(over="ignore"):
+                with _validate_once(prog), passes_streamlined(prog), np.errstate(over="ignore"):
                     return ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=target,
                                       compute_precision=compute_precision, compute_units=compute_units,
                                       pass_pipeline=pipeline, inputs=inputs, package_dir=package_dir)

@@ -1,0 +1,93 @@
+"""onnx2mil's replacements inside coremltools' pass pipeline (onnx2mil/backend/convert/passes.py)
+change no program: built through them and through coremltools' own passes, every model here gives
+the same ops under the same names and bit-identical outputs. benchmarks/pass_costs.py measures what
+they save."""
+import contextlib
+
+import numpy as np
+import onnx
+import pytest
+from coremltools.converters.mil.mil.passes.defs.quantization import FP16ComputePrecision
+
+import onnx2mil
+from onnx2mil import models as reference_models
+from onnx2mil.backend.convert import passes, pipeline
+from real_exports import corpus
+
+# reduce_transposes changes bert_legacy and transformer-tiny; qwen2_legacy has while-free
+# rotary slicing and merged reshapes; the tiny BigVGAN has no transpose at all.
+MODELS = ["bigvgan-tiny", "transformer-tiny", "resnet-tiny", "bert_legacy", "qwen2_legacy", "encodec_decoder_legacy"]
+
+
+def load(name):
+    if name in reference_models.names():
+        return reference_models.build(name), reference_models.example_inputs(name)
+    return onnx.load(str(corpus.path(name))), corpus.make_feeds(name)
+
+
+def program_ops(mlmodel):
+    ops, stack = [], [pipeline.final_program(mlmodel).functions["main"]]
+    while stack:
+        block = stack.pop()
+        for op in block.operations:
+            ops.append((op.op_type, tuple(v.name for v in op.outputs), tuple(str(v.sym_type) for v in op.outputs)))
+            stack.extend(op.blocks)
+    return ops
+
+
+@pytest.fixture
+def coremltools_passes(monkeypatch):
+    """Builds inside run coremltools' own passes, as before onnx2mil replaced any."""
+    monkeypatch.setattr(pipeline, "with_own_passes", list)
+    monkeypatch.setattr(pipeline, "passes_streamlined", lambda prog: contextlib.nullcontext())
+    monkeypatch.setattr(pipeline, "FP16_CAST", "common::add_fp16_cast")
+
+
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+@pytest.mark.parametrize("name", MODELS)
+def test_same_program_as_coremltools_passes(name, precision, request):
+    model, feeds = load(name)
+    ours = onnx2mil.build_coreml(model, compute_precision=precision)
+    recorded = pipeline.read_pipeline(ours)["passes"]
+    assert "common::add_fp16_cast" not in recorded and "common::reduce_transposes" not in recorded
+    assert ("onnx2mil::add_fp16_cast" in recorded) == (precision == "fp16")
+    request.getfixturevalue("coremltools_passes")
+    theirs = onnx2mil.build_coreml(model, compute_precision=precision)
+    assert "common::reduce_transposes" in pipeline.read_pipeline(theirs)["passes"]
+    assert program_ops(ours) == program_ops(theirs)
+    got, expected = onnx2mil.predict(ours, feeds), onnx2mil.predict(theirs, feeds)
+    for name_ in expected:
+        np.testing.assert_array_equal(got[name_], expected[name_])
+
+
+@pytest.mark.parametrize("values", [
+    [1.0, -2.0], [65504.0, -65504.0], [65505.0], [-70000.0, 1.0], [1e38, -3.4e38, 5.0], [1e38, 70000.0],
+    [np.inf, -np.inf, 1.0], [np.nan, 1.0], [np.nan, 1e5], [], 3.0e5, -1.0,
+])
+def test_fp16_overflow_verdict_is_coremltools(values):
+    """Same verdict as coremltools' own check, which masks |v| < 1e38 and compares the max to 65504."""
+    value = np.array(values, dtype=np.float32)
+    magnitude = np.abs(np.expand_dims(value, 0))
+    theirs = bool(np.max(magnitude[np.where(magnitude < 1e38)], initial=0.0) > 65504)
+    assert passes._const_overflows_fp16(value) == theirs
+
+
+def test_fp16_pass_keeps_an_overflowing_op_in_fp32():
+    """A constant beyond fp16 keeps its op in fp32 through onnx2mil's fp16 pass, as through
+    coremltools' (FP16ComputePrecision.is_valid_op)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    big = numpy_helper.from_array(np.full((4,), 70000.0, np.float32), "big")
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "big"], ["y"]), helper.make_node("Relu", ["y"], ["z"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [4])], [big])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    mlmodel = onnx2mil.build_coreml(model)
+    ops = {op.op_type: op for op in pipeline.final_program(mlmodel).functions["main"].operations}
+    assert ops["mul"].outputs[0].dtype.__name__ == "fp32" and ops["relu"].outputs[0].dtype.__name__ == "fp16"
+    x = np.array([1.0, -1.0, 0.5, 0.25], np.float32)
+    # the mul is exact in fp32; relu then stores fp16 (70000 is beyond it: inf, as fp16 gives)
+    expected = np.maximum(x * 70000.0, 0).astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(onnx2mil.predict(mlmodel, {"x": x})["z"], expected)
+    assert issubclass(passes.add_fp16_cast, FP16ComputePrecision)
