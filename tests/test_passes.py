@@ -1,7 +1,8 @@
 """onnx2mil's replacements inside coremltools' pass pipeline (onnx2mil/backend/convert/passes.py)
 change no program: built through them and through coremltools' own passes, every model here gives
-the same ops under the same names and bit-identical outputs. benchmarks/pass_costs.py measures what
-they save."""
+the same ops under the same names, the same constants and bit-identical outputs, at fp16 (where
+onnx2mil's fp16 pass works in place instead of re-creating ops) and fp32.
+benchmarks/pass_costs.py and benchmarks/build_speed.py measure what they save."""
 import contextlib
 
 import numpy as np
@@ -26,13 +27,20 @@ def load(name):
 
 
 def program_ops(mlmodel):
-    ops, stack = [], [pipeline.final_program(mlmodel).functions["main"]]
+    """Every op in order with its outputs' names and types; constants by type and value (a weight
+    transposed at build time is named after the path that folded it: ``t_cast_fp16`` here,
+    ``t_cast_fp16_to_fp32_to_fp16`` through coremltools' pass)."""
+    ops, consts, stack = [], [], [pipeline.final_program(mlmodel).functions["main"]]
     while stack:
         block = stack.pop()
         for op in block.operations:
-            ops.append((op.op_type, tuple(v.name for v in op.outputs), tuple(str(v.sym_type) for v in op.outputs)))
+            types_ = tuple(str(v.sym_type) for v in op.outputs)
+            if op.op_type == "const":
+                consts.append((types_, np.asarray(op.outputs[0].val).tobytes()))
+            else:
+                ops.append((op.op_type, tuple(v.name for v in op.outputs), types_))
             stack.extend(op.blocks)
-    return ops
+    return ops, sorted(consts)
 
 
 @pytest.fixture
@@ -40,7 +48,7 @@ def coremltools_passes(monkeypatch):
     """Builds inside run coremltools' own passes, as before onnx2mil replaced any."""
     monkeypatch.setattr(pipeline, "with_own_passes", list)
     monkeypatch.setattr(pipeline, "passes_streamlined", lambda prog: contextlib.nullcontext())
-    monkeypatch.setattr(pipeline, "FP16_CAST", "common::add_fp16_cast")
+    monkeypatch.setattr(pipeline, "FP16_CAST", "common::add_fp16_cast")  # what ct.convert removes at fp32
 
 
 @pytest.mark.parametrize("precision", ["fp16", "fp32"])

@@ -30,7 +30,8 @@ import contextlib
 import logging
 
 import numpy as np
-from coremltools.converters.mil.mil import Program
+from coremltools.converters.mil.mil import Builder as mb
+from coremltools.converters.mil.mil import Program, types
 from coremltools.converters.mil.mil.block import Block, Function
 from coremltools.converters.mil.mil.passes.defs.optimize_repeat_ops import reduce_transposes as _ct_reduce_transposes
 from coremltools.converters.mil.mil.passes.defs.quantization import add_fp16_cast as _ct_add_fp16_cast
@@ -55,9 +56,38 @@ def _const_overflows_fp16(value) -> bool:
     return bool(np.max(magnitude[magnitude < 1e38], initial=0.0) > _FP16_MAX)
 
 
+class _Held:
+    """A value where ``FP16ComputePrecision._check_underflow_to_zero`` reads and rewrites it."""
+
+    def __init__(self, value):
+        self._sym_val = _Box(value)
+
+    @property
+    def val(self):
+        return self._sym_val.val
+
+
+class _Box:
+    def __init__(self, val):
+        self.val = val
+
+
 @register_pass(namespace="onnx2mil")
 class add_fp16_cast(_ct_add_fp16_cast):
-    """coremltools' ``common::add_fp16_cast`` with a fast overflow check (same verdicts)."""
+    """coremltools' ``common::add_fp16_cast``, done in place.
+
+    coremltools re-creates every op it makes fp16 through the MIL builder (``mb.<op>`` with a cast
+    on each fp32 input), casts each new output back to fp32, re-points every use, and leaves the
+    cast pairs and cast constants for ``cast_optimization`` and ``const_elimination`` to undo:
+    half of a small vocoder's fp16 build. Here the op keeps its identity: its fp32 constants are
+    replaced by fp16 constants, other fp32 inputs by one cast each, and its outputs are re-typed in
+    place; a cast back to fp32 is made only where a reader needs fp32 (an op left in fp32, a
+    parameter that stays fp32, a block output). Which ops and parameters become fp16, the
+    underflow nudge of small constants, and the names (``x_cast_fp16``, ``w_to_fp16``) are
+    coremltools' own (``is_valid_op``, ``should_cast_parameter``, ``_check_underflow_to_zero``);
+    an op with a ``dtype``-string parameter goes through coremltools' ``transform_op`` unchanged.
+    ``tests/test_passes.py`` checks the programs against coremltools' pass after the cleanup passes.
+    """
 
     @staticmethod
     def fp16_overflow(op) -> bool:
@@ -68,6 +98,108 @@ class add_fp16_cast(_ct_add_fp16_cast):
                         and _const_overflows_fp16(var.op.val.val)):
                     return True
         return False
+
+    def apply(self, prog):
+        if getattr(self, "skip_ops_by_type", set()) and self.op_selector is not None:
+            raise ValueError("The graph pass option `skip_ops_by_type` cannot be set along with the `op_selector` "
+                             "in FP16ComputePrecision. Please only use one method to control which ops to operate on.")
+        self._retyped: dict = {}  # var now fp16 that was fp32 -> its fp32 name
+        self._to_fp32: dict = {}  # such a var -> its cast back to fp32
+        self._stack: list = []  # per block: {fp32 var: its fp16 const or cast}
+        for f in prog.functions.values():
+            self._retype_block(f)
+        del self._retyped, self._to_fp32, self._stack
+
+    def _selected(self, op) -> bool:
+        if not self.is_valid_op(op):
+            return False
+        if self.op_selector is not None:
+            return self.op_selector(op)
+        return op.op_type not in getattr(self, "skip_ops_by_type", set())
+
+    def _retype_block(self, block):
+        self._stack.append({})
+        with block:
+            for op in list(block.operations):
+                for b in op.blocks:
+                    self._retype_block(b)
+                self._retype_op(op)
+            outputs = list(block.outputs)
+            if any(v in self._retyped for v in outputs):
+                block.set_outputs([self._fp32(v) if v in self._retyped else v for v in outputs])
+                if isinstance(block, Function):  # function outputs keep their names (as coremltools')
+                    for old, new in zip(outputs, block.outputs):
+                        if new is not old:
+                            new.name = self._retyped[old]
+        self._stack.pop()
+
+    def _retype_op(self, op) -> None:
+        selected = self._selected(op)
+        changed, new_inputs = False, {}
+        for param, inputs in op.inputs.items():
+            as_list = isinstance(inputs, (list, tuple))
+            old = list(inputs) if as_list else [inputs]
+            cast = selected and self.should_cast_parameter(op, param)
+            new = []
+            for var in old:
+                if cast and var.dtype == types.str and var.val == "int32":
+                    super().transform_op(op)  # coremltools' dtype-string rewrite, as it does it
+                    return
+                if cast and var in self._retyped:
+                    changed = True  # already fp16: read as it is
+                    new.append(var)
+                elif cast and var.is_tensor_or_scalar_of(dtype="fp32"):
+                    changed = True
+                    new.append(self._fp16(var, op))
+                elif var in self._retyped:  # stays fp32 here
+                    new.append(self._fp32(var))
+                else:
+                    new.append(var)
+            if any(n is not o for n, o in zip(new, old)):
+                new_inputs[param] = type(inputs)(new) if as_list else new[0]
+        if new_inputs:
+            op.set_inputs(no_check_var_types=True, **new_inputs)
+        if not (selected and changed):  # fp32 as before: re-typed inputs now read through casts back
+            return
+        was_fp32 = [v.is_tensor_or_scalar_of(dtype="fp32") for v in op.outputs]
+        names = [v.name for v in op.outputs]
+        op.type_value_inference(overwrite_output=True)
+        renamed = f"{op.name}_cast_{self.target_dtype}"
+        for var, name, fp32 in zip(op.outputs, names, was_fp32):
+            if name == op.name or name.startswith(op.name + "_"):
+                var.name = renamed + name[len(op.name):]
+            if fp32 and not var.is_tensor_or_scalar_of(dtype="fp32"):
+                self._retyped[var] = name
+        op.name = renamed
+
+    def _fp16(self, var, before_op):
+        """The fp16 form of fp32 ``var`` for ``before_op``: a constant when ``var`` is one."""
+        cache = self._stack[-1]
+        if var in cache:
+            return cache[var]
+        name = f"{var.name}_to_{self.target_dtype}"
+        if var.op is not None and var.op.op_type == "const":
+            value = _Held(np.float16(var.val) if np.isscalar(var.val) else np.asarray(var.val).astype(np.float16))
+            self._check_underflow_to_zero(value, var)  # coremltools' nudge of values fp16 would zero
+            new = mb.const(val=value.val, name=name, before_op=before_op)
+        else:
+            new = mb.cast(x=var, dtype=self.target_dtype, name=name, before_op=before_op)
+        Block._copy_metadata(var, new)
+        cache[var] = new
+        return new
+
+    def _fp32(self, var):
+        """A cast back to fp32 of re-typed ``var``, right after its producer (where coremltools puts it)."""
+        if var not in self._to_fp32:
+            producer = var.op
+            block = producer.enclosing_block
+            following = block.operations._get_node_from_op(producer).next
+            after = following.op if following is not None else None
+            with block:
+                self._to_fp32[var] = mb.cast(x=var, dtype=self.origin_dtype, name=f"{var.name}_to_{self.origin_dtype}",
+                                             before_op=after)
+            Block._copy_metadata(var, self._to_fp32[var])
+        return self._to_fp32[var]
 
 
 REPLACED = {COREMLTOOLS_FP16_CAST: FP16_CAST, "common::reduce_transposes": "onnx2mil::reduce_transposes"}
