@@ -99,3 +99,22 @@ def test_fp16_pass_keeps_an_overflowing_op_in_fp32():
     expected = np.maximum(x * 70000.0, 0).astype(np.float16).astype(np.float32)
     np.testing.assert_array_equal(onnx2mil.predict(mlmodel, {"x": x})["z"], expected)
     assert issubclass(passes.add_fp16_cast, FP16ComputePrecision)
+
+
+def test_fp16_op_selector_reaches_onnx2mil_fp16_pass():
+    """``compute_precision=ct.transform.FP16ComputePrecision(op_selector=...)``, as in ct.convert:
+    the ops the selector refuses stay fp32, the others become fp16."""
+    import coremltools as ct
+
+    model, feeds = load("bigvgan-tiny")
+    keep_fp32 = {"sin", "pow"}
+    mlmodel = onnx2mil.build_coreml(model, compute_precision=ct.transform.FP16ComputePrecision(
+        op_selector=lambda op: op.op_type not in keep_fp32))
+    ops = [op for op in pipeline.final_program(mlmodel).functions["main"].operations if op.op_type != "const"]
+    dtypes = {(op.op_type, op.outputs[0].dtype.__name__) for op in ops}
+    assert {("sin", "fp32"), ("pow", "fp32"), ("conv", "fp16")} <= dtypes
+    assert not {("sin", "fp16"), ("pow", "fp16")} & dtypes
+    reference = onnx2mil.predict(onnx2mil.build_coreml(model, compute_precision="fp32"), feeds)
+    got = onnx2mil.predict(mlmodel, feeds)
+    for name, ref in reference.items():  # still an fp16 program: within the fp16 tolerance of fp32
+        assert np.abs(got[name] - ref).max() <= 1e-2 * np.abs(ref).max()

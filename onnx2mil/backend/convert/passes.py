@@ -1,11 +1,11 @@
-"""What onnx2mil changes in how coremltools runs its passes, each exactly equivalent to what it
-replaces and measured on the 115M-parameter BigVGAN (``benchmarks/pass_costs.py``):
+"""What onnx2mil changes in how coremltools runs its passes, each equivalent to what it replaces
+(same program, bit-identical outputs: ``tests/test_passes.py``) and measured on the 115M-parameter
+BigVGAN and the small vocoder export (``benchmarks/pass_costs.py``, ``benchmarks/build_speed.py``):
 
-- ``onnx2mil::add_fp16_cast`` replaces ``common::add_fp16_cast``: the same transform, with the
-  overflow check done in two read-only reductions (``max``/``min``) before coremltools' masked
-  one. coremltools' check builds ``|w|``, a boolean mask, an int64 index array and a gathered copy
-  of every fp32 weight for every op that reads it (5.4 s of that model's fp16 build); a weight
-  within ±65504 needs none of them.
+- ``onnx2mil::add_fp16_cast`` replaces ``common::add_fp16_cast`` (the fp16 program, in place; see
+  the class). Its overflow check does two read-only reductions (``max``/``min``) before
+  coremltools' masked one, which builds ``|w|``, a boolean mask, an int64 index array and a
+  gathered copy of every fp32 weight for every op that reads it (5.4 s of the big model's build).
 - ``onnx2mil::reduce_transposes`` replaces ``common::reduce_transposes``: the same transform, run
   only on a function that holds a ``transpose`` (it cancels transposes and nothing else; on one
   without, coremltools' pass still walks and re-infers every op: 3 s over its three runs on that
@@ -21,8 +21,6 @@ replaces and measured on the 115M-parameter BigVGAN (``benchmarks/pass_costs.py`
     debug messages, ``logger.debug(f"...{prog}")``, whatever the log level (4.2 s in that profile);
     they render only when the message would be emitted.
 
-Checked by ``tests/test_passes.py``: every reference model and real export builds to the same
-program (op types and names) with bit-identical outputs as through coremltools' own passes.
 """
 from __future__ import annotations
 

@@ -39,6 +39,8 @@ from coremltools.converters.mil.converter import _reset_conversion_state
 from coremltools.converters.mil.frontend.milproto import load as milproto_load
 from coremltools.converters.mil.mil import Program
 from coremltools.converters.mil.mil.passes import pass_pipeline as _pass_pipeline_module
+from coremltools.converters.mil.mil.passes.defs.quantization import FP16ComputePrecision
+from coremltools.converters.mil.mil.passes.graph_pass import PassOption
 from coremltools.converters.mil.mil.scope import ScopeSource
 from coremltools.proto import Model_pb2
 from google.protobuf.message import DecodeError
@@ -148,7 +150,13 @@ def convert(prog: Program, *, target, compute_precision, compute_units, pipeline
     """``ct.convert`` of a pymil program. The package it writes lives in onnx2mil's own temporary
     folder (see ``_build_package_dir``) and is removed when the MLModel is garbage collected."""
 
-    if compute_precision != ct.precision.FLOAT16:  # ct.convert removes only coremltools' own fp16 pass
+    # ct.convert removes, or gives an FP16ComputePrecision's op_selector to, coremltools' own fp16 pass only
+    if isinstance(compute_precision, FP16ComputePrecision):
+        if compute_precision.op_selector is not None:
+            pipeline._pass_options[FP16_CAST] = [PassOption(option_name="op_selector",
+                                                            option_val=compute_precision.op_selector)]
+        compute_precision = ct.precision.FLOAT16  # the selector is ours now; ct.convert would set it on its pass
+    elif compute_precision != ct.precision.FLOAT16:
         pipeline.remove_passes([FP16_CAST])
 
     def run(package_dir):
