@@ -128,5 +128,44 @@ def test_external_data_leaving_the_model_folder_is_refused(tmp_path, location):
     (tmp_path / "model" / "linked").symlink_to(outside.parent, target_is_directory=True)
     (tmp_path / "model" / "link.bin").symlink_to(outside)
     relocate(path, str(outside) if location == "ABSOLUTE" else location)
-    with pytest.raises(onnx2mil.InvalidModelError, match="not a readable ONNX model .*(outside|symbolic link|absolute)"):
+    with pytest.raises(onnx2mil.InvalidModelError, match="external data cannot be read .*(outside|symbolic link|absolute)"):
+        onnx2mil.build_coreml(path)
+
+
+def large_external_model(folder, location="weights.bin"):
+    """A MatMul whose weight (64 x 128 = 8,192 elements) is above the loader's small-tensor size,
+    so the build reads it from the file itself instead of through protobuf."""
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((64, 128)).astype(np.float32), "w")
+    graph = oh.make_graph([oh.make_node("MatMul", ["x", "w"], ["y"], name="/mm")], "g",
+                          [oh.make_tensor_value_info("x", 1, [1, 64])], [oh.make_tensor_value_info("y", 1, [1, 128])], [w])
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)])
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(folder / "m.onnx"), save_as_external_data=True, location=location, size_threshold=0)
+    return folder / "m.onnx", numpy_helper.to_array(w)
+
+
+def test_large_external_weights_are_read_once_into_numpy_not_into_the_proto(tmp_path):
+    from onnx.external_data_helper import uses_external_data
+    from onnx2mil.backend.convert.loader import load_graph
+
+    path, w = large_external_model(tmp_path / "model")
+    graph = load_graph(path)
+    assert uses_external_data(graph.model.graph.initializer[0])  # the proto holds a reference, no data
+    assert not graph.model.graph.initializer[0].raw_data
+    np.testing.assert_array_equal(graph.constants["w"], w)
+    x = np.random.default_rng(1).standard_normal((1, 64)).astype(np.float32)
+    got = onnx2mil.predict(onnx2mil.build_coreml(path, compute_precision="fp32"), {"x": x})["y"]
+    np.testing.assert_allclose(got, x @ w, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("fault", ["outside", "truncated"])
+def test_large_external_weights_are_checked_like_small_ones(tmp_path, fault):
+    path, _ = large_external_model(tmp_path / "model")
+    if fault == "outside":
+        large_external_model(tmp_path / "outside")
+        relocate(path, "../outside/weights.bin")
+    else:
+        data = (tmp_path / "model" / "weights.bin").read_bytes()
+        (tmp_path / "model" / "weights.bin").write_bytes(data[: len(data) // 2])
+    with pytest.raises(onnx2mil.InvalidModelError, match="tensor 'w': external data cannot be read"):
         onnx2mil.build_coreml(path)

@@ -15,7 +15,7 @@ from . import pipeline as pipeline_mod
 from .config import Config
 from .context import DEFAULT_DIM_UPPER, BuildContext
 from .graph import collect_refusals, emit_program, scalar_inputs
-from .loader import LoadedGraph, TensorInfo, graph_inputs, load_graph, read_model, subgraphs
+from .loader import LoadedGraph, TensorInfo, graph_inputs, load_graph, read_model_lean, subgraphs
 
 DEFAULT_TARGET = ct.target.iOS15
 
@@ -293,11 +293,12 @@ def build_coreml(
     """
     cfg = Config.load(config)
     target = minimum_deployment_target or DEFAULT_TARGET
-    proto = read_model(model)
+    proto, base_dir = read_model_lean(model)  # a file's weights are read once, into numpy only
     if not proto.HasField("graph"):
         raise InvalidModelError("model has no graph")
     shapes, given_types, loader_shapes, made_flexible = _input_overrides(graph_inputs(proto), inputs)
-    graph = load_graph(proto, input_shapes=loader_shapes, max_constant_bytes=cfg.data["limits"]["max_constant_bytes"])
+    graph = load_graph(proto, input_shapes=loader_shapes, max_constant_bytes=cfg.data["limits"]["max_constant_bytes"],
+                       base_dir=base_dir)
     _check_flexible_axes(graph, made_flexible)
     cfg.check_nodes([n.name for n in (*graph.nodes, *graph.folded)]
                     + [n.name for g in subgraphs(graph.model.graph) for n in g.node])

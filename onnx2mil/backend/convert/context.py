@@ -122,7 +122,8 @@ class BuildContext:
         graph loaded and folded again at those static shapes; None if it does not fold there
         (a runtime value that depends on input data, not only on shapes)."""
         if self._graphs_at_bounds is None:
-            self._graphs_at_bounds = [load_graph(self.graph.model, check=False, input_shapes=self._bound_shapes(end))
+            self._graphs_at_bounds = [load_graph(self.graph.model, check=False, input_shapes=self._bound_shapes(end),
+                                                 base_dir=self.graph.base_dir)
                                       for end in (0, 1)]
         values = [g.constants.get(name) for g in self._graphs_at_bounds]
         return None if any(v is None for v in values) else values

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import onnx
 from onnx import numpy_helper
-from onnx.external_data_helper import uses_external_data
+from onnx.external_data_helper import load_external_data_for_tensor, uses_external_data
 from onnx.reference import ReferenceEvaluator
 
 from ...errors import InvalidModelError, ResourceLimitError
@@ -58,6 +58,7 @@ class LoadedGraph:
     folded: list[OnnxNode] = field(default_factory=list)
     fold_rounds: int = 0                      # fold -> re-infer rounds that folded something
     input_shapes: dict[str, tuple] = field(default_factory=dict)  # overrides the graph was loaded with
+    base_dir: Optional[Path] = None  # where ``model``'s large initializers left external are read from
 
     @property
     def opset(self) -> int:
@@ -73,11 +74,11 @@ def tensor_value(tensor: onnx.TensorProto) -> np.ndarray:
         raise InvalidModelError(f"tensor '{tensor.name}' is malformed: {type(e).__name__}: {e}") from e
 
 
-def _external_tensors(model: onnx.ModelProto):
+def _external_tensors(model: onnx.ModelProto, top_initializers: bool = True):
     """Tensors whose data lives in an external file (initializers and attribute tensors, nested
-    graphs included)."""
-    for g in (model.graph, *subgraphs(model.graph)):
-        for t in g.initializer:
+    graphs included; the main graph's initializers only if ``top_initializers``)."""
+    for depth, g in enumerate((model.graph, *subgraphs(model.graph))):
+        for t in g.initializer if top_initializers or depth else ():
             if uses_external_data(t):
                 yield t
         for n in g.node:
@@ -92,19 +93,63 @@ def read_model(model: Union[str, Path, onnx.ModelProto]) -> onnx.ModelProto:
     (onnx refuses locations that leave it: absolute paths, ``..``, symlinks); a ModelProto whose
     external data is not loaded is refused rather than read relative to the current directory."""
     if isinstance(model, onnx.ModelProto):
-        external = next(_external_tensors(model), None)
-        if external is not None:
-            location = next((e.value for e in external.external_data if e.key == "location"), "?")
-            raise InvalidModelError(
-                f"tensor '{external.name}' keeps its data in the external file '{location}', which is not "
-                f"loaded: pass the model's path instead (its data is read from the model's folder), or "
-                f"onnx.load it with load_external_data=True")
+        _refuse_unloaded(model)
         return model
+    return _parse(model, load_external_data=True)
+
+
+def read_model_lean(model: Union[str, Path, onnx.ModelProto]) -> tuple[onnx.ModelProto, Optional[Path]]:
+    """(ModelProto, folder) for the converter: a path's large top-level initializers stay in their
+    external file (the proto keeps their references, ``initializer_value`` reads each once), so the
+    weights are not held twice (protobuf's copy and numpy's) while the model is built. Everything
+    else external (small tensors, nested graphs, attribute tensors) is loaded into the proto. Every
+    read goes through onnx's ``load_external_data_for_tensor`` and its checks (location inside the
+    model's folder, no symbolic link, bounds within the file). A ModelProto is returned as it is
+    (folder None)."""
+    if isinstance(model, onnx.ModelProto):
+        return read_model(model), None
+    proto = _parse(model, load_external_data=False)
+    base_dir = Path(model).parent
+    try:
+        for t in proto.graph.initializer:
+            if uses_external_data(t) and int(np.prod(t.dims)) <= _SMALL:
+                load_external_data_for_tensor(t, str(base_dir))
+        for t in list(_external_tensors(proto, top_initializers=False)):
+            load_external_data_for_tensor(t, str(base_dir))
+    except (OSError, ValueError, onnx.checker.ValidationError) as e:
+        raise InvalidModelError(f"{model}: external data cannot be read ({type(e).__name__}: {e})") from e
+    return proto, base_dir
+
+
+def initializer_value(tensor: onnx.TensorProto, base_dir: Optional[Path]) -> np.ndarray:
+    """``tensor_value``, reading a tensor left in its external file (``read_model_lean``) once."""
+    if not uses_external_data(tensor):
+        return tensor_value(tensor)
+    loaded = onnx.TensorProto()
+    loaded.CopyFrom(tensor)  # metadata only: the data is not in the proto
+    try:
+        load_external_data_for_tensor(loaded, str(base_dir))
+    except (OSError, ValueError, onnx.checker.ValidationError) as e:
+        raise InvalidModelError(f"tensor '{tensor.name}': external data cannot be read ({type(e).__name__}: {e})") from e
+    return tensor_value(loaded)
+
+
+def _refuse_unloaded(model: onnx.ModelProto) -> None:
+    external = next(_external_tensors(model), None)
+    if external is not None:
+        location = next((e.value for e in external.external_data if e.key == "location"), "?")
+        raise InvalidModelError(
+            f"tensor '{external.name}' keeps its data in the external file '{location}', which is not "
+            f"loaded: pass the model's path instead (its data is read from the model's folder), or "
+            f"onnx.load it with load_external_data=True")
+
+
+def _parse(model: Union[str, Path], *, load_external_data: bool) -> onnx.ModelProto:
     path = Path(model)
     if not path.is_file():
         raise InvalidModelError(f"{path}: no such ONNX file")
     try:
-        return onnx.load(str(path), load_external_data=True)
+        return onnx.load(str(path), load_external_data=load_external_data)
     except Exception as e:  # protobuf decode errors have no common type
         raise InvalidModelError(f"{path}: not a readable ONNX model ({e})") from e
 
@@ -331,20 +376,27 @@ def _check_range_sizes(graph: onnx.GraphProto, opsets: dict, limit: int) -> None
 
 def load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool = True,
                input_shapes: Optional[Mapping[str, tuple]] = None,
-               max_constant_bytes: int = DEFAULT_MAX_CONSTANT_BYTES) -> LoadedGraph:
+               max_constant_bytes: int = DEFAULT_MAX_CONSTANT_BYTES, base_dir: Optional[Path] = None) -> LoadedGraph:
     """``input_shapes``: {input name: dims}, each an int or a dim_param name (str), replacing the
     declared input shapes before inference and folding, so nothing is folded for a length the
     model will not run at (a static ONNX given a flexible shape is re-inferred symbolically).
-    ``max_constant_bytes``: the largest constant folding may compute (ResourceLimitError above)."""
+    ``max_constant_bytes``: the largest constant folding may compute (ResourceLimitError above).
+    A path is read with ``read_model_lean``; ``base_dir``: the folder of a ModelProto that
+    ``read_model_lean`` returned (its large initializers are read from there)."""
     try:
-        return _load_graph(model, check=check, input_shapes=input_shapes, max_constant_bytes=max_constant_bytes)
+        return _load_graph(model, check=check, input_shapes=input_shapes, max_constant_bytes=max_constant_bytes,
+                           base_dir=base_dir)
     except UnicodeDecodeError as e:  # protobuf decodes string fields (names, attributes) on access
         raise InvalidModelError(f"a string of the model is not UTF-8: {e}") from e
 
 
 def _load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool,
-                input_shapes: Optional[Mapping[str, tuple]], max_constant_bytes: int) -> LoadedGraph:
-    proto = read_model(model)
+                input_shapes: Optional[Mapping[str, tuple]], max_constant_bytes: int,
+                base_dir: Optional[Path]) -> LoadedGraph:
+    if base_dir is None:
+        proto, base_dir = read_model_lean(model)
+    else:
+        proto = model
     if not proto.HasField("graph"):
         raise InvalidModelError("model has no graph")
     _check_range_sizes(proto.graph, {canonical_domain(o.domain): o.version for o in proto.opset_import},
@@ -357,7 +409,7 @@ def _load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool,
         _check(inferred)
     opsets = {canonical_domain(o.domain): o.version for o in proto.opset_import}
     graph = proto.graph
-    constants: dict[str, np.ndarray] = {t.name: tensor_value(t) for t in graph.initializer}
+    constants: dict[str, np.ndarray] = {t.name: initializer_value(t, base_dir) for t in graph.initializer}
     inputs = [i.name for i in graph.input if i.name not in constants]
 
     info = {vi.name: _tensor_info(vi) for vi in _value_infos(inferred.graph)}
@@ -385,7 +437,7 @@ def _load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool,
             break
     folded.sort(key=lambda n: position[id(n)])
     return LoadedGraph(proto, opsets, nodes, constants, info, inputs, [o.name for o in graph.output], folded,
-                       rounds, overrides)
+                       rounds, overrides, base_dir)
 
 
 def _fold_pass(nodes: list[OnnxNode], constants: dict, info: dict, opsets: dict,
