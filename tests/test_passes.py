@@ -118,3 +118,23 @@ def test_fp16_op_selector_reaches_onnx2mil_fp16_pass():
     got = onnx2mil.predict(mlmodel, feeds)
     for name, ref in reference.items():  # still an fp16 program: within the fp16 tolerance of fp32
         assert np.abs(got[name] - ref).max() <= 1e-2 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("values", [[0.0, 1e-9, -1e-9, 1.0], [6e-8, -6e-8, 2.0], [1e-8, 0.5], [np.nan, 1e-9, 3.0],
+                                    [1e-9] * 500, [0.25] * 3])
+def test_small_constants_are_nudged_as_coremltools_does(values, request):
+    """fp32 constants that fp16 would round to zero become the smallest fp16 subnormal of their
+    sign in arrays under 400 elements, exactly as through coremltools' pass (the final programs'
+    constants compared by value)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    c = numpy_helper.from_array(np.array(values, np.float32), "c")
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "c"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [len(values)])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [len(values)])], [c])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    ours = program_ops(onnx2mil.build_coreml(model))
+    request.getfixturevalue("coremltools_passes")
+    theirs = program_ops(onnx2mil.build_coreml(model))
+    assert ours == theirs

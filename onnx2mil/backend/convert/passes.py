@@ -39,6 +39,7 @@ FP16_CAST = "onnx2mil::add_fp16_cast"
 COREMLTOOLS_FP16_CAST = "common::add_fp16_cast"
 
 _FP16_MAX = float(np.finfo(np.float16).max)
+_FP16_TINY = np.nextafter(np.float16(0), np.float16(1))
 
 
 def _const_overflows_fp16(value) -> bool:
@@ -178,7 +179,10 @@ class add_fp16_cast(_ct_add_fp16_cast):
         name = f"{var.name}_to_{self.target_dtype}"
         if var.op is not None and var.op.op_type == "const":
             value = _Held(np.float16(var.val) if np.isscalar(var.val) else np.asarray(var.val).astype(np.float16))
-            self._check_underflow_to_zero(value, var)  # coremltools' nudge of values fp16 would zero
+            # coremltools' nudge of values fp16 would zero; its first test, np.isclose(v, 0, atol=the
+            # smallest fp16 subnormal, rtol=eps), is |v| <= that subnormal, done here without np.isclose
+            if np.size(value.val) < 400 and np.any(np.abs(value.val) <= _FP16_TINY):
+                self._check_underflow_to_zero(value, var)
             new = mb.const(val=value.val, name=name, before_op=before_op)
         else:
             new = mb.cast(x=var, dtype=self.target_dtype, name=name, before_op=before_op)
