@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Union
 
 import numpy as np
 import onnx
@@ -226,20 +227,36 @@ def _generator(cfg: BigVGANConfig, seed: int) -> onnx.ModelProto:
     return g.model(doc=f"BigVGAN (Qwen2.5-Omni token2wav layout), {parameter_count(cfg)} parameters")
 
 
-def build(size: str = "tiny", seed: int = 0) -> onnx.ModelProto:
-    """The generator at ``size`` (a key of SIZES) with weights drawn from ``seed``."""
-    return _generator(SIZES[size], seed)
+def build(size: Union[str, BigVGANConfig] = "tiny", seed: int = 0) -> onnx.ModelProto:
+    """The generator at ``size`` (a key of SIZES, or a BigVGANConfig) with weights drawn from ``seed``."""
+    return _generator(SIZES[size] if isinstance(size, str) else size, seed)
 
 
-def activation1d_model(channels: int, length: int, seed: int = 0) -> onnx.ModelProto:
-    """One anti-aliased SnakeBeta (``Activation1d``) alone: input ``x`` (1, C, T) -> ``y`` (1, C, T)."""
+def activation1d_model(channels: int, length: int, seed: int = 0, depth: int = 1) -> onnx.ModelProto:
+    """Anti-aliased SnakeBetas (``Activation1d``) alone: input ``x`` (1, C, T) -> ``y`` (1, C, T); one
+    (scope ``/activation``) or ``depth`` in series (``/activations.i``), as on a vocoder's deepest path."""
     g = TorchLikeGraph("activation1d", seed)
     w = _BigVGANWriter(g)
-    x = g.input("x", (1, channels, length))
-    y = w.activation1d("/activation", x, channels)
+    y = g.input("x", (1, channels, length))
+    for i in range(depth):
+        y = w.activation1d("/activation" if depth == 1 else f"/activations.{i}", y, channels)
     g.op("", "Identity", [y], outputs=["y"])
     g.output("y", (1, channels, length))
-    return g.model(doc="BigVGAN Activation1d(SnakeBeta), up/down ratio 2, 12 taps")
+    return g.model(doc=f"BigVGAN Activation1d(SnakeBeta) x {depth}, up/down ratio 2, 12 taps")
+
+
+def resampling_model(channels: int, length: int, depth: int, seed: int = 0) -> onnx.ModelProto:
+    """``Activation1d`` without its SnakeBeta, ``depth`` times in series: UpSample1d -> DownSample1d,
+    the anti-aliasing low-pass alone (close to the identity on a smooth signal). Input ``x``
+    (1, C, T) -> ``y`` (1, C, T)."""
+    g = TorchLikeGraph("resampling", seed)
+    w = _BigVGANWriter(g)
+    y = g.input("x", (1, channels, length))
+    for i in range(depth):
+        y = w.downsample(f"/resampling.{i}/downsample", w.upsample(f"/resampling.{i}/upsample", y, channels), channels)
+    g.op("", "Identity", [y], outputs=["y"])
+    g.output("y", (1, channels, length))
+    return g.model(doc=f"BigVGAN UpSample1d -> DownSample1d x {depth}, ratio 2, 12 taps")
 
 
 def example_inputs(size: str = "tiny", seed: int = 0) -> dict[str, np.ndarray]:

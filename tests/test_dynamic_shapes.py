@@ -710,14 +710,10 @@ def test_qwen_size_bigvgan_with_symbolic_time_runs_at_every_length(precision):
     mlmodel = onnx2mil.build_coreml(
         model, inputs=[ct.TensorType(name="mel", shape=(1, 80, ct.RangeDim(16, 128, default=32)))],
         compute_precision=precision)
+    # fp16: 0.57 / 0.61 / 0.70 / 0.73% of max|ref| at these lengths; 1.10 / 1.22 / 1.33 / 1.26% with the
+    # anti-aliasing filters rounded to nearest (precision.fp16_depthwise_weights, README "fp16 drift").
     for length in (16, 17, 50, 128):
         feeds = {"mel": mel(length, mel_dim=80)}
-        if precision == "fp32":
-            assert_matches_ort(model, mlmodel, feeds, precision)
-        else:
-            # Accumulated fp16 drift, not an op's error: measured 1.10 / 1.22 / 1.33% of max|ref| at lengths
-            # 16 / 17 / 50; validate at 16 finds every op within tolerance locally (68 tensors drift).
-            # The final Clip to [-1, 1] inflates it: conv_post's error is 0.53% of its own max|ref|
-            # (>= 2.08), the clip lowers max|ref| to 1.0 and passes the unclipped samples' error through.
-            ref, got = run_ort(model, feeds)["waveform"], onnx2mil.predict(mlmodel, feeds)["waveform"]
-            assert np.abs(got.astype(np.float64) - ref).max() <= 0.02 * np.abs(ref).max()
+        assert_matches_ort(model, mlmodel, feeds, precision)
+        report = onnx2mil.validate(model, mlmodel, inputs=feeds)
+        assert report.ok, (length, report.summary())

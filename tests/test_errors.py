@@ -46,6 +46,8 @@ def test_every_error_type_is_an_onnx2mil_error():
     ({"node_lowering": {"/up/ConvTranspose": {"conv_transpose_1d": "flat"}}},
      "node_lowering./up/ConvTranspose.conv_transpose_1d", "cannot be 'flat'"),
     ({"node_lowering": ["/up/ConvTranspose"]}, "node_lowering", "must be a mapping"),
+    ({"precision": {"fp16_depthwise_weights": "stochastic"}}, "precision.fp16_depthwise_weights", "cannot be 'stochastic'"),
+    ({"precision": {"fp16_weights": "nearest"}}, "precision.fp16_weights", "unknown key"),
     (["lowering"], "", "must be a mapping"),
 ])
 def test_config_schema_names_the_key(config, key, reason):

@@ -11,13 +11,14 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import Var, types
 
+from ..backend.convert.fp16_weights import conv_sum_groups, round_keeping_sums
 from ..backend.convert.registry import Refuse
 
 __all__ = [
     "Refuse", "reason", "np_dtype", "const_like", "is_static", "kind", "widen",
     "require_const", "require_shape", "require_rank", "require_axis", "require_static",
     "require_kinds", "require_float_or_int", "require_layout_dtype", "require_float_input",
-    "input_refusal", "spatial_attrs",
+    "input_refusal", "spatial_attrs", "depthwise_weight",
 ]
 
 _FLOAT = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -172,3 +173,17 @@ def spatial_attrs(node, kernel_rank: int):
     # ONNX: [b1, b2, ..., e1, e2, ...]; MIL: [b1, e1, b2, e2, ...]
     pads = [p for i in range(kernel_rank) for p in (onnx_pads[i], onnx_pads[i + kernel_rank])]
     return strides, dilations, pads
+
+
+def depthwise_weight(ctx, node, weight: np.ndarray, *, transposed: bool, strides, dilations) -> np.ndarray:
+    """A constant Conv/ConvTranspose weight as the build stores it. In an fp16 build, a depthwise
+    filter (one input channel per group) is rounded keeping each output's tap sum (config
+    ``precision.fp16_depthwise_weights``): nearest rounding of BigVGAN's anti-aliasing low-pass
+    scales every activation by 1 - 4.6e-4, an error that adds up over its depth."""
+    groups = node.attr("group", 1)
+    inputs_per_group = weight.shape[0] // groups if transposed else weight.shape[1]
+    if (ctx.precision != "fp16" or groups == 1 or inputs_per_group != 1 or weight.dtype != np.float32
+            or ctx.config.data["precision"]["fp16_depthwise_weights"] != "keep_sums"):
+        return weight
+    sums = conv_sum_groups(weight.shape, transposed=transposed, groups=groups, strides=strides, dilations=dilations)
+    return round_keeping_sums(weight, sums)

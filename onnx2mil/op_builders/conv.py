@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import coremltools as ct
 from coremltools.converters.mil import Builder as mb
+from coremltools.converters.mil.mil import Var
 
 from ..backend.convert import hazards
 from ..backend.convert.context import mil_dtype_of
 from ..backend.convert.registry import op_builder
-from ._common import Refuse, is_static, require_const, spatial_attrs
+from ._common import Refuse, depthwise_weight, is_static, require_const, spatial_attrs
 
 _PAD_TYPES = {"VALID": "valid", "SAME_UPPER": "same", "SAME_LOWER": "same_lower"}
 
@@ -48,6 +49,8 @@ def conv(node, ctx):
         pad_type = "custom"
     bias = ctx.const(node.inputs[2]) if node.has_input(2) else None
     bias = mil_dtype_of(bias) if bias is not None else None
+    if not isinstance(weight, Var):
+        weight = depthwise_weight(ctx, node, weight, transposed=False, strides=strides, dilations=dilations)
     out = node.outputs[0]
     common = dict(pad_type=pad_type, groups=node.attr("group", 1), bias=bias)
     if k == 1 and ctx.config.lowering("conv_1d", node.name) == "as_2d":

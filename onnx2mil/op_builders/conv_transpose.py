@@ -12,7 +12,7 @@ from coremltools.converters.mil import Builder as mb
 from ..backend.convert import hazards
 from ..backend.convert.context import mil_dtype_of
 from ..backend.convert.registry import op_builder
-from ._common import Refuse, is_static, require_const, require_shape, spatial_attrs
+from ._common import Refuse, depthwise_weight, is_static, require_const, require_shape, spatial_attrs
 
 
 def explicit_pads(node, in_spatial, kernel, strides, dilations, pads):
@@ -50,6 +50,7 @@ def conv_transpose(node, ctx):
     k = weight.ndim - 2
     kernel = list(node.attr("kernel_shape") or weight.shape[2:])
     strides, dilations, pads = spatial_attrs(node, k)
+    weight = depthwise_weight(ctx, node, weight, transposed=True, strides=strides, dilations=dilations)
     pads = explicit_pads(node, list(x.shape[2:]), kernel, strides, dilations, pads)
     variant = ctx.config.lowering("conv_transpose_1d", node.name) if k == 1 else "native"
     as_2d = variant == "as_2d"

@@ -312,7 +312,8 @@ def build_coreml(
             _check_image_output(graph, t)
     types_ = _flexible_types(graph, given_types, shapes)
 
-    ctx = BuildContext(graph, cfg, target, input_bounds=_input_bounds(types_))
+    precision = "fp32" if precision_of(compute_precision) == ct.precision.FLOAT32 else "fp16"
+    ctx = BuildContext(graph, cfg, target, input_bounds=_input_bounds(types_), precision=precision)
     refusals = collect_refusals(ctx)
     if refusals:
         raise UnsupportedOperatorError(refusals)
@@ -346,7 +347,7 @@ def build_coreml(
         "image_inputs": image_preprocessing(types_),
         "image_outputs": {o: t.color_layout.value for o, t in image_outputs.items()},
         "folded": [o for node in graph.folded for o in node.outputs if o],
-        "precision": "fp32" if precision_of(compute_precision) == ct.precision.FLOAT32 else "fp16",
+        "precision": precision,
     }
     pipeline_mod.write_metadata(mlmodel, name_map=name_map, pipeline=pipeline, config=cfg,
                                 version=__version__)

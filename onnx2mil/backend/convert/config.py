@@ -24,8 +24,17 @@ LOWERING_SITES: dict[str, tuple[tuple[str, ...], Optional[int]]] = {
     "conv_transpose_1d": (("ConvTranspose",), 3), "conv_1d": (("Conv",), 3),
     "norm_fp16": (("LayerNormalization", "GroupNormalization", "InstanceNormalization"), None)}
 
+# fp16 rounding of constant weights (backend/convert/fp16_weights.py); the first is the default.
+PRECISION: dict[str, tuple[str, ...]] = {
+    # depthwise Conv/ConvTranspose (one input channel per group: fixed FIR filters such as an
+    # anti-aliasing low-pass): "keep_sums" keeps each output's (and phase's) tap sum, "nearest"
+    # rounds every tap to its nearest fp16 value (coremltools' cast).
+    "fp16_depthwise_weights": ("keep_sums", "nearest"),
+}
+
 DEFAULTS: dict[str, Any] = {
     "lowering": {key: variants[0] for key, variants in LOWERINGS.items()},
+    "precision": {key: variants[0] for key, variants in PRECISION.items()},
     # Per-node overrides: {"<onnx node name>": {"conv_transpose_1d": "native"}}
     "node_lowering": {},
     # Build-time resources: a constant the build would compute (fold) larger than this is refused.
@@ -80,6 +89,11 @@ def validate(data) -> None:
     _known(_mapping(data, ""), "", DEFAULTS)
     if "lowering" in data:
         _check_lowering(data["lowering"], "lowering")
+    precision = _mapping(data.get("precision", {}), "precision")
+    _known(precision, "precision", PRECISION)
+    for name, variant in precision.items():
+        if variant not in PRECISION[name]:
+            raise ConfigError(f"precision.{name}", f"cannot be {variant!r} (choose one of {', '.join(PRECISION[name])})")
     for node, lowering in _mapping(data.get("node_lowering", {}), "node_lowering").items():
         _check_lowering(lowering, f"node_lowering.{node}")
     limits = _mapping(data.get("limits", {}), "limits")

@@ -55,7 +55,8 @@ class BuildContext:
     """What a builder may touch. In the check phase only ONNX-side facts exist; in the emission
     phase ``var`` returns MIL Vars and ``set_output`` binds a node's outputs."""
 
-    def __init__(self, graph: LoadedGraph, config: Config, target, input_bounds: Optional[dict] = None):
+    def __init__(self, graph: LoadedGraph, config: Config, target, input_bounds: Optional[dict] = None,
+                 precision: str = "fp16"):
         self.graph = graph
         # {input: ((lower, upper) per axis)}; symbolic dims without bounds: 1..DEFAULT_DIM_UPPER
         self.input_bounds = {
@@ -67,6 +68,7 @@ class BuildContext:
         self._producers: Optional[dict] = None
         self.config = config
         self.target = target  # ct.target.iOS15 ...
+        self.precision = precision  # "fp16" | "fp32": the build's compute precision
         self.names = NameAllocator()
         self._vars: dict[str, Var] = {}
         self.name_map: dict[str, str] = {}   # ONNX tensor -> MIL var name (before passes)
