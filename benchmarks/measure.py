@@ -2,7 +2,8 @@
 
 The parent times the whole process; this side times the phases that matter (import, build, save,
 forward...) and writes them, or the error, with its peak RSS (VmHWM) to RESULT_JSON.
-Imports are inside the tasks: the onnx2coreml task runs under another interpreter (its own venv).
+Imports are inside the tasks: the onnx2coreml task runs under another interpreter (its own venv), as do
+the torch tasks (a venv with torch).
 """
 from __future__ import annotations
 
@@ -167,6 +168,83 @@ def onnx2coreml_convert(args: dict) -> dict:
     return {"import_s": t_import, "build_s": t_build, "save_s": t_save, "version": onnx2coreml.__version__}
 
 
+def _small_vocoder():
+    """The small vocoder as tests/real_exports/export.py builds it (Qwen2.5-Omni's token2wav BigVGAN,
+    full depth, 64 channels, seeded random weights; nothing downloaded) and its seeded example input."""
+    real_exports = str(Path(__file__).resolve().parent.parent / "tests" / "real_exports")
+    if real_exports not in sys.path:
+        sys.path.insert(0, real_exports)
+    import export
+    import torch
+    spec = next(s for s in export.SPECS if s.name == "qwen25omni_bigvgan_fulldepth")
+    torch.manual_seed(export.SEED)
+    model = spec.build()
+    return model, export.example_args(spec), spec.inputs[0]["name"]
+
+
+def torch_convert(args: dict) -> dict:
+    """coremltools' torch path on the small vocoder: ``torch.jit.trace`` + ``ct.convert(traced,
+    convert_to="mlprogram", compute_precision=...)`` + save (runs under a venv with torch)."""
+    t0 = _clock()
+    import coremltools as ct
+    import torch
+    import transformers
+    t_import = _clock() - t0
+    t0 = _clock()
+    model, example, input_name = _small_vocoder()
+    t_model = _clock() - t0
+    t0 = _clock()
+    traced = torch.jit.trace(model, example)
+    t_trace = _clock() - t0
+    precision = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32}[args.get("precision", "fp16")]
+    t0 = _clock()
+    mlmodel = ct.convert(traced, inputs=[ct.TensorType(name=input_name, shape=tuple(example[0].shape))],
+                         convert_to="mlprogram", compute_precision=precision)
+    t_convert = _clock() - t0
+    t0 = _clock()
+    mlmodel.save(args["out"])
+    t_save = _clock() - t0
+    return {"import_s": t_import, "model_s": t_model, "trace_s": t_trace, "convert_s": t_convert, "save_s": t_save,
+            "versions": {"torch": torch.__version__, "coremltools": ct.__version__,
+                         "transformers": transformers.__version__}}
+
+
+def torch_forward(args: dict) -> dict:
+    """The small vocoder's torch forward on its example input, written with the input to
+    ``reference`` (npz); with ``onnx``, onnxruntime on that export against it (same model?)."""
+    import numpy as np
+    import torch
+    model, example, input_name = _small_vocoder()
+    with torch.no_grad():
+        expected = model(*example).numpy()
+    feeds = {input_name: example[0].numpy()}
+    np.savez(args["reference"], expected=expected, **feeds)
+    result = {"expected_peak": float(np.abs(expected).max())}
+    if args.get("onnx"):
+        import onnxruntime as ort
+        sess = ort.InferenceSession(args["onnx"], providers=["CPUExecutionProvider"])
+        got = sess.run(None, feeds)[0]
+        result["onnxruntime_max_abs_err"] = float(np.abs(got.astype(np.float64) - expected).max())
+    return result
+
+
+def agreement(args: dict) -> dict:
+    """Each package's single output, run by onnx2mil.predict (the MIL interpreter runs any ML
+    Program), against the reference npz's ``expected``: max abs error per package."""
+    import numpy as np
+    import onnx2mil
+    reference = dict(np.load(args["reference"]))
+    expected = reference.pop("expected").astype(np.float64)
+    errors = {}
+    for label, package in args["packages"].items():
+        outputs = onnx2mil.predict(package, reference)
+        (got,) = outputs.values()
+        if got.shape != expected.shape:
+            raise RuntimeError(f"{label}: output shape {got.shape}, torch's {expected.shape}")
+        errors[label] = float(np.abs(got.astype(np.float64) - expected).max())
+    return {"max_abs_err": errors}
+
+
 def import_onnx_coreml(args: dict) -> dict:
     """Whether the old onnx-coreml (1.3, 2020) imports at all next to this coremltools."""
     import onnx_coreml  # noqa: F401
@@ -267,6 +345,9 @@ TASKS = {
     "io_floor": io_floor,
     "onnx2coreml": onnx2coreml_convert,
     "import_onnx_coreml": import_onnx_coreml,
+    "torch_convert": torch_convert,
+    "torch_forward": torch_forward,
+    "agreement": agreement,
     "forward": forward,
     "validate": validate,
     "synthetic_chain": synthetic_chain,
