@@ -140,6 +140,30 @@ def test_conv_transpose_depthwise(shape, weight, strides, pad):
     assert relative_error(got, ref) <= FP32_TOL
 
 
+@pytest.mark.parametrize("shape,weight,strides,dilations,groups,pad", [
+    ((1, 3, 4, 5), (3, 1, 3, 2), [2, 3], [2, 1], 1, [1, 0, 0, 2]),  # one output channel: phases side by side, 2-D
+    ((2, 6, 7), (6, 1, 5), [2], [3], 3, [2, 1]),                    # reach through a dilation wider than the stride
+    ((1, 4, 5, 3), (4, 3, 2, 3), [3, 2], [1, 2], 2, [0, 1, 1, 1]),  # channels x phases rows, 2-D interleave
+])
+def test_conv_transpose_polyphase_layouts(shape, weight, strides, dilations, groups, pad):
+    x, w = rand(*shape, seed=46), rand(*weight, seed=47)
+    got = run_single(lambda v: mb.conv_transpose(x=v, weight=w, strides=strides, dilations=dilations, groups=groups,
+                                                 pad_type="custom", pad=pad), {"X": x})
+    ref = onnx_node("ConvTranspose", {"X": x}, {"W": w}, strides=strides, dilations=dilations, group=groups,
+                    pads=_onnx_pads(pad))
+    assert relative_error(got, ref) <= FP32_TOL
+
+
+def test_conv_depthwise_3d():
+    # the kernel once named the channel axis and a third spatial axis alike in an einsum
+    x, w = rand(1, 3, 5, 6, 7, seed=48), rand(3, 1, 3, 4, 3, seed=49)
+    got = run_single(lambda v: mb.conv(x=v, weight=w, groups=3, strides=[2, 3, 2], dilations=[1, 1, 2],
+                                       pad_type="custom", pad=[1, 1, 0, 2, 2, 1]), {"X": x})
+    ref = onnx_node("Conv", {"X": x}, {"W": w}, group=3, strides=[2, 3, 2], dilations=[1, 1, 2],
+                    pads=[1, 0, 2, 1, 2, 1])
+    assert relative_error(got, ref) <= FP32_TOL
+
+
 def _onnx_pads(mil_pad):
     return list(mil_pad[0::2]) + list(mil_pad[1::2])
 
