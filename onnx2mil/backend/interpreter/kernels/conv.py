@@ -117,8 +117,11 @@ class Convolution:
             xp = np.zeros(padding[0], dtype=x.dtype)
             xp[padding[1]] = x
             x = xp
-        view = _window_view(x, view_shape, self.dilations, self.strides, view_strides)
-        return np.matmul(self.matrix, view.reshape(cols)).reshape(out)
+        # A contiguous copy (a strided view would make matmul take its slow non-BLAS loop)
+        columns = np.ascontiguousarray(_window_view(x, view_shape, self.dilations, self.strides, view_strides))
+        if cols[0] == 1 and self.groups == 1:  # one 2-D product: np.dot skips matmul's broadcasting loop
+            return np.dot(self.matrix[0], columns.reshape(cols[2:])).reshape(out)
+        return np.matmul(self.matrix, columns.reshape(cols)).reshape(out)
 
 
 @kernel("conv")
@@ -248,6 +251,8 @@ class TransposedConv:
         columns = np.ascontiguousarray(np.ndarray(view[0], x.dtype, xp, 0, view[1])).reshape(cols)
         if self.phases_last:
             y = np.matmul(columns.swapaxes(-1, -2), self.matrix)
+        elif cols[0] == 1 and self.groups == 1:
+            y = np.dot(self.matrix[0], columns.reshape(cols[2:]))
         else:
             y = np.matmul(self.matrix, columns)
         y = y.reshape(split).transpose(interleave).reshape(out)
