@@ -86,13 +86,13 @@ class Convolution:
     def __init__(self, weight: np.ndarray, strides: list, dilations: list, groups: int):
         self.kernel_shape = list(weight.shape[2:])
         self.strides, self.dilations, self.groups = list(strides), list(dilations), groups
-        self.c_out, self.cig = weight.shape[0], weight.shape[1]
+        self.c_out = weight.shape[0]
         self.matrix = weight.reshape(groups, self.c_out // groups, -1)
         self.effective = [(k - 1) * d + 1 for k, d in zip(self.kernel_shape, dilations)]
 
     def geometry(self, shape: tuple, itemsize: int, pad_type: str, pad):
-        """Everything ``__call__`` needs for an input of ``shape`` (None if the kernel does not fit
-        in the padded input)."""
+        """Everything ``__call__`` needs for an input of ``shape``; ValueError if the kernel does not
+        fit in the padded input."""
         n = len(self.kernel_shape)
         pads = conv_pads(pad_type, pad, shape[2:], self.effective, self.strides)
         spatial = [d + pads[2 * i] + pads[2 * i + 1] for i, d in enumerate(shape[2:])]
@@ -183,7 +183,7 @@ class TransposedConv:
         c_in, cog = weight.shape[:2]
         self.kernel_shape = list(weight.shape[2:])
         self.strides, self.dilations, self.groups = list(strides), list(dilations), groups
-        self.cog, self.c_out = cog, cog * groups
+        self.c_out = cog * groups
         cig = c_in // groups
         self.reach = [((k - 1) * d) // s for k, s, d in zip(self.kernel_shape, strides, dilations)]
         window = [q + 1 for q in self.reach]

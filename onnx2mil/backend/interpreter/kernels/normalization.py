@@ -53,7 +53,7 @@ class LayerNorm:
         self.beta = None if beta is None else np.asarray(beta, dtype=np.float32).reshape(normalized_shape)
         self.epsilon = np.float32(epsilon)
         size = int(np.prod([shape[a] for a in axes]))
-        self.lead = rank - len(axes) if axes == tuple(range(rank - len(axes), rank)) else None
+        self.lead = rank - len(axes) if axes == tuple(range(rank - len(axes), rank)) and size else None
         self.weights = np.full(size, 1 / size, np.float32) if self.lead is not None else None
         self.count = np.intp(size)
 
