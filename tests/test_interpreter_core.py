@@ -4,6 +4,8 @@ References: onnxruntime (ONNX graphs built through onnx2mil, and single ONNX nod
 hand-built MIL program), coremltools' own value inference (its numpy semantics of each MIL op)
 and coremltools' decompression of constexpr ops.
 """
+import math
+
 import numpy as np
 import onnx.helper as oh
 import pytest
@@ -15,6 +17,8 @@ from coremltools.converters.mil.mil import get_new_symbol
 import onnx2mil
 from harness import OpCase, rand, run_ort
 from onnx2mil.backend.interpreter import InterpreterError, run_program
+from onnx2mil.backend.interpreter.kernels.activation import gelu
+from onnx2mil.backend.interpreter.kernels.elementwise_unary import ERF_MAX_ERROR, erf32
 from onnx2mil.backend.interpreter.kernels.registry import KERNELS
 from op_cases import all_cases
 
@@ -140,6 +144,30 @@ def test_conv_transpose_depthwise(shape, weight, strides, pad):
     assert relative_error(got, ref) <= FP32_TOL
 
 
+@pytest.mark.parametrize("shape,weight,strides,dilations,groups,pad", [
+    ((1, 3, 4, 5), (3, 1, 3, 2), [2, 3], [2, 1], 1, [1, 0, 0, 2]),  # one output channel: phases side by side, 2-D
+    ((2, 6, 7), (6, 1, 5), [2], [3], 3, [2, 1]),                    # reach through a dilation wider than the stride
+    ((1, 4, 5, 3), (4, 3, 2, 3), [3, 2], [1, 2], 2, [0, 1, 1, 1]),  # channels x phases rows, 2-D interleave
+])
+def test_conv_transpose_polyphase_layouts(shape, weight, strides, dilations, groups, pad):
+    x, w = rand(*shape, seed=46), rand(*weight, seed=47)
+    got = run_single(lambda v: mb.conv_transpose(x=v, weight=w, strides=strides, dilations=dilations, groups=groups,
+                                                 pad_type="custom", pad=pad), {"X": x})
+    ref = onnx_node("ConvTranspose", {"X": x}, {"W": w}, strides=strides, dilations=dilations, group=groups,
+                    pads=_onnx_pads(pad))
+    assert relative_error(got, ref) <= FP32_TOL
+
+
+def test_conv_depthwise_3d():
+    # the kernel once named the channel axis and a third spatial axis alike in an einsum
+    x, w = rand(1, 3, 5, 6, 7, seed=48), rand(3, 1, 3, 4, 3, seed=49)
+    got = run_single(lambda v: mb.conv(x=v, weight=w, groups=3, strides=[2, 3, 2], dilations=[1, 1, 2],
+                                       pad_type="custom", pad=[1, 1, 0, 2, 2, 1]), {"X": x})
+    ref = onnx_node("Conv", {"X": x}, {"W": w}, group=3, strides=[2, 3, 2], dilations=[1, 1, 2],
+                    pads=[1, 0, 2, 1, 2, 1])
+    assert relative_error(got, ref) <= FP32_TOL
+
+
 def _onnx_pads(mil_pad):
     return list(mil_pad[0::2]) + list(mil_pad[1::2])
 
@@ -254,6 +282,35 @@ def test_kernel_matches_coremltools_value_inference(op_type, attrs):
     ref = value_inference(op_type, X, **attrs)
     got = run_single(lambda v: getattr(mb, op_type)(x=v, **attrs), {"x": X}, opset=ct.target.iOS17)
     assert relative_error(got, ref) <= FP32_TOL
+
+
+def _erf_grid() -> np.ndarray:
+    """A dense float32 grid over [-6, 6] and every 97th float32 in [1e-4, 4] (both signs)."""
+    dense = np.linspace(-6, 6, 600_001, dtype=np.float32)
+    bits = np.arange(np.float32(1e-4).view(np.int32), np.float32(4).view(np.int32), 97, dtype=np.int32)
+    sweep = bits.view(np.float32)
+    return np.concatenate([dense, sweep, -sweep])
+
+
+def test_erf32_max_error_against_math_erf():
+    x = _erf_grid()
+    ref = np.array([math.erf(v) for v in x.astype(np.float64).tolist()])
+    got = erf32(x)
+    assert got.dtype == np.float32 and got.shape == x.shape
+    assert float(np.max(np.abs(got - ref))) <= ERF_MAX_ERROR
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40, 100.0], np.float32)
+    out = erf32(special)
+    assert np.isnan(out[0]) and list(out[1:3]) == [1, -1] and np.signbit(out[4]) and out[5] > 0 and out[6] == 1
+    assert erf32(np.array(0.5, np.float32)).shape == () and erf32(np.zeros((0, 3), np.float32)).shape == (0, 3)
+
+
+def test_exact_gelu_error_against_math_erf():
+    # 0.5 * x * (1 + erf(x / sqrt 2)) in float32: erf's error times |x| / 2, plus float32 rounding
+    x = np.linspace(-10, 10, 400_001, dtype=np.float32)
+    ref = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(np.float64).tolist()])
+    got = gelu(None, x)
+    assert got.dtype == np.float32
+    assert float(np.max(np.abs(got - ref) / np.maximum(1.0, np.abs(x)))) <= 1.5e-7
 
 
 @pytest.mark.parametrize("tx,ty", [(False, False), (True, False), (False, True), (True, True)])

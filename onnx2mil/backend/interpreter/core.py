@@ -115,6 +115,7 @@ class _Step:
     store: Callable           # store(env, result): cast to each output var's dtype, check, bind
     outputs: list             # [_VarSpec]
     desc: str
+    call: Callable = None     # call(env): store(env, run(*values of reads)) without building an argument list
 
 
 @dataclass
@@ -124,6 +125,7 @@ class _BlockPlan:
     outputs: list             # var names of the block's outputs
     frees: list = field(default_factory=list)  # per step: vars no later step reads (top level only)
     program: list = field(default_factory=list)  # per step: (run, reads, store, output names, frees)
+    calls: list = field(default_factory=list)    # per step: (call(env): read, run and store in one, frees)
 
 
 @dataclass
@@ -228,6 +230,32 @@ def _store(outputs: list, desc: str) -> Callable:
     return store
 
 
+def _call(run: Callable, reads: tuple, store: Callable, outputs: list) -> Callable:
+    """``call(env)`` = ``store(env, run(*[env[name] for name in reads]))``, with the usual case (one
+    read, one static-shape output) stored inline: one Python call per op besides the kernel's."""
+    spec = outputs[0] if len(outputs) == 1 else None
+    if len(reads) == 1 and spec is not None and spec.np_dtype is not None and not spec.scalar \
+            and spec.shape is not None:
+        (read,) = reads
+        name, dtype, shape = spec.name, spec.np_dtype, spec.shape
+
+        def call_one(env):
+            value = run(env[read])
+            if type(value) is np.ndarray and value.shape == shape:
+                env[name] = value if value.dtype == dtype else value.astype(dtype)
+            else:
+                store(env, value)
+
+        return call_one
+    if len(reads) == 1:
+        (read,) = reads
+        return lambda env: store(env, run(env[read]))
+    if len(reads) == 2:
+        first, second = reads
+        return lambda env: store(env, run(env[first], env[second]))
+    return lambda env: store(env, run(*[env[name] for name in reads]))
+
+
 class _Planner:
     def __init__(self, plan: _ProgramPlan):
         self.plan = plan
@@ -246,6 +274,7 @@ class _Planner:
             self.plan.specs[var.name] = _VarSpec.of(var)
         bp = _BlockPlan(steps, [_VarSpec.of(v) for v in block_inputs], [v.name for v in block.outputs])
         bp.program = [(st.run, st.reads, st.store, tuple(o.name for o in st.outputs), ()) for st in steps]
+        bp.calls = [(st.call, ()) for st in steps]
         self.plan.blocks[id(block)] = bp
         return bp
 
@@ -280,7 +309,8 @@ class _Planner:
             run = factory(op, static, specs)
         if run is None:
             run = _generic_run(op, KERNELS[op.op_type], static, dynamic, tuples)
-        return _Step(op, run, reads, _store(outputs, desc), outputs, desc)
+        store = _store(outputs, desc)
+        return _Step(op, run, reads, store, outputs, desc, _call(run, reads, store, outputs))
 
     def _fold(self, op) -> None:
         static, dynamic, tuples = self._resolve(op)
@@ -319,6 +349,7 @@ def _liveness(bp: _BlockPlan, keep: set) -> None:
         if name not in keep and i >= 0:
             bp.frees[i].append(name)
     bp.program = [entry[:4] + (tuple(frees),) for entry, frees in zip(bp.program, bp.frees)]
+    bp.calls = [(call, tuple(frees)) for (call, _), frees in zip(bp.calls, bp.frees)]
 
 
 def _plan_for(prog: Program, function: str) -> tuple[_ProgramPlan, Any]:
@@ -347,13 +378,13 @@ def _execute(bp: _BlockPlan, env: dict, free: bool = False, observe: Optional[di
              specs: Optional[dict] = None) -> None:
     if not observe:
         if free:
-            for run, reads, store, _, frees in bp.program:
-                store(env, run(*[env[name] for name in reads]))
+            for call, frees in bp.calls:
+                call(env)
                 for name in frees:
                     del env[name]
         else:
-            for run, reads, store, _, _ in bp.program:
-                store(env, run(*[env[name] for name in reads]))
+            for call, _ in bp.calls:
+                call(env)
         return
     for run, reads, store, names, frees in bp.program:
         store(env, run(*[env[name] for name in reads]))

@@ -1,25 +1,14 @@
 """Activations (defs/iOS15/activation.py and the iOS17 versions, whose alpha/beta may have
 another dtype than x): computed in fp32 for fp16 inputs; per-channel parameters (prelu,
-softplus_parametric) broadcast along axis 1."""
+softplus_parametric) broadcast along axis 1. Exact gelu takes its erf from :func:`erf32` in float32."""
 from __future__ import annotations
 
 import numpy as np
 
+from .elementwise_unary import erf32
 from .registry import kernel, specialize
 
-_ERFC_COEFFS = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
-                -1.13520398, 1.48851587, -0.82215223, 0.17087277)
-
-
-def erf(x: np.ndarray) -> np.ndarray:
-    """Vectorised erf from the Chebyshev fit of erfc (Numerical Recipes, fractional error < 1.2e-7)."""
-    z = np.abs(x).astype(np.float64)
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = np.zeros_like(t)
-    for c in reversed(_ERFC_COEFFS[1:]):
-        poly = (poly + c) * t
-    erfc = t * np.exp(-z * z + _ERFC_COEFFS[0] + poly)
-    return np.where(x >= 0, 1.0 - erfc, erfc - 1.0).astype(x.dtype)
+_SQRT2 = np.sqrt(np.float32(2))
 
 
 def wide(x) -> np.ndarray:
@@ -94,7 +83,7 @@ def softmax(op, x, axis=-1):
 def gelu(op, x, mode="EXACT"):
     x = wide(x)
     if mode == "EXACT":
-        return 0.5 * x * (1 + erf(x / np.sqrt(np.float32(2))))
+        return 0.5 * x * (1 + erf32(x / _SQRT2))
     if mode == "TANH_APPROXIMATION":
         return 0.5 * x * (1 + np.tanh(np.float32(np.sqrt(2 / np.pi)) * (x + np.float32(0.044715) * x ** 3)))
     if mode == "SIGMOID_APPROXIMATION":
@@ -142,27 +131,6 @@ def clamped_relu(op, x, alpha, beta):
     return np.minimum(np.where(x >= 0, x, np.float32(alpha) * x), np.float32(beta))
 
 
-def _erf_in_place(x: np.ndarray) -> np.ndarray:
-    """erf(x), the same float64 operations in the same order, with fewer temporaries."""
-    z = np.abs(x).astype(np.float64)
-    t = 0.5 * z
-    t += 1.0
-    np.divide(1.0, t, out=t)
-    poly = _ERFC_COEFFS[-1] * t  # (0 + c) * t
-    for c in reversed(_ERFC_COEFFS[1:-1]):
-        poly += c
-        poly *= t
-    exponent = np.negative(z)
-    exponent *= z
-    exponent += _ERFC_COEFFS[0]
-    exponent += poly
-    erfc = np.exp(exponent, out=exponent)
-    erfc *= t
-    return np.where(x >= 0, 1.0 - erfc, erfc - 1.0).astype(x.dtype)
-
-
-_SQRT2 = np.sqrt(np.float32(2))
-
 
 @specialize("gelu")
 def gelu_plan(op, static, dynamic):
@@ -176,7 +144,7 @@ def gelu_plan(op, static, dynamic):
     def run(x):
         if fp16:
             x = x.astype(np.float32)
-        e = _erf_in_place(x / _SQRT2)
+        e = erf32(x / _SQRT2)
         e += 1
         y = 0.5 * x
         y *= e

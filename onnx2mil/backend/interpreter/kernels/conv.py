@@ -1,14 +1,16 @@
 """conv and conv_transpose, 1-D to 3-D, every pad type, groups, dilations, output_shape.
 
-conv: a strided window view of the padded input, then one matmul per group (im2col); depthwise
-convs (one input channel per group) accumulate over kernel taps instead. conv_transpose: one matmul
-to every (output channel, tap) pair, then a scatter-add per kernel tap into the full output, then
-the crop the pads ask for. Loops run over kernel taps only, never over elements. fp16 inputs are
-computed in fp32 (the executor rounds the result back to fp16).
+Each is one matmul per group, whatever the groups (depthwise included). conv: the strided window
+view of the padded input copied to columns (im2col), times the weight matrix. conv_transpose, in
+polyphase form: the input padded by the kernel's reach, its stride-1 windows copied to columns,
+times the taps rearranged by (output phase, window offset); the phases are interleaved into the
+output, then the crop the pads ask for. Loops run over kernel taps only to arrange the weights,
+never over elements. fp16 inputs are computed in fp32 (the executor rounds the result back to
+fp16).
 
-Specializations (constant weight and bias, the usual case) prepare the weight matrices, bias and
-the per-input-shape geometry (pads, window strides, tap slices) once, and run the same numpy
-operations as the kernels.
+The kernels build their matrices (``Convolution``, ``TransposedConv``) per call; the
+specializations (constant weight and bias, the usual case) build them once per op and the
+per-input-shape geometry once per shape, then run the same ``__call__``.
 """
 from __future__ import annotations
 
@@ -68,22 +70,58 @@ def pad_spatial(x: np.ndarray, pads: list[int], value=0.0) -> np.ndarray:
     return out
 
 
-def windows(xp: np.ndarray, kernel, strides, dilations) -> tuple[np.ndarray, list[int]]:
-    """Read-only view (N, C, *kernel, *out) of the padded input's sliding windows."""
-    n = len(kernel)
-    spatial = xp.shape[-n:]
-    out = [(size - (k - 1) * d - 1) // s + 1 for size, k, s, d in zip(spatial, kernel, strides, dilations)]
-    if any(o <= 0 for o in out):
-        raise ValueError(f"kernel {list(kernel)} (dilations {list(dilations)}) larger than the padded input {list(spatial)}")
-    step = xp.strides[-n:]
-    view = as_strided(xp, xp.shape[:-n] + tuple(kernel) + tuple(out),
-                      xp.strides[:-n] + tuple(st * d for st, d in zip(step, dilations))
-                      + tuple(st * s for st, s in zip(step, strides)), writeable=False, subok=True)
-    return view, out
-
-
 def _bias_shape(bias, n_spatial: int):
     return np.asarray(bias).reshape((-1,) + (1,) * n_spatial)
+
+
+class Convolution:
+    """conv as one matmul per group over the windows of the padded input (im2col): the window
+    view (N, C, *kernel, *out) copied to (N, groups, C/groups * taps, positions), times the
+    (output channels, C/groups * taps) weight matrix of each group. Depthwise convs are the same
+    matmul with one row per group (numpy's einsum and per-tap loops were slower at every size).
+
+    The kernel builds one per call, the specialization once per op; both run ``__call__``.
+    """
+
+    def __init__(self, weight: np.ndarray, strides: list, dilations: list, groups: int):
+        self.kernel_shape = list(weight.shape[2:])
+        self.strides, self.dilations, self.groups = list(strides), list(dilations), groups
+        self.c_out = weight.shape[0]
+        self.matrix = weight.reshape(groups, self.c_out // groups, -1)
+        self.effective = [(k - 1) * d + 1 for k, d in zip(self.kernel_shape, dilations)]
+
+    def geometry(self, shape: tuple, itemsize: int, pad_type: str, pad):
+        """Everything ``__call__`` needs for an input of ``shape``; ValueError if the kernel does not
+        fit in the padded input."""
+        n = len(self.kernel_shape)
+        pads = conv_pads(pad_type, pad, shape[2:], self.effective, self.strides)
+        spatial = [d + pads[2 * i] + pads[2 * i + 1] for i, d in enumerate(shape[2:])]
+        out = [(size - e) // s + 1 for size, e, s in zip(spatial, self.effective, self.strides)]
+        if any(o <= 0 for o in out):
+            raise ValueError(f"kernel {self.kernel_shape} (dilations {self.dilations}) larger than the padded "
+                             f"input {spatial}")
+        batch, c_in = shape[:2]
+        view_shape = (batch, c_in) + tuple(self.kernel_shape) + tuple(out)
+        contiguous = [itemsize]
+        for size in reversed([batch, c_in] + spatial):
+            contiguous.insert(0, contiguous[0] * size)
+        step = contiguous[1:][-n:]  # C-contiguous strides of the padded input's spatial dims
+        view_strides = tuple(contiguous[1:3]) + tuple(st * d for st, d in zip(step, self.dilations)) + \
+            tuple(st * s for st, s in zip(step, self.strides))
+        cols = (batch, self.groups, c_in // self.groups * int(np.prod(self.kernel_shape)), int(np.prod(out)))
+        return _padding(shape, pads), view_shape, view_strides, cols, (batch, self.c_out, *out)
+
+    def __call__(self, x: np.ndarray, geometry) -> np.ndarray:
+        padding, view_shape, view_strides, cols, out = geometry
+        if padding is not None:
+            xp = np.zeros(padding[0], dtype=x.dtype)
+            xp[padding[1]] = x
+            x = xp
+        # A contiguous copy (a strided view would make matmul take its slow non-BLAS loop)
+        columns = np.ascontiguousarray(_window_view(x, view_shape, self.dilations, self.strides, view_strides))
+        if cols[0] == 1 and self.groups == 1:  # one 2-D product: np.dot skips matmul's broadcasting loop
+            return np.dot(self.matrix[0], columns.reshape(cols[2:])).reshape(out)
+        return np.matmul(self.matrix, columns.reshape(cols)).reshape(out)
 
 
 @kernel("conv")
@@ -92,30 +130,8 @@ def conv(op, x, weight, bias=None, strides=None, pad_type="valid", pad=None, dil
     x = x.astype(dtype, copy=False)
     weight = np.asarray(weight).astype(dtype, copy=False)
     n = x.ndim - 2
-    kernel_shape = list(weight.shape[2:])
-    strides = int_list(strides, n, 1)
-    dilations = int_list(dilations, n, 1)
-    eff = [(k - 1) * d + 1 for k, d in zip(kernel_shape, dilations)]
-    pads = conv_pads(pad_type, pad, x.shape[2:], eff, strides)
-    view, out = windows(pad_spatial(x, pads), kernel_shape, strides, dilations)
-    batch, c_in = x.shape[:2]
-    c_out = weight.shape[0]
-    groups = int(groups)
-    cig, cog = c_in // groups, c_out // groups
-    positions = int(np.prod(out))
-    if cig == 1 and groups > 1 and cog == 1:  # depthwise: a weighted sum over the window
-        letters = "abc"[:n]
-        y = np.einsum(f"nc{letters}...,c{letters}->nc...", view, weight[:, 0])
-    elif cig == 1 and groups > 1:  # depthwise with a channel multiplier: one multiply-add per kernel tap
-        w = weight.reshape(groups, cog, *kernel_shape)
-        y = np.zeros((batch, groups, cog, *out), dtype=dtype)
-        for tap in product(*(range(k) for k in kernel_shape)):
-            taps = view[(slice(None), slice(None)) + tap]                    # (N, C, *out)
-            y += w[(slice(None), slice(None)) + tap].reshape((1, groups, cog) + (1,) * n) * taps[:, :, None]
-        y = y.reshape(batch, c_out, *out)
-    else:
-        cols = view.reshape(batch, groups, cig * int(np.prod(kernel_shape)), positions)
-        y = np.matmul(weight.reshape(groups, cog, -1), cols).reshape(batch, c_out, *out)
+    convolution = Convolution(weight, int_list(strides, n, 1), int_list(dilations, n, 1), int(groups))
+    y = convolution(x, convolution.geometry(x.shape, dtype.itemsize, pad_type, pad))
     if bias is not None:
         y += _bias_shape(bias, n).astype(dtype)
     return y
@@ -133,6 +149,116 @@ def crop(y: np.ndarray, begins: list[int], sizes: list[int]) -> np.ndarray:
     return y[(Ellipsis,) + tuple(slice(b, b + s) for b, s in zip(begins, sizes))]
 
 
+def transposed_pads(pad_type: str, pad, full, in_sizes, strides) -> list[int]:
+    """conv_transpose's [begin, end] crop per spatial dim of the full output."""
+    n = len(full)
+    if pad_type == "custom":
+        return int_list(pad, 2 * n, 0)
+    if pad_type == "valid":
+        return [0] * (2 * n)
+    if pad_type in ("same", "same_lower"):
+        pads = []
+        for f, d, s in zip(full, in_sizes, strides):
+            total = f - d * s
+            small, big = total // 2, total - total // 2
+            pads += [big, small] if pad_type == "same_lower" else [small, big]
+        return pads
+    raise ValueError(f"unknown pad_type '{pad_type}'")
+
+
+class TransposedConv:
+    """conv_transpose as one matmul per group over windows of the input (polyphase form).
+
+    Per spatial dim, kernel tap t lands t * dilation = stride * q + r positions after its input
+    position: output s*m + r sums x[m - q] * w[t] over the taps of phase r. So the input, padded
+    by ``reach`` = max q zeros on each side, is read in windows of reach + 1 positions (one per m),
+    and one matrix of the taps rearranged by (phase, window offset) gives every phase of every
+    output position. Output positions past the full size (stride * windows >= full) read only
+    padding, so they are zeros, as the crop's own padding would be.
+
+    The kernel builds one per call, the specialization once per op; both run ``__call__``.
+    """
+
+    def __init__(self, weight: np.ndarray, strides: list, dilations: list, groups: int):
+        c_in, cog = weight.shape[:2]
+        self.kernel_shape = list(weight.shape[2:])
+        self.strides, self.dilations, self.groups = list(strides), list(dilations), groups
+        self.c_out = cog * groups
+        cig = c_in // groups
+        self.reach = [((k - 1) * d) // s for k, s, d in zip(self.kernel_shape, strides, dilations)]
+        window = [q + 1 for q in self.reach]
+        phases, positions = int(np.prod(strides)), int(np.prod(window))
+        grouped = weight.reshape(groups, cig, cog, *self.kernel_shape)
+        # One output channel per group: (positions, window) @ (window, phases) gives the phases of
+        # each position side by side, already interleaved in 1-D. Otherwise (channel, phase) rows.
+        self.phases_last = cog == 1
+        if self.phases_last:
+            matrix = np.zeros((groups, cig, *window, *strides), weight.dtype)
+        else:
+            matrix = np.zeros((groups, cog, *strides, cig, *window), weight.dtype)
+        for tap in product(*(range(k) for k in self.kernel_shape)):
+            offsets = [t * d for t, d in zip(tap, dilations)]
+            at = tuple(q - o // s for q, o, s in zip(self.reach, offsets, strides))  # window offset
+            phase = tuple(o % s for o, s in zip(offsets, strides))
+            taps = grouped[(slice(None),) * 3 + tap]  # (groups, cig, cog)
+            if self.phases_last:
+                matrix[(slice(None),) * 2 + at + phase] = taps[:, :, 0]
+            else:
+                matrix[(slice(None),) * 2 + phase + (slice(None),) + at] = taps.swapaxes(1, 2)
+        self.matrix = matrix.reshape((groups, cig * positions, phases) if self.phases_last
+                                     else (groups, cog * phases, cig * positions))
+        self.window = window
+
+    def geometry(self, shape: tuple, itemsize: int, pad_type: str, pad, output_shape=None):
+        """Everything ``__call__`` needs for an input of ``shape``: padding, window view, matmul
+        and interleave shapes, the crop."""
+        n = len(self.kernel_shape)
+        batch, c_in = shape[:2]
+        in_sizes = list(shape[2:])
+        padded = (batch, c_in) + tuple(d + 2 * q for d, q in zip(in_sizes, self.reach))
+        inner = (slice(None), slice(None)) + tuple(slice(q, q + d) for q, d in zip(self.reach, in_sizes))
+        windows_out = [d + q for d, q in zip(in_sizes, self.reach)]
+        contiguous = [itemsize]
+        for size in reversed(padded):
+            contiguous.insert(0, contiguous[0] * size)
+        contiguous = contiguous[1:]
+        view = ((batch, c_in) + tuple(self.window) + tuple(windows_out),
+                tuple(contiguous[:2]) + tuple(contiguous[2:]) * 2)
+        cols = (batch, self.groups, c_in // self.groups * int(np.prod(self.window)), int(np.prod(windows_out)))
+        if self.phases_last:
+            split = (batch, self.c_out) + tuple(windows_out) + tuple(self.strides)
+            interleave = (0, 1) + tuple(a for i in range(n) for a in (2 + i, 2 + n + i))
+        else:
+            split = (batch, self.c_out) + tuple(self.strides) + tuple(windows_out)
+            interleave = (0, 1) + tuple(a for i in range(n) for a in (2 + n + i, 2 + i))
+        out = (batch, self.c_out) + tuple(m * s for m, s in zip(windows_out, self.strides))
+        full = [(d - 1) * s + (k - 1) * dl + 1
+                for d, s, k, dl in zip(in_sizes, self.strides, self.kernel_shape, self.dilations)]
+        pads = transposed_pads(pad_type, pad, full, in_sizes, self.strides)
+        begins = pads[0::2]
+        if output_shape is not None:
+            sizes = int_list(output_shape, n + 2, 0)[2:]
+        else:
+            sizes = [f - b - e for f, b, e in zip(full, pads[0::2], pads[1::2])]
+        if all(b >= 0 and b + size <= o for b, size, o in zip(begins, sizes, out[2:])):
+            begins, sizes = (Ellipsis,) + tuple(slice(b, b + size) for b, size in zip(begins, sizes)), None
+        return padded, inner, view, cols, split, interleave, out, begins, sizes
+
+    def __call__(self, x: np.ndarray, geometry) -> np.ndarray:
+        padded, inner, view, cols, split, interleave, out, begins, sizes = geometry
+        xp = np.zeros(padded, dtype=x.dtype)
+        xp[inner] = x
+        columns = np.ascontiguousarray(np.ndarray(view[0], x.dtype, xp, 0, view[1])).reshape(cols)
+        if self.phases_last:
+            y = np.matmul(columns.swapaxes(-1, -2), self.matrix)
+        elif cols[0] == 1 and self.groups == 1:
+            y = np.dot(self.matrix[0], columns.reshape(cols[2:]))
+        else:
+            y = np.matmul(self.matrix, columns)
+        y = y.reshape(split).transpose(interleave).reshape(out)
+        return y[begins] if sizes is None else crop(y, begins, sizes)
+
+
 @kernel("conv_transpose")
 def conv_transpose(op, x, weight, bias=None, pad=None, output_shape=None, pad_type="valid", strides=None,
                    dilations=None, groups=1):
@@ -140,50 +266,8 @@ def conv_transpose(op, x, weight, bias=None, pad=None, output_shape=None, pad_ty
     x = x.astype(dtype, copy=False)
     weight = np.asarray(weight).astype(dtype, copy=False)
     n = x.ndim - 2
-    batch, c_in = x.shape[:2]
-    in_sizes = list(x.shape[2:])
-    kernel_shape = list(weight.shape[2:])
-    strides = int_list(strides, n, 1)
-    dilations = int_list(dilations, n, 1)
-    groups = int(groups)
-    cig, cog = c_in // groups, weight.shape[1]
-    c_out = cog * groups
-    taps = int(np.prod(kernel_shape))
-    full = [(d - 1) * s + (k - 1) * dl + 1 for d, s, k, dl in zip(in_sizes, strides, kernel_shape, dilations)]
-    y = np.zeros((batch, c_out, *full), dtype=dtype)
-    if cig == 1:  # depthwise: each output channel scales one input channel per tap
-        w = weight.reshape(groups, cog, *kernel_shape)
-        xg = x.reshape(batch, groups, 1, *in_sizes)
-        contrib = None
-    else:  # every input position's contribution to each (output channel, tap) in one matmul
-        w = weight.reshape(groups, cig, cog * taps).transpose(0, 2, 1)
-        contrib = np.matmul(w, x.reshape(batch, groups, cig, -1)).reshape(batch, c_out, *kernel_shape, *in_sizes)
-    for tap in product(*(range(k) for k in kernel_shape)):
-        target = (slice(None), slice(None)) + tuple(slice(t * dl, t * dl + s * (d - 1) + 1, s)
-                                                    for t, dl, s, d in zip(tap, dilations, strides, in_sizes))
-        if contrib is None:
-            scale = w[(slice(None), slice(None)) + tap].reshape((1, groups, cog) + (1,) * n)
-            y[target] += (xg * scale).reshape(batch, c_out, *in_sizes)
-        else:
-            y[target] += contrib[(slice(None), slice(None)) + tap]
-    if pad_type == "custom":
-        pads = int_list(pad, 2 * n, 0)
-    elif pad_type == "valid":
-        pads = [0] * (2 * n)
-    elif pad_type in ("same", "same_lower"):
-        pads = []
-        for f, d, s in zip(full, in_sizes, strides):
-            total = f - d * s
-            small, big = total // 2, total - total // 2
-            pads += [big, small] if pad_type == "same_lower" else [small, big]
-    else:
-        raise ValueError(f"unknown pad_type '{pad_type}'")
-    begins = pads[0::2]
-    if output_shape is not None:
-        sizes = int_list(output_shape, n + 2, 0)[2:]
-    else:
-        sizes = [f - b - e for f, b, e in zip(full, pads[0::2], pads[1::2])]
-    y = crop(y, begins, sizes)
+    transposed = TransposedConv(weight, int_list(strides, n, 1), int_list(dilations, n, 1), int(groups))
+    y = transposed(x, transposed.geometry(x.shape, dtype.itemsize, pad_type, pad, output_shape))
     if bias is not None:
         y = y + _bias_shape(bias, n).astype(dtype)
     return y
@@ -228,8 +312,8 @@ def _shape_cache(geometry):
 
 def _window_view(xp: np.ndarray, view_shape: tuple, kernel_steps: tuple, out_steps: tuple,
                  contiguous_strides: tuple) -> np.ndarray:
-    """windows()'s view of ``xp`` with its shape (and, for a C-contiguous ``xp``, its strides)
-    computed in advance."""
+    """Read-only view (N, C, *kernel, *out) of the padded input's sliding windows, its shape (and,
+    for a C-contiguous ``xp``, its strides) computed in advance."""
     if xp.flags.c_contiguous:
         return np.ndarray(view_shape, xp.dtype, xp, 0, contiguous_strides)
     strides = xp.strides
@@ -255,68 +339,24 @@ def conv_plan(op, static, dynamic):
         return None
     dtype = compute_dtype(np.empty(0, spec.np_dtype))
     weight = plan_weight(static["weight"], dtype)
-    if weight is None or weight.ndim != spec.rank:
-        return None
-    bias = static.get("bias")
-    n = spec.rank - 2
-    kernel_shape = list(weight.shape[2:])
-    strides = int_list(static.get("strides"), n, 1)
-    dilations = int_list(static.get("dilations"), n, 1)
-    eff = [(k - 1) * d + 1 for k, d in zip(kernel_shape, dilations)]
     groups = int(static.get("groups", 1))
+    if weight is None or weight.ndim != spec.rank or weight.shape[0] % groups:
+        return None
+    n = spec.rank - 2
     pad_type, pad = static.get("pad_type", "valid"), static.get("pad")
-    c_out = weight.shape[0]
+    if pad_type not in ("custom", "valid", "same", "same_lower"):
+        return None
+    convolution = Convolution(weight, int_list(static.get("strides"), n, 1), int_list(static.get("dilations"), n, 1),
+                              groups)
+    bias = static.get("bias")
     bias = None if bias is None else _bias_shape(bias, n).astype(dtype)
-    taps = int(np.prod(kernel_shape))
-    itemsize = dtype.itemsize
-
-    def geometry(shape):
-        pads = conv_pads(pad_type, pad, shape[2:], eff, strides)
-        spatial = [d + pads[2 * i] + pads[2 * i + 1] for i, d in enumerate(shape[2:])]
-        out = [(size - (k - 1) * d - 1) // s + 1 for size, k, s, d in zip(spatial, kernel_shape, strides, dilations)]
-        if any(o <= 0 for o in out):
-            return None
-        batch, c_in = shape[:2]
-        view_shape = tuple(shape[:2]) + tuple(kernel_shape) + tuple(out)
-        contiguous = [itemsize]
-        for size in reversed([batch, c_in] + spatial):
-            contiguous.insert(0, contiguous[0] * size)
-        contiguous = contiguous[1:]  # C-contiguous strides of the padded input
-        step = contiguous[-n:]
-        view_strides = tuple(contiguous[:2]) + tuple(st * d for st, d in zip(step, dilations)) + \
-            tuple(st * s for st, s in zip(step, strides))
-        return _padding(shape, pads), view_shape, view_strides, batch, c_in, out, int(np.prod(out))
-
-    get = _shape_cache(geometry)
-    w_depthwise = weight[:, 0]
-    letters = "abc"[:n]
-    kernel_steps, out_steps = tuple(dilations), tuple(strides)
+    get = _shape_cache(lambda shape: convolution.geometry(shape, dtype.itemsize, pad_type, pad))
 
     def run(x):
-        found = get(x.shape) if x.ndim == n + 2 else None
-        if found is None or x.shape[1] != weight.shape[1] * groups:
+        if x.ndim != n + 2 or x.shape[1] != weight.shape[1] * groups:
             return conv(op, x, static["weight"], static.get("bias"), static.get("strides"), pad_type, pad,
                         static.get("dilations"), groups)
-        padding, view_shape, view_strides, batch, c_in, out, positions = found
-        x = x.astype(dtype, copy=False)
-        if padding is not None:
-            xp = np.zeros(padding[0], dtype=dtype)
-            xp[padding[1]] = x
-            x = xp
-        view = _window_view(x, view_shape, kernel_steps, out_steps, view_strides)
-        cig, cog = c_in // groups, c_out // groups
-        if cig == 1 and groups > 1 and cog == 1:
-            y = np.einsum(f"nc{letters}...,c{letters}->nc...", view, w_depthwise)
-        elif cig == 1 and groups > 1:
-            w = weight.reshape(groups, cog, *kernel_shape)
-            y = np.zeros((batch, groups, cog, *out), dtype=dtype)
-            for tap in product(*(range(k) for k in kernel_shape)):
-                tap_view = view[(slice(None), slice(None)) + tap]
-                y += w[(slice(None), slice(None)) + tap].reshape((1, groups, cog) + (1,) * n) * tap_view[:, :, None]
-            y = y.reshape(batch, c_out, *out)
-        else:
-            cols = view.reshape(batch, groups, cig * taps, positions)
-            y = np.matmul(weight.reshape(groups, cog, -1), cols).reshape(batch, c_out, *out)
+        y = convolution(x.astype(dtype, copy=False), get(x.shape))
         if bias is not None:
             y += bias
         return y
@@ -331,70 +371,26 @@ def conv_transpose_plan(op, static, dynamic):
         return None
     dtype = compute_dtype(np.empty(0, spec.np_dtype))
     weight = plan_weight(static["weight"], dtype)
-    if weight is None or weight.ndim != spec.rank:
+    # The polyphase matrix is a rearranged copy of the weight: a large one is built per call (a
+    # 1/positions share of the matmul's work) so that a program does not hold its largest weights twice.
+    if weight is None or weight.ndim != spec.rank or weight.size > MAX_CONVERTED_WEIGHT:
         return None
     n = spec.rank - 2
-    kernel_shape = list(weight.shape[2:])
-    strides = int_list(static.get("strides"), n, 1)
-    dilations = int_list(static.get("dilations"), n, 1)
     groups = int(static.get("groups", 1))
     pad_type, pad = static.get("pad_type", "valid"), static.get("pad")
-    if pad_type not in ("custom", "valid", "same", "same_lower"):
+    if pad_type not in ("custom", "valid", "same", "same_lower") or weight.shape[0] % groups:
         return None
-    cog = weight.shape[1]
-    c_out = cog * groups
-    taps = int(np.prod(kernel_shape))
+    transposed = TransposedConv(weight, int_list(static.get("strides"), n, 1), int_list(static.get("dilations"), n, 1),
+                                groups)
     bias = static.get("bias")
     bias = None if bias is None else _bias_shape(bias, n).astype(dtype)
-    tap_list = list(product(*(range(k) for k in kernel_shape)))
-    tap_index = [(slice(None), slice(None)) + tap for tap in tap_list]
-    if weight.shape[0] == groups:  # depthwise: every tap's products in one multiply (the same products)
-        w_depthwise = weight.reshape((1, groups, cog) + tuple(kernel_shape) + (1,) * n)
-    else:
-        w_matrix = weight.reshape(groups, weight.shape[0] // groups, cog * taps).transpose(0, 2, 1)
-
-    def geometry(shape):
-        batch, c_in = shape[:2]
-        in_sizes = list(shape[2:])
-        full = [(d - 1) * s + (k - 1) * dl + 1 for d, s, k, dl in zip(in_sizes, strides, kernel_shape, dilations)]
-        targets = [(slice(None), slice(None)) + tuple(slice(t * dl, t * dl + s * (d - 1) + 1, s)
-                                                      for t, dl, s, d in zip(tap, dilations, strides, in_sizes))
-                   for tap in tap_list]
-        if pad_type == "custom":
-            pads = int_list(pad, 2 * n, 0)
-        elif pad_type == "valid":
-            pads = [0] * (2 * n)
-        else:
-            pads = []
-            for f, d, s in zip(full, in_sizes, strides):
-                total = f - d * s
-                small, big = total // 2, total - total // 2
-                pads += [big, small] if pad_type == "same_lower" else [small, big]
-        begins = pads[0::2]
-        sizes = [f - b - e for f, b, e in zip(full, pads[0::2], pads[1::2])]
-        if all(b >= 0 and b + size <= f for b, size, f in zip(begins, sizes, full)):  # crop() without padding
-            begins, sizes = (Ellipsis,) + tuple(slice(b, b + size) for b, size in zip(begins, sizes)), None
-        return batch, c_in, in_sizes, (batch, c_out, *full), targets, begins, sizes
-
-    get = _shape_cache(geometry)
+    get = _shape_cache(lambda shape: transposed.geometry(shape, dtype.itemsize, pad_type, pad))
 
     def run(x):
-        if x.ndim != n + 2 or x.shape[1] != weight.shape[0] or weight.shape[0] % groups:
+        if x.ndim != n + 2 or x.shape[1] != weight.shape[0]:
             return conv_transpose(op, x, static["weight"], static.get("bias"), pad, None, pad_type,
                                   static.get("strides"), static.get("dilations"), groups)
-        batch, c_in, in_sizes, full_shape, targets, begins, sizes = get(x.shape)
-        x = x.astype(dtype, copy=False)
-        y = np.zeros(full_shape, dtype=dtype)
-        if c_in == groups:
-            contrib = (x.reshape((batch, groups, 1) + (1,) * n + tuple(in_sizes)) * w_depthwise).reshape(
-                batch, c_out, *kernel_shape, *in_sizes)
-        else:
-            contrib = np.matmul(w_matrix, x.reshape(batch, groups, c_in // groups, -1)).reshape(
-                batch, c_out, *kernel_shape, *in_sizes)
-        for target, index in zip(targets, tap_index):
-            view = y[target]  # in place: ``y[target] += …`` would copy the sum back onto itself
-            view += contrib[index]
-        y = y[begins] if sizes is None else crop(y, begins, sizes)
+        y = transposed(x.astype(dtype, copy=False), get(x.shape))
         if bias is not None:
             y = y + bias
         return y

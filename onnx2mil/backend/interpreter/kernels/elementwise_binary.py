@@ -26,7 +26,14 @@ def _real_div(x, y):
 def _pow(x, y):
     if np.issubdtype(x.dtype, np.integer) and np.issubdtype(y.dtype, np.integer):
         return np.power(x.astype(np.float64), y).astype(np.int64)  # ints to negative powers
+    if _squares(x.dtype, x.ndim, y):
+        return np.square(x)
     return np.power(x, y)
+
+
+def _squares(x_dtype, x_rank: int, y) -> bool:
+    """pow(x, 2) of a float x is np.square(x): the correctly rounded x * x, and no libm pow per element."""
+    return x_dtype.kind == "f" and y.size == 1 and y.ndim <= x_rank and y.reshape(()) == 2
 
 
 _BINARY = {
@@ -97,6 +104,8 @@ def binary_plan(op, static, dynamic):
     wide = _widen_spec(dynamic[0][1])
     if names == ["x"]:
         y = _wide(static["y"])
+        if op.op_type == "pow" and _squares(dynamic[0][1].np_dtype, dynamic[0][1].rank, y):
+            return (lambda x: np.square(x.astype(f32))) if wide else np.square
         return (lambda x: fn(x.astype(f32), y)) if wide else (lambda x: fn(x, y))
     x = _wide(static["x"])
     return (lambda y: fn(x, y.astype(f32))) if wide else (lambda y: fn(x, y))
