@@ -138,3 +138,27 @@ def test_small_constants_are_nudged_as_coremltools_does(values, request):
     request.getfixturevalue("coremltools_passes")
     theirs = program_ops(onnx2mil.build_coreml(model))
     assert ours == theirs
+
+
+@pytest.mark.parametrize("values, warns", [
+    ([1e38], True), ([-3.4e38, 0.0], True), ([np.nan, 1e38], True), ([np.inf, 1.0], False), ([1e37, -1e37], False),
+    ([np.nan, 2.0], False), ([-np.inf, np.inf], False), ([65505.0], False),
+])
+def test_fp16_infinity_warning_names_finite_magnitudes_from_1e38(values, warns):
+    """An fp16 build warns about a constant with a finite magnitude >= 1e38 (coremltools' fp16 pass
+    stores it as ±inf), and only then; the check's fast path skips arrays whose max and min are
+    finite and below 1e38."""
+    import warnings
+
+    from onnx2mil.backend.convert.loader import OnnxNode
+    from onnx2mil.errors import PrecisionWarning
+    from onnx import helper
+
+    node = OnnxNode(helper.make_node("Add", ["x", "c"], ["y"], name="/add"), 17, 0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipeline.warn_fp16_overflow([node], {"c": np.array(values, np.float32)})
+    hits = [w for w in caught if issubclass(w.category, PrecisionWarning)]
+    assert bool(hits) == warns
+    if warns:
+        assert "node '/add' (Add): constant 'c'" in str(hits[0].message)
