@@ -35,10 +35,14 @@ from coremltools.converters.mil.mil.passes.defs.optimize_repeat_ops import reduc
 from coremltools.converters.mil.mil.passes.defs.quantization import add_fp16_cast as _ct_add_fp16_cast
 from coremltools.converters.mil.mil.passes.pass_registry import register_pass
 
+from .fp16_weights import FP16_MAX
+
 FP16_CAST = "onnx2mil::add_fp16_cast"
 COREMLTOOLS_FP16_CAST = "common::add_fp16_cast"
 
-_FP16_MAX = float(np.finfo(np.float16).max)
+# coremltools' fp16 pass treats fp32 constants from this magnitude on as infinities and casts them
+# (attention masks); an op with a finite constant between FP16_MAX and this stays in fp32.
+FP16_PASS_INFINITY = 1e38
 _FP16_TINY = np.nextafter(np.float16(0), np.float16(1))
 
 
@@ -49,10 +53,10 @@ def _const_overflows_fp16(value) -> bool:
     if value.size == 0:
         return False
     high, low = value.max(), value.min()
-    if -_FP16_MAX <= low and high <= _FP16_MAX:  # NaN compares False: falls through to the full check
+    if -FP16_MAX <= low and high <= FP16_MAX:  # NaN compares False: falls through to the full check
         return False
     magnitude = np.abs(value)
-    return bool(np.max(magnitude[magnitude < 1e38], initial=0.0) > _FP16_MAX)
+    return bool(np.max(magnitude[magnitude < FP16_PASS_INFINITY], initial=0.0) > FP16_MAX)
 
 
 class _Held:

@@ -45,7 +45,8 @@ from coremltools.converters.mil.mil.scope import ScopeSource
 from coremltools.proto import Model_pb2
 from google.protobuf.message import DecodeError
 
-from .passes import FP16_CAST, REPLACED, passes_streamlined, with_own_passes
+from .fp16_weights import FP16_MAX
+from .passes import FP16_CAST, FP16_PASS_INFINITY, REPLACED, passes_streamlined, with_own_passes
 from ...errors import ConversionError, Onnx2MilError, PackageError, PrecisionWarning, SaveError
 
 COREMLTOOLS_LOCK = threading.RLock()
@@ -198,10 +199,6 @@ def reconvert(mlmodel: ct.models.MLModel, passes: ct.PassPipeline) -> ct.models.
     return _converted(run)
 
 
-FP16_MAX = float(np.finfo(np.float16).max)
-# coremltools' fp16 pass treats fp32 constants from this magnitude on as infinities and casts them
-# (attention masks); an op with a finite constant between FP16_MAX and this stays in fp32.
-FP16_PASS_INFINITY = 1e38
 
 
 def warn_fp16_overflow(nodes, constants) -> None:
