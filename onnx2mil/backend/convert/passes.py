@@ -26,14 +26,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import Optional
 
 import numpy as np
 from coremltools.converters.mil.mil import Builder as mb
 from coremltools.converters.mil.mil import Program, types
 from coremltools.converters.mil.mil.block import Block, Function
+from coremltools.converters.mil.mil.passes.defs.cleanup.noop_elimination import noop_elimination as _ct_noop_elimination
+from coremltools.converters.mil.mil.passes.defs.lower_complex_dialect_ops import LowerComplex
 from coremltools.converters.mil.mil.passes.defs.optimize_repeat_ops import reduce_transposes as _ct_reduce_transposes
 from coremltools.converters.mil.mil.passes.defs.quantization import add_fp16_cast as _ct_add_fp16_cast
-from coremltools.converters.mil.mil.passes.pass_registry import register_pass
+from coremltools.converters.mil.mil.passes.defs.quantization import add_int16_cast as _ct_add_int16_cast
+from coremltools.converters.mil.mil.passes.pass_pipeline import PassPipelineManager
+from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY, register_pass
 
 from .fp16_weights import FP16_MAX
 
@@ -264,6 +269,188 @@ class _QuietProgram(Program):
         return super().__str__() if _render_now() else _DEFERRED.format(kind="program")
 
 
+# ---- gates: passes skipped where they cannot match ------------------------------------------------
+# Each pass below rewrites only a pattern that contains certain op types (its anchors, read from its
+# source in coremltools 9.0, ``coremltools/converters/mil/mil/passes/defs``). A gate is a tuple of
+# groups of op types: the pass can change the program only if every group has an op type present
+# somewhere in the program (every function, nested blocks included), so it is skipped, as a no-op,
+# when one group has none. The op types are read from the program before each run (one walk, cached
+# while the passes skipped in a row leave the program untouched). Passes with no anchor (cleanups,
+# renaming, I/O types) always run: see UNGATED. ``tests/test_passes.py`` checks on every reference
+# model and real exports that the gated pipeline gives the same program as the ungated one, and on
+# the op-builder cases that no gated pass changes a program whose anchors are absent.
+
+def _gate(*groups, reason: str):
+    return tuple(frozenset(g) for g in groups), reason
+
+
+_CONV = ("conv", "conv_transpose")
+GATES: dict[str, tuple[tuple[frozenset, ...], str]] = {
+    "common::lower_complex_dialect_ops": _gate(
+        LowerComplex._lower_map, reason="lowers complex-dialect ops (complex, complex_fft, ...) only; its "
+        "complex-output check can fail only on a var such an op makes (onnx2mil's inputs are real)"),
+    "common::int_op_canonicalization": _gate(
+        {"dequantize"}, {"quantize"}, reason="rewrites dequantize -> reshape -> quantize"),
+    "common::nullify_redundant_quantization_zero_point": _gate(
+        {"quantize", "dequantize"}, reason="edits the zero point of quantize/dequantize ops"),
+    "common::dequantize_quantize_pair_elimination": _gate(
+        {"dequantize"}, {"quantize"}, reason="removes a dequantize -> quantize pair"),
+    "common::distributive_quantized_binary_op_scale_normalization": _gate(
+        {"dequantize"}, {"quantize"}, reason="dequantize x, y -> add/sub (-> relu) -> quantize"),
+    "common::dequantize_to_constexpr": _gate({"dequantize"}, reason="turns a const dequantize into a constexpr"),
+    "common::canonicalize_quantized_lut_pattern": _gate(
+        {"constexpr_lut_to_dense"}, {"constexpr_blockwise_shift_scale"},
+        reason="reorders a constexpr_lut_to_dense / constexpr_blockwise_shift_scale pair"),
+    "common::merge_affine_dequantize_with_consecutive_ops": _gate(
+        {"constexpr_affine_dequantize"}, reason="folds ops after a constexpr_affine_dequantize into it"),
+    "common::cast_optimization": _gate({"cast"}, reason="removes or fuses cast ops; starts from a cast"),
+    "common::noop_elimination": _gate(
+        _ct_noop_elimination._SUPPORTED_OPS, reason="removes no-op instances of its _SUPPORTED_OPS only"),
+    "common::divide_to_multiply": _gate({"real_div"}, reason="real_div by a constant -> mul"),
+    "common::select_optimization": _gate({"select"}, reason="simplifies select ops"),
+    "common::loop_invariant_elimination": _gate({"while_loop"}, reason="hoists while_loop invariants"),
+    "common::remove_symbolic_reshape": _gate({"reshape"}, reason="makes a reshape's symbolic shape static"),
+    "common::fuse_matmul_weight_bias": _gate({"matmul"}, {"add", "sub"}, reason="matmul + add/sub -> linear"),
+    "common::fuse_linear_bias": _gate({"linear"}, {"add", "sub"}, reason="linear + add/sub -> linear"),
+    "common::fuse_gelu_tanh_approximation": _gate(
+        {"pow"}, {"mul"}, {"add"}, {"tanh"}, reason="both patterns: pow, mul, add, tanh -> gelu"),
+    "common::fuse_gelu_exact": _gate(
+        {"erf"}, {"add"}, {"mul"}, reason="mul/real_div -> erf -> add -> mul (-> mul) -> gelu"),
+    "common::fuse_leaky_relu": _gate({"mul"}, {"maximum"}, reason="maximum(x, alpha * x) -> leaky_relu"),
+    "common::rank0_expand_dims_swap": _gate(
+        {"add", "sub", "mul", "real_div", "floor_div"}, {"expand_dims"},
+        reason="a rank-0 elementwise binary op followed by expand_dims"),
+    "common::fuse_squeeze_expand_dims": _gate({"squeeze"}, {"expand_dims"}, reason="squeeze -> expand_dims"),
+    "common::use_reflection_padding": _gate(
+        {"concat"}, {"slice_by_index"}, reason="concat of slices -> reflect pad"),
+    "common::merge_consecutive_paddings": _gate({"pad"}, reason="pad -> pad"),
+    "common::fuse_pad_conv": _gate({"pad"}, {"transpose"}, reason="pad -> transpose -> conv"),
+    "common::replace_stack_reshape": _gate({"stack"}, {"reshape"}, reason="stack -> reshape -> concat"),
+    "common::reduce_transposes": _gate({"transpose"}, reason="cancels transposes"),
+    "onnx2mil::reduce_transposes": _gate({"transpose"}, reason="cancels transposes"),
+    "common::fuse_dilated_conv": _gate(
+        {"space_to_batch"}, {"conv"}, {"batch_to_space"}, reason="space_to_batch -> conv -> batch_to_space"),
+    "common::fuse_conv_scale": _gate(_CONV, {"mul", "real_div"}, reason="conv(_transpose) -> mul/real_div"),
+    "common::fuse_conv_bias": _gate(_CONV, {"add", "sub"}, reason="conv(_transpose) (-> transpose) -> add/sub"),
+    "common::fuse_onehot_matmul_to_gather": _gate({"one_hot"}, {"matmul"}, reason="one_hot -> matmul"),
+    "common::fuse_layernorm_or_instancenorm": _gate(
+        {"reduce_mean", "reduce_sum"}, reason="all five patterns start at a reduce_mean or reduce_sum"),
+    "common::fuse_elementwise_to_batchnorm": _gate({"mul"}, {"add"}, reason="mul -> add -> batch_norm"),
+    "common::fuse_reduce_mean": _gate({"reduce_sum"}, {"mul", "real_div"}, reason="reduce_sum -> mul/real_div"),
+    "common::fuse_conv_batchnorm": _gate(_CONV, {"batch_norm"}, reason="conv(_transpose) -> batch_norm"),
+    "common::detect_concat_interleave": _gate(
+        {"concat"}, {"reshape"}, {"transpose"}, reason="concat -> reshape -> transpose -> reshape"),
+    "common::concat_to_pixel_shuffle": _gate({"concat"}, reason="concats of concats -> pixel_shuffle"),
+    "common::fuse_prelu": _gate({"relu"}, {"mul"}, {"add"}, reason="both patterns: relu, mul, add -> prelu"),
+    "common::prelu_to_lrelu": _gate({"prelu"}, reason="prelu with one alpha -> leaky_relu"),
+    "common::merge_consecutive_relus": _gate({"relu"}, reason="relu -> relu"),
+    "common::merge_consecutive_reshapes": _gate({"reshape"}, reason="reshape -> reshape"),
+    "common::merge_consecutive_transposes": _gate({"transpose"}, reason="transpose -> transpose"),
+    "common::fuse_transpose_matmul": _gate({"transpose"}, {"matmul"}, reason="transpose -> matmul"),
+    "common::expand_high_rank_reshape_and_transpose": _gate(
+        {"reshape"}, {"transpose"}, reason="reshape -> transpose -> reshape of rank > 6"),
+    "common::fuse_stack_split": _gate({"stack"}, {"split"}, reason="split -> squeeze -> stack"),
+    "common::add_int16_cast": _gate(
+        _ct_add_int16_cast._PREFER_INT16_OPS, reason="casts int32 parameters of its _PREFER_INT16_OPS only"),
+    "common::guard_negative_gather_indices": _gate({"gather", "gather_nd"}, reason="guards gather indices"),
+    "common::canonicalize_inplace_pattern": _gate(
+        {"coreml_update_state"}, reason="moves coreml_update_state ops"),
+    "common::prefer_state_in_downstream": _gate(
+        {"coreml_update_state"}, reason="re-points readers of a coreml_update_state's value"),
+    "common::expand_dynamic_linear": _gate({"linear"}, reason="a linear with non-const weight -> matmul + add"),
+    "mil_backend::fuse_activation_silu": _gate({"sigmoid"}, {"mul"}, reason="x * sigmoid(x) -> silu"),
+    "mil_backend::fuse_pow2_sqrt": _gate({"pow"}, {"sqrt"}, reason="sqrt(pow(x, 2)) / pow(sqrt(x), 2) -> x"),
+}
+
+# Passes that run unconditionally: no op type they need (they act on any op, or on the function's
+# inputs and outputs).
+UNGATED: dict[str, str] = {
+    "common::update_output_dtypes": "output dtypes of the function",
+    "common::const_elimination": "any op whose value is known",
+    "common::sanitize_input_output_names": "input and output names",
+    "common::const_deduplication": "any pair of equal constants",
+    "common::image_input_preprocess": "image inputs",
+    "common::remove_redundant_ops": "any pair of ops with the same inputs",
+    "common::dedup_op_and_var_names": "any name",
+    "common::add_fp16_cast": "every float op (fp16 builds only)",
+    FP16_CAST: "every float op (fp16 builds only)",
+    "common::dead_code_elimination": "any op",
+    "common::topological_reorder": "any op",
+    "mil_backend::adjust_io_to_supported_types": "input and output dtypes",
+    "mil_backend::insert_image_preprocessing_ops": "image inputs",
+    "mil_backend::sanitize_name_strings": "any name",
+    "nn_backend::handle_unused_inputs": "unused inputs",
+}
+
+
+def op_types(prog: Program) -> set:
+    """Every op type of ``prog``: all functions, nested blocks included."""
+    return {op.op_type for f in prog.functions.values() for b in _blocks(f) for op in b.operations}
+
+
+def gate_closed(pass_name: str, present: set) -> Optional[str]:
+    """Why ``pass_name`` cannot change a program holding the op types ``present``; None if it can."""
+    gate = GATES.get(pass_name)
+    if gate is None:
+        return None
+    groups, reason = gate
+    for group in groups:
+        if group.isdisjoint(present):
+            names = " or ".join(sorted(group)) if len(group) <= 4 else f"op of its {len(group)} anchor types"
+            return f"no {names} ({reason})"
+    return None
+
+
+PASS_LOG = "_onnx2mil_pass_log"  # attribute of the program: [(pipeline, pass, None or why skipped)]
+
+
+def _gated_apply_pipeline(target: Program, original):
+    """coremltools' ``PassPipelineManager.apply_pipeline`` (same loop, logs, progress bar and
+    validation) that skips, for ``target`` only, a pass whose gate is closed, and logs every run."""
+    from coremltools.converters.mil.mil.passes import pass_pipeline as module
+
+    def apply_pipeline(prog, pass_pipeline):
+        if prog is not target:
+            return original(prog, pass_pipeline)
+        if pass_pipeline is None:
+            raise ValueError("The pass_pipeline cannot be None.")
+        pass_pipeline.validate()
+        prog.validate()
+        module.logger.debug(f"Program before {pass_pipeline} pipeline:\n{prog}")
+        log = getattr(prog, PASS_LOG)
+        present = None  # op types, valid while only skipped passes have run since the last walk
+        for pass_name in module.tqdm(pass_pipeline.passes, desc=f"Running MIL {pass_pipeline} pipeline",
+                                     unit=" passes"):
+            if pass_name in GATES:
+                if present is None:
+                    present = op_types(prog)
+                why = gate_closed(pass_name, present)
+                if why is not None:
+                    log.append((str(pass_pipeline), pass_name, why))
+                    continue
+            module.logger.debug(f'Performing pass: "{pass_name}"')
+            pass_options = pass_pipeline.get_options(pass_name)
+            if pass_options is not None:
+                module.logger.debug(f"The graph pass options for {pass_name} is set to {pass_options}. "
+                                    f"It will change the pass behavior. Make sure the option is intended.")
+            if pass_name.startswith("experimental::"):
+                module.logger.warning(f"The graph pass {pass_name} is under experimental development, "
+                                      f"and the API could be changed in the future.")
+            graph_pass = PASS_REGISTRY[pass_name]
+            graph_pass.set_options(pass_options)
+            present = None
+            try:
+                graph_pass(prog)
+            except Exception:
+                module.logger.error(f"\n\nERROR - '{pass_name}' graph pass produces the following error:\n")
+                raise
+            log.append((str(pass_pipeline), pass_name, None))
+            prog.validate(check_essential_scope=pass_name == "common::dead_code_elimination")
+        module.logger.debug(f"Program after {pass_pipeline} pipeline:\n{prog}")
+
+    return apply_pipeline
+
+
 @contextlib.contextmanager
 def passes_streamlined(prog: Program):
     """For the duration: ``prog``, its functions and blocks render as text only when coremltools'
@@ -273,6 +460,9 @@ def passes_streamlined(prog: Program):
     pass creates meanwhile (they keep coremltools' behaviour) and the classes themselves are
     untouched."""
     untracked = not _tracks_nonreplaceable(prog)
+    setattr(prog, PASS_LOG, [])
+    original = PassPipelineManager.__dict__["apply_pipeline"]
+    PassPipelineManager.apply_pipeline = staticmethod(_gated_apply_pipeline(prog, original.__func__))
     subclass = {Block: _QuietUntrackedBlock if untracked else _QuietBlock,
                 Function: _QuietUntrackedFunction if untracked else _QuietFunction,
                 Program: _QuietProgram}
@@ -283,6 +473,7 @@ def passes_streamlined(prog: Program):
     try:
         yield
     finally:
+        PassPipelineManager.apply_pipeline = original
         for obj, cls in swapped:
             obj.__class__ = cls
 

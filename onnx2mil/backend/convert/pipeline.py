@@ -46,7 +46,7 @@ from coremltools.proto import Model_pb2
 from google.protobuf.message import DecodeError
 
 from .fp16_weights import FP16_MAX
-from .passes import FP16_CAST, FP16_PASS_INFINITY, REPLACED, passes_streamlined, with_own_passes
+from .passes import FP16_CAST, FP16_PASS_INFINITY, PASS_LOG, REPLACED, passes_streamlined, with_own_passes
 from ...errors import ConversionError, Onnx2MilError, PackageError, PrecisionWarning, SaveError
 
 COREMLTOOLS_LOCK = threading.RLock()
@@ -304,11 +304,28 @@ def _all_ops(block):
             yield from _all_ops(b)
 
 
+def pass_runs(prog: Program) -> dict:
+    """What the gated runner (``passes.GATES``) did, for the metadata: ``"ran"``, every pass run in
+    order as ``pipeline/pass`` (coremltools' main pipeline is "default", then "backend_mlprogram"),
+    and ``"gated"``, ``{pipeline/pass: [runs skipped, why]}``. Empty for a program converted
+    without the runner."""
+    log = getattr(prog, PASS_LOG, None)
+    if log is None:
+        return {}
+    gated: dict = {}
+    for pipe, name, why in log:
+        if why is not None:
+            entry = gated.setdefault(f"{pipe}/{name}", [0, why])
+            entry[0] += 1
+    return {"ran": [f"{pipe}/{name}" for pipe, name, why in log if why is None], "gated": gated}
+
+
 def write_metadata(mlmodel: ct.models.MLModel, *, name_map: dict, pipeline: ct.PassPipeline,
                    config, version: str) -> None:
     meta = mlmodel.user_defined_metadata
     meta[META_NAME_MAP] = json.dumps(name_map, separators=(",", ":"))
-    meta[META_PIPELINE] = json.dumps({"passes": list(pipeline.passes), "removed": list(removed_passes(config))})
+    meta[META_PIPELINE] = json.dumps({"passes": list(pipeline.passes), "removed": list(removed_passes(config)),
+                                      **pass_runs(final_program(mlmodel))}, separators=(",", ":"))
     meta[META_CONFIG] = json.dumps(config.data, separators=(",", ":"))
     meta[META_VERSION] = version
 
@@ -321,6 +338,8 @@ def read_name_map(mlmodel: ct.models.MLModel) -> dict:
 
 
 def read_pipeline(mlmodel: ct.models.MLModel) -> dict:
+    """``{"passes": the pipeline asked for, "removed": hazard passes taken out, "ran": passes run,
+    "gated": passes skipped by their gate}`` (the last two from onnx2mil 2026-12 on)."""
     return json.loads(mlmodel.user_defined_metadata[META_PIPELINE])
 
 
