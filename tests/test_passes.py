@@ -3,6 +3,7 @@ change no program: built through them and through coremltools' own passes, every
 the same ops under the same names, the same constants and bit-identical outputs, at fp16 (where
 onnx2mil's fp16 pass works in place instead of re-creating ops) and fp32.
 benchmarks/pass_costs.py and benchmarks/build_speed.py measure what they save."""
+import collections
 import contextlib
 
 import numpy as np
@@ -162,3 +163,159 @@ def test_fp16_infinity_warning_names_finite_magnitudes_from_1e38(values, warns):
     assert bool(hits) == warns
     if warns:
         assert "node '/add' (Add): constant 'c'" in str(hits[0].message)
+
+
+# ---- the gates (passes.GATES): the curated pipeline skips a pass only where it cannot match ------
+
+# every reference model but the 115M BigVGAN (its own test below, `-m slow`) and real exports whose
+# programs some gated pass changes: gelu/matmul fusions and transposes (bert), rotary slicing and
+# reshapes (qwen2), stack/split (encodec), silu (efficientnet), conv + batch_norm (resnet_dynamo),
+# the small vocoder (conv_transpose lowering, no transpose)
+GATED_MODELS = [n for n in reference_models.names() if n != "bigvgan-qwen2.5-omni"] + [
+    "bert_legacy", "qwen2_legacy", "encodec_decoder_legacy", "efficientnet_legacy", "resnet_dynamo",
+    "qwen25omni_bigvgan_dynamo"]
+
+
+def saved_conv_transposes(mlmodel, path):
+    ops, stack = [], [onnx2mil.load_saved_program(onnx2mil.save(mlmodel, path)).functions["main"]]
+    while stack:
+        block = stack.pop()
+        for op in block.operations:
+            if op.op_type == "conv_transpose":
+                ops.append(op)
+            stack.extend(op.blocks)
+    return ops
+
+
+def check_gated_equals_ungated(model, feeds, precision, tmp_path, monkeypatch, predict=True):
+    ours = onnx2mil.build_coreml(model, compute_precision=precision)
+    recorded = pipeline.read_pipeline(ours)
+    assert recorded["ran"] and set(recorded) >= {"passes", "removed", "ran", "gated"}
+    for key, (skipped, why) in recorded["gated"].items():
+        assert key.split("/", 1)[1] in passes.GATES and skipped >= 1 and why.startswith("no ")
+    with monkeypatch.context() as m:
+        m.setattr(passes, "GATES", {})
+        ungated = onnx2mil.build_coreml(model, compute_precision=precision)
+    assert pipeline.read_pipeline(ungated)["gated"] == {}
+    assert program_ops(ours) == program_ops(ungated)
+    if predict:
+        got, expected = onnx2mil.predict(ours, feeds), onnx2mil.predict(ungated, feeds)
+        for name_ in expected:
+            np.testing.assert_array_equal(got[name_], expected[name_])
+    # the saved artifact keeps the conv_transpose lowering: 4-D (1-D lowered as 2-D), no output_shape
+    for op in saved_conv_transposes(ours, tmp_path / "gated.mlpackage"):
+        assert op.x.rank == 4 and op.output_shape is None
+    return ours
+
+
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+@pytest.mark.parametrize("name", GATED_MODELS)
+def test_gated_pipeline_gives_the_ungated_program(name, precision, tmp_path, monkeypatch):
+    model, feeds = load(name)
+    check_gated_equals_ungated(model, feeds, precision, tmp_path, monkeypatch)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+def test_gated_pipeline_gives_the_ungated_program_115m(precision, tmp_path, monkeypatch):
+    check_gated_equals_ungated(reference_models.build("bigvgan-qwen2.5-omni"), None, precision, tmp_path,
+                               monkeypatch, predict=False)
+
+
+def test_gated_pipeline_keeps_the_ups_stack_lowering(tmp_path, monkeypatch):
+    """The hazard model: a stack of conv_transpose with bias (the builder fuses the bias)."""
+    from test_conv_transpose_lowering import ups_stack
+
+    mlmodel = check_gated_equals_ungated(ups_stack(), {"mel": np.ones((1, 32, 9), np.float32)}, "fp32",
+                                         tmp_path, monkeypatch)
+    assert len(saved_conv_transposes(mlmodel, tmp_path / "again.mlpackage")) == 4
+
+
+def test_every_pipeline_pass_is_gated_or_ungated_with_a_reason():
+    import coremltools as ct
+
+    ran = set(ct.PassPipeline.DEFAULT.passes) | set(ct.PassPipeline._PIPELINE_NAME_TO_PASSES["backend_mlprogram"])
+    ran = set(passes.with_own_passes(sorted(ran))) | {passes.COREMLTOOLS_FP16_CAST, "common::reduce_transposes"}
+    removed = set(pipeline.HAZARDOUS_PASSES)
+    assert not set(passes.GATES) & set(passes.UNGATED)
+    assert ran - removed <= set(passes.GATES) | set(passes.UNGATED)
+    for groups, reason in passes.GATES.values():
+        assert groups and all(groups) and reason
+
+
+def test_pattern_gates_come_from_coremltools_patterns():
+    """For the passes that match a pattern program, every pattern holds an op of each gate group."""
+    from coremltools.converters.mil.mil.passes.defs import optimize_activation as act
+
+    for name, patterns in {
+        "common::fuse_gelu_tanh_approximation": [act.fuse_gelu_tanh_approximation.get_gelu_pattern1(),
+                                                 act.fuse_gelu_tanh_approximation.get_gelu_pattern2()],
+        "common::fuse_prelu": [act.FusePreluPattern1.get_prelu_pattern(), act.FusePreluPattern2.get_prelu_pattern()],
+    }.items():
+        for pattern in patterns:
+            present = passes.op_types(pattern)
+            assert all(group & present for group in passes.GATES[name][0]), (name, present)
+
+
+def strong_fingerprint(prog) -> tuple:
+    """Every op of every block: type, name, inputs by var name, outputs by name and type, const
+    values; and each block's outputs."""
+    items = []
+    for f in prog.functions.values():
+        for block in passes._blocks(f):
+            items.append(("outputs", tuple(v.name for v in block.outputs)))
+            for op in block.operations:
+                inputs = tuple((k, tuple(x.name for x in v) if isinstance(v, (list, tuple)) else v.name)
+                               for k, v in op.inputs.items())
+                value = np.asarray(op.outputs[0].val).tobytes() if op.op_type == "const" else None
+                items.append((op.op_type, op.name, inputs, tuple((v.name, str(v.sym_type)) for v in op.outputs),
+                              value))
+    return tuple(items)
+
+
+SOUNDNESS_SAMPLE = 4  # every 4th op case (989 cases: 248 builds, fp16 and fp32 alternately)
+
+
+def test_gates_are_sound_on_op_cases(monkeypatch):
+    """Through the ungated pipeline, on a sample of the op-builder cases: every run of a gated pass
+    whose gate would be closed leaves the program exactly as it was (and every change is made by a
+    pass whose anchors were present)."""
+    import warnings
+
+    from coremltools.converters.mil.mil.passes.graph_pass import AbstractGraphPass
+    from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
+    from op_cases import all_cases
+
+    gates = dict(passes.GATES)
+    by_instance = {id(PASS_REGISTRY[name]): name for name in gates}
+    original = AbstractGraphPass.__call__
+    closed_runs, changed_runs, unsound, builds = [0], collections.Counter(), [], 0
+
+    def checked(self, prog):
+        name = by_instance.get(id(self))
+        why = passes.gate_closed(name, passes.op_types(prog)) if name else None
+        before = strong_fingerprint(prog) if name else None
+        result = original(self, prog)
+        if name:
+            changed = strong_fingerprint(prog) != before
+            if why and changed:  # recorded, not raised: the build would turn it into a ConversionError
+                unsound.append(f"{name} changed a program its gate closes ({why})")
+            closed_runs[0] += why is not None
+            changed_runs[name] += changed
+        return result
+
+    monkeypatch.setattr(passes, "GATES", {})
+    monkeypatch.setattr(AbstractGraphPass, "__call__", checked)
+    for i, case in enumerate(all_cases()[::SOUNDNESS_SAMPLE]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                onnx2mil.build_coreml(case.model(), compute_precision=("fp16", "fp32")[i % 2],
+                                      **({"minimum_deployment_target": case.target} if case.target else {}),
+                                      **({"config": case.config} if case.config else {}))
+            except onnx2mil.Onnx2MilError:
+                continue
+        builds += 1
+    assert unsound == []
+    assert builds > 200 and closed_runs[0] > 1000
+    assert len(changed_runs) and sum(changed_runs.values()) > 0  # the checker sees changes where they happen
