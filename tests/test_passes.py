@@ -273,7 +273,7 @@ def strong_fingerprint(prog) -> tuple:
     return tuple(items)
 
 
-SOUNDNESS_SAMPLE = 4  # every 4th op case (989 cases: 248 builds, fp16 and fp32 alternately)
+SOUNDNESS_SAMPLE = 1  # every op case (989 cases, fp16 and fp32 alternately: ~50 s)
 
 
 def test_gates_are_sound_on_op_cases(monkeypatch):
@@ -287,13 +287,13 @@ def test_gates_are_sound_on_op_cases(monkeypatch):
     from op_cases import all_cases
 
     gates = dict(passes.GATES)
-    by_instance = {id(PASS_REGISTRY[name]): name for name in gates}
+    by_class = {PASS_REGISTRY.passes[name]: name for name in gates}  # the registry makes an instance per use
     original = AbstractGraphPass.__call__
     closed_runs, changed_runs, unsound, builds = [0], collections.Counter(), [], 0
 
     def checked(self, prog):
-        name = by_instance.get(id(self))
-        why = passes.gate_closed(name, passes.op_types(prog)) if name else None
+        name = by_class.get(type(self))
+        why = passes.gate_closed(name, passes.op_types(prog), gates) if name else None
         before = strong_fingerprint(prog) if name else None
         result = original(self, prog)
         if name:
@@ -317,5 +317,5 @@ def test_gates_are_sound_on_op_cases(monkeypatch):
                 continue
         builds += 1
     assert unsound == []
-    assert builds > 200 and closed_runs[0] > 1000
+    assert builds > 900 and closed_runs[0] > 40000
     assert len(changed_runs) and sum(changed_runs.values()) > 0  # the checker sees changes where they happen
