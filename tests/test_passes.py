@@ -319,3 +319,30 @@ def test_gates_are_sound_on_op_cases(monkeypatch):
     assert unsound == []
     assert builds > 900 and closed_runs[0] > 40000
     assert len(changed_runs) and sum(changed_runs.values()) > 0  # the checker sees changes where they happen
+
+
+def test_chunked_fp16_cast_and_extrema_are_numpys():
+    """``to_fp16`` and ``_extrema`` (over threads from 1M elements) give astype's bits and max/min
+    exactly, under the caller's numpy error state: every float32 bit pattern class (subnormals, halfway cases, the fp16 overflow edge,
+    ±inf, NaN payloads), in arrays above and below the threshold, C-contiguous or not."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    n = passes._PARALLEL_MIN * 3 + 9
+    bits = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)  # every exponent, every mantissa
+    edges = np.array([65504, 65519.996, 65520, 65536, 6e-8, 2.98e-8, 5.96e-8, -0.0, np.inf, -np.inf, np.nan],
+                     np.float32)
+    value = bits.view(np.float32).copy()
+    value[:: 1000][: edges.size] = edges
+    for array in (value, value[: 1000], value.reshape(3, -1)[:, :-1], value[::2], np.full(n, np.nan, np.float32)):
+        with warnings.catch_warnings(record=True) as caught, np.errstate(over="ignore"):
+            warnings.simplefilter("always")
+            got = passes.to_fp16(array)  # the caller's numpy error state reaches the threads
+            expected = array.astype(np.float16)
+        assert not [w for w in caught if "overflow" in str(w.message)]
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+        np.testing.assert_array_equal(got.view(np.uint16), expected.view(np.uint16))
+        high, low = passes._extrema(array)
+        np.testing.assert_array_equal([high, low], [array.max(), array.min()])
+    finite = value[np.isfinite(value)]
+    assert passes._extrema(finite) == (finite.max(), finite.min())

@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 import numpy as np
@@ -51,13 +54,72 @@ FP16_PASS_INFINITY = 1e38
 _FP16_TINY = np.nextafter(np.float16(0), np.float16(1))
 
 
+# Arrays from this many elements are cast and reduced in chunks over threads (numpy's casts and
+# reductions release the GIL): each element goes through the same numpy loop, so the fp16 bits are
+# astype's and max/min are exact (a NaN in any chunk gives NaN, as over the whole array).
+_PARALLEL_MIN = 1 << 20
+_WORKERS = max(1, min(os.cpu_count() or 1, 4))
+
+
+_POOL: Optional[ThreadPoolExecutor] = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One pool for the process (starting threads per array cost 2 ms each on a loaded machine)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(_WORKERS - 1, thread_name_prefix="onnx2mil-fp16")
+        return _POOL
+
+
+def _chunked(value: np.ndarray, fn, out: Optional[np.ndarray] = None) -> list:
+    """``fn(chunk of value, chunk of out or None)`` over ``_WORKERS`` chunks, the first in this
+    thread and the others in the pool, each under the caller's numpy error state (thread-local);
+    their results in order."""
+    src, dst = value.reshape(-1), (out.reshape(-1) if out is not None else None)
+    step = -(-src.size // _WORKERS)
+    errors = np.geterr()
+
+    def run(start):
+        with np.errstate(**errors):
+            return fn(src[start:start + step], dst[start:start + step] if dst is not None else None)
+
+    starts = range(0, src.size, step)
+    others = [_pool().submit(run, start) for start in starts[1:]]
+    first = run(starts[0])
+    return [first] + [f.result() for f in others]
+
+
+def _parallel(value: np.ndarray) -> bool:
+    return _WORKERS > 1 and value.size >= _PARALLEL_MIN and value.flags.c_contiguous
+
+
+def to_fp16(value: np.ndarray) -> np.ndarray:
+    """``value.astype(np.float16)``, bit for bit; large C-contiguous arrays over threads."""
+    if not _parallel(value):
+        return value.astype(np.float16)
+    out = np.empty(value.shape, np.float16)
+    _chunked(value, lambda s, d: np.copyto(d, s, casting="unsafe"), out)
+    return out
+
+
+def _extrema(value: np.ndarray):
+    """``(value.max(), value.min())``; large C-contiguous arrays over threads."""
+    if not _parallel(value):
+        return value.max(), value.min()
+    parts = _chunked(value, lambda s, _: (s.max(), s.min()))
+    return np.max([p[0] for p in parts]), np.min([p[1] for p in parts])
+
+
 def _const_overflows_fp16(value) -> bool:
     """coremltools' rule: a finite fp32 value (|v| < 1e38; larger ones are meant as infinities, e.g.
     attention masks) beyond fp16's ±65504."""
     value = np.asarray(value)
     if value.size == 0:
         return False
-    high, low = value.max(), value.min()
+    high, low = _extrema(value)
     if -FP16_MAX <= low and high <= FP16_MAX:  # NaN compares False: falls through to the full check
         return False
     magnitude = np.abs(value)
@@ -187,7 +249,7 @@ class add_fp16_cast(_ct_add_fp16_cast):
             return cache[var]
         name = f"{var.name}_to_{self.target_dtype}"
         if var.op is not None and var.op.op_type == "const":
-            value = _Held(np.float16(var.val) if np.isscalar(var.val) else np.asarray(var.val).astype(np.float16))
+            value = _Held(np.float16(var.val) if np.isscalar(var.val) else to_fp16(np.asarray(var.val)))
             # coremltools' nudge of values fp16 would zero; its first test, np.isclose(v, 0, atol=the
             # smallest fp16 subnormal, rtol=eps), is |v| <= that subnormal, done here without np.isclose
             if np.size(value.val) < 400 and np.any(np.abs(value.val) <= _FP16_TINY):
