@@ -277,9 +277,10 @@ SOUNDNESS_SAMPLE = 1  # every op case (989 cases, fp16 and fp32 alternately: ~50
 
 
 def test_gates_are_sound_on_op_cases(monkeypatch):
-    """Through the ungated pipeline, on a sample of the op-builder cases: every run of a gated pass
-    whose gate would be closed leaves the program exactly as it was (and every change is made by a
-    pass whose anchors were present)."""
+    """Through the ungated pipeline, on the op-builder cases: every run of a gated pass whose gate
+    would be closed leaves the program exactly as it was (every change is made by a pass whose
+    anchors were present), and before every pass the tracked op types hold every op type of the
+    program."""
     import warnings
 
     from coremltools.converters.mil.mil.passes.graph_pass import AbstractGraphPass
@@ -292,6 +293,9 @@ def test_gates_are_sound_on_op_cases(monkeypatch):
     closed_runs, changed_runs, unsound, builds = [0], collections.Counter(), [], 0
 
     def checked(self, prog):
+        seen = getattr(prog, passes.OP_TYPES_SEEN, None)
+        if seen is not None and not passes.op_types(prog) <= seen:
+            unsound.append(f"before {self}: op types {passes.op_types(prog) - seen} not tracked")
         name = by_class.get(type(self))
         why = passes.gate_closed(name, passes.op_types(prog), gates) if name else None
         before = strong_fingerprint(prog) if name else None
