@@ -2,13 +2,16 @@
 
     python benchmarks/pass_corpus.py                 # reference models + tests/real_exports, fp16 and fp32
     python benchmarks/pass_corpus.py --base default  # coremltools' DEFAULT minus the hazards (the old pipeline)
+    python benchmarks/pass_corpus.py --check-gates   # gated pipeline == ungated, on every model of the corpus
 
 For issue 12 (a curated pipeline). Every pass run inside ``build_coreml`` is timed and its effect
 recorded as a change of the program's fingerprint: per op (recursively into blocks) its type, output
 names and output types. That sees fusions, removals, renames and dtype changes; a pass that only
 rewrites a constant's values in place (same type) is not seen. Writes
 ``benchmarks/pass_corpus.json`` ({pass: {runs, seconds, changed: {model/precision: runs}}}) and
-prints a table.
+prints a table. ``--check-gates`` instead builds every model at fp16 and fp32 with the curated
+pipeline's gates (``passes.GATES``) and without, and checks the two final programs are the same
+(ops, names, types, constant values; ``tests/test_passes.py``'s ``program_ops``).
 """
 from __future__ import annotations
 
@@ -48,6 +51,34 @@ def corpus() -> list[tuple[str, onnx.ModelProto]]:
     return out
 
 
+def check_gates() -> int:
+    import warnings
+
+    import onnx2mil
+    from onnx2mil.backend.convert import passes, pipeline
+    from test_passes import program_ops
+
+    different = []
+    for name, model in corpus():
+        for precision in ("fp16", "fp32"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                gated = onnx2mil.build_coreml(model, compute_precision=precision)
+                saved, passes.GATES = passes.GATES, {}
+                try:
+                    ungated = onnx2mil.build_coreml(model, compute_precision=precision)
+                finally:
+                    passes.GATES = saved
+            same = program_ops(gated) == program_ops(ungated)
+            skipped = sum(runs for runs, _ in pipeline.read_pipeline(gated)["gated"].values())
+            print(f"{name}/{precision}: {'same program' if same else 'DIFFERENT'}; {skipped} pass runs skipped",
+                  flush=True)
+            if not same:
+                different.append(f"{name}/{precision}")
+    print(f"different: {different or 'none'}")
+    return 1 if different else 0
+
+
 def main() -> int:
     import onnx2mil
 
@@ -55,7 +86,10 @@ def main() -> int:
     parser.add_argument("--base", choices=("onnx2mil", "default"), default="default",
                         help="the pipeline measured: onnx2mil's own, or coremltools' DEFAULT (minus the hazards)")
     parser.add_argument("--out", type=Path, default=HERE / "pass_corpus.json")
+    parser.add_argument("--check-gates", action="store_true", help="gated pipeline == ungated on every model")
     args = parser.parse_args()
+    if args.check_gates:
+        return check_gates()
     base = ct.PassPipeline.DEFAULT if args.base == "default" else None
 
     stats: dict = {}
