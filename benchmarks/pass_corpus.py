@@ -10,7 +10,7 @@ names and output types. That sees fusions, removals, renames and dtype changes; 
 rewrites a constant's values in place (same type) is not seen. Writes
 ``benchmarks/pass_corpus.json`` ({pass: {runs, seconds, changed: {model/precision: runs}}}) and
 prints a table. ``--check-gates`` instead builds every model at fp16 and fp32 with the curated
-pipeline's gates (``passes.GATES``) and without, and checks the two final programs are the same
+pipeline's gates (``passes.GATES``, ``passes.IDEMPOTENT``) and without, and checks the two final programs are the same
 (ops, names, types, constant values; ``tests/test_passes.py``'s ``program_ops``).
 """
 from __future__ import annotations
@@ -64,11 +64,12 @@ def check_gates() -> int:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 gated = onnx2mil.build_coreml(model, compute_precision=precision)
-                saved, passes.GATES = passes.GATES, {}
+                saved = passes.GATES, passes.IDEMPOTENT
+                passes.GATES, passes.IDEMPOTENT = {}, {}
                 try:
                     ungated = onnx2mil.build_coreml(model, compute_precision=precision)
                 finally:
-                    passes.GATES = saved
+                    passes.GATES, passes.IDEMPOTENT = saved
             same = program_ops(gated) == program_ops(ungated)
             skipped = sum(runs for runs, _ in pipeline.read_pipeline(gated)["gated"].values())
             print(f"{name}/{precision}: {'same program' if same else 'DIFFERENT'}; {skipped} pass runs skipped",

@@ -192,9 +192,12 @@ def check_gated_equals_ungated(model, feeds, precision, tmp_path, monkeypatch, p
     recorded = pipeline.read_pipeline(ours)
     assert recorded["ran"] and set(recorded) >= {"passes", "removed", "ran", "gated"}
     for key, (skipped, why) in recorded["gated"].items():
-        assert key.split("/", 1)[1] in passes.GATES and skipped >= 1 and why.startswith("no ")
+        name_ = key.split("/", 1)[1]
+        assert skipped >= 1 and (name_ in passes.GATES and why.startswith("no ")
+                                 or name_ in passes.IDEMPOTENT and why.startswith("ran just before"))
     with monkeypatch.context() as m:
         m.setattr(passes, "GATES", {})
+        m.setattr(passes, "IDEMPOTENT", {})
         ungated = onnx2mil.build_coreml(model, compute_precision=precision)
     assert pipeline.read_pipeline(ungated)["gated"] == {}
     assert program_ops(ours) == program_ops(ungated)
@@ -279,8 +282,8 @@ SOUNDNESS_SAMPLE = 1  # every op case (989 cases, fp16 and fp32 alternately: ~50
 def test_gates_are_sound_on_op_cases(monkeypatch):
     """Through the ungated pipeline, on the op-builder cases: every run of a gated pass whose gate
     would be closed leaves the program exactly as it was (every change is made by a pass whose
-    anchors were present), and before every pass the tracked op types hold every op type of the
-    program."""
+    anchors were present), before every pass the tracked op types hold every op type of the
+    program, and each pass of ``passes.IDEMPOTENT`` run again at once changes nothing."""
     import warnings
 
     from coremltools.converters.mil.mil.passes.graph_pass import AbstractGraphPass
@@ -289,6 +292,8 @@ def test_gates_are_sound_on_op_cases(monkeypatch):
 
     gates = dict(passes.GATES)
     by_class = {PASS_REGISTRY.passes[name]: name for name in gates}  # the registry makes an instance per use
+    idempotent = {PASS_REGISTRY.passes[name]: name for name in passes.IDEMPOTENT}
+    idempotent_runs = [0]
     original = AbstractGraphPass.__call__
     closed_runs, changed_runs, unsound, builds = [0], collections.Counter(), [], 0
 
@@ -297,6 +302,14 @@ def test_gates_are_sound_on_op_cases(monkeypatch):
         if seen is not None and not passes.op_types(prog) <= seen:
             unsound.append(f"before {self}: op types {passes.op_types(prog) - seen} not tracked")
         name = by_class.get(type(self))
+        if type(self) in idempotent:  # run it again at once: nothing may change
+            result = original(self, prog)
+            before = strong_fingerprint(prog)
+            original(self, prog)
+            if strong_fingerprint(prog) != before:
+                unsound.append(f"{idempotent[type(self)]} is not idempotent")
+            idempotent_runs[0] += 1
+            return result
         why = passes.gate_closed(name, passes.op_types(prog), gates) if name else None
         before = strong_fingerprint(prog) if name else None
         result = original(self, prog)
@@ -309,6 +322,7 @@ def test_gates_are_sound_on_op_cases(monkeypatch):
         return result
 
     monkeypatch.setattr(passes, "GATES", {})
+    monkeypatch.setattr(passes, "IDEMPOTENT", {})
     monkeypatch.setattr(AbstractGraphPass, "__call__", checked)
     for i, case in enumerate(all_cases()[::SOUNDNESS_SAMPLE]):
         with warnings.catch_warnings():
@@ -321,7 +335,7 @@ def test_gates_are_sound_on_op_cases(monkeypatch):
                 continue
         builds += 1
     assert unsound == []
-    assert builds > 900 and closed_runs[0] > 40000
+    assert builds > 900 and closed_runs[0] > 40000 and idempotent_runs[0] > 9000
     assert len(changed_runs) and sum(changed_runs.values()) > 0  # the checker sees changes where they happen
 
 

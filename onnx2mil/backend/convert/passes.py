@@ -447,6 +447,16 @@ UNGATED: dict[str, str] = {
 }
 
 
+# Passes that change nothing when run again on their own output (idempotent); a run of one is
+# skipped when the pass run just before it (skipped passes aside, which touch nothing) in the same
+# pipeline was itself. ``const_elimination`` is not one: a var it cannot replace gets a new unused
+# const on every run. ``tests/test_passes.py`` runs each of these twice after every run on the op cases.
+IDEMPOTENT: dict[str, str] = {
+    "common::dead_code_elimination": "removes every op no output depends on, chains and nested blocks in "
+                                     "one run (reverse order; a removed op's inputs are not marked used)",
+}
+
+
 def op_types(prog: Program) -> set:
     """Every op type of ``prog``: all functions, nested blocks included."""
     return {op.op_type for f in prog.functions.values() for b in _blocks(f) for op in b.operations}
@@ -485,13 +495,16 @@ def _gated_apply_pipeline(target: Program, original, present: set):
         prog.validate()
         module.logger.debug(f"Program before {pass_pipeline} pipeline:\n{prog}")
         log = getattr(prog, PASS_LOG)
+        last = None  # the last pass run in this pipeline
         for pass_name in module.tqdm(pass_pipeline.passes, desc=f"Running MIL {pass_pipeline} pipeline",
                                      unit=" passes"):
-            if pass_name in GATES:
-                why = gate_closed(pass_name, present)
-                if why is not None:
-                    log.append((str(pass_pipeline), pass_name, why))
-                    continue
+            why = gate_closed(pass_name, present) if pass_name in GATES else None
+            if why is None and pass_name in IDEMPOTENT and pass_name == last:
+                why = f"ran just before (idempotent: {IDEMPOTENT[pass_name]})"
+            if why is not None:
+                log.append((str(pass_pipeline), pass_name, why))
+                continue
+            last = pass_name
             module.logger.debug(f'Performing pass: "{pass_name}"')
             pass_options = pass_pipeline.get_options(pass_name)
             if pass_options is not None:
