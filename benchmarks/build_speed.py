@@ -70,7 +70,7 @@ def main() -> int:
           "| onnx2coreml build + save (s) | onnx2coreml / onnx2mil | onnx2coreml peak RSS (MB) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for label, precision, floor, ours, theirs in rows:
-        f = seconds(floor, ("read_s", "write_s"))
+        f = seconds(floor, ("read_s", "write_s", "fsync_s"))
         o = seconds(ours, ("build_s", "save_s"))
         t = seconds(theirs, ("build_s", "save_s"))
         cell = lambda x, fmt="{:.2f}": "—" if x is None else fmt.format(x)  # noqa: E731
