@@ -43,6 +43,18 @@ def main() -> int:
         paths["big vocoder (115M)"] = big
     if "small" in args.models:
         paths["small vocoder"] = SMALL
+    def both(tag, onnx_path, precision):
+        """(onnx2mil, onnx2coreml or None) build + save of ``onnx_path``."""
+        ours = runner.measure(f"onnx2mil-{tag}", "convert", {"onnx": str(onnx_path), "precision": precision,
+                                                             "out": str(args.workdir / f"{tag}.mlpackage")})
+        if not o2c:
+            return ours, None
+        out = args.workdir / f"{tag}.onnx2coreml.mlpackage"
+        shutil.rmtree(out, ignore_errors=True)
+        return ours, runner.measure(f"onnx2coreml-{tag}", "onnx2coreml",
+                                    {"onnx": str(onnx_path), "precision": precision, "out": str(out),
+                                     "constants_as_initializers": True}, python=o2c)
+
     started = datetime.datetime.now(datetime.timezone.utc)
     rows = []
     for label, onnx_path in paths.items():
@@ -50,16 +62,7 @@ def main() -> int:
             tag = f"{onnx_path.stem}-{precision}"
             floor = runner.measure(f"floor-{tag}", "io_floor", {"onnx": str(onnx_path), "precision": precision,
                                                                  "out": str(args.workdir / f"{tag}.weights")})
-            ours = runner.measure(f"onnx2mil-{tag}", "convert", {"onnx": str(onnx_path), "precision": precision,
-                                                                 "out": str(args.workdir / f"{tag}.mlpackage")})
-            theirs = None
-            if o2c:
-                out = args.workdir / f"{tag}.onnx2coreml.mlpackage"
-                shutil.rmtree(out, ignore_errors=True)
-                theirs = runner.measure(f"onnx2coreml-{tag}", "onnx2coreml",
-                                        {"onnx": str(onnx_path), "precision": precision, "out": str(out),
-                                         "constants_as_initializers": True}, python=o2c)
-            rows.append((label, precision, floor, ours, theirs))
+            rows.append((label, precision, floor, *both(tag, onnx_path, precision)))
 
     def seconds(m, keys):
         if m is None or m.error:
@@ -71,16 +74,7 @@ def main() -> int:
         for n in (1000, 10000):
             path = args.workdir / f"chain{n}.onnx"
             runner.measure(f"chain{n}-generate", "synthetic_chain", {"nodes": n, "out": str(path)})
-            ours = runner.measure(f"onnx2mil-chain{n}", "convert", {"onnx": str(path), "precision": "fp16",
-                                                                     "out": str(args.workdir / f"chain{n}.mlpackage")})
-            theirs = None
-            if o2c:
-                out = args.workdir / f"chain{n}.onnx2coreml.mlpackage"
-                shutil.rmtree(out, ignore_errors=True)
-                theirs = runner.measure(f"onnx2coreml-chain{n}", "onnx2coreml",
-                                        {"onnx": str(path), "precision": "fp16", "out": str(out),
-                                         "constants_as_initializers": True}, python=o2c)
-            chains.append((n, ours, theirs))
+            chains.append((n, *both(f"chain{n}", path, "fp16")))
 
     load = os.getloadavg()
     print(f"\nRun {started:%Y-%m-%d %H:%M} UTC, load average at the end {load[0]:.1f} / {load[1]:.1f}.\n")
