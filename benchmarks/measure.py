@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import cProfile
 import json
+import os
 import sys
 import time
 import traceback
@@ -119,7 +120,8 @@ def convert(args: dict) -> dict:
 
 def io_floor(args: dict) -> dict:
     """The least a converter must do: read the ONNX file (protobuf + external data) and write every
-    weight, cast to the saved precision, into one file."""
+    weight, cast to the saved precision, into one file, and fsync it (issue 12's floor: "onnx.load +
+    arrays + write and fsync the weights")."""
     import numpy as np
     import onnx
     from onnx import numpy_helper
@@ -136,8 +138,12 @@ def io_floor(args: dict) -> dict:
                 a = a.astype(dtype)
             f.write(a.tobytes())
             written += a.nbytes
-    t_write = _clock() - t0
-    return {"read_s": t_read, "write_s": t_write, "bytes_written": written}
+        t_write = _clock() - t0
+        t0 = _clock()
+        f.flush()
+        os.fsync(f.fileno())  # as onnx2mil.save does: the weights are on disk when it returns
+    t_fsync = _clock() - t0
+    return {"read_s": t_read, "write_s": t_write, "fsync_s": t_fsync, "bytes_written": written}
 
 
 def onnx2coreml_convert(args: dict) -> dict:

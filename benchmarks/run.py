@@ -237,8 +237,9 @@ def conversion_rows(runner: Runner, name: str, info: dict, o2c_python: Optional[
     rows = []
     wd = runner.workdir
     m = runner.measure(f"io_floor-{name}", "io_floor", {"onnx": info["onnx"], "out": str(wd / f"{name}.weights.fp16")})
-    rows.append({"tool": "weight-I/O floor (onnx.load + write fp16 weights)", "m": m,
-                 "phases": f"read {fmt_s(m.result.get('read_s'))}, write {fmt_s(m.result.get('write_s'))}",
+    rows.append({"tool": "weight-I/O floor (onnx.load + write and fsync fp16 weights)", "m": m,
+                 "phases": f"read {fmt_s(m.result.get('read_s'))}, write {fmt_s(m.result.get('write_s'))}, "
+                           f"fsync {fmt_s(m.result.get('fsync_s'))}",
                  "out_mb": (m.result.get("bytes_written") or 0) / 1e6 or None})
     out = wd / f"{name}.mlpackage"
     m = runner.measure(f"onnx2mil-{name}", "convert", {"onnx": info["onnx"], "out": str(out), "phases": True})

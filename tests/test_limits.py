@@ -153,17 +153,24 @@ def test_large_external_weights_are_read_once_into_numpy_not_into_the_proto(tmp_
     assert uses_external_data(graph.model.graph.initializer[0])  # the proto holds a reference, no data
     assert not graph.model.graph.initializer[0].raw_data
     np.testing.assert_array_equal(graph.constants["w"], w)
+    # mapped copy-on-write from the file, not read: a write changes this process's copy, not the file
+    import mmap
+    assert isinstance(graph.constants["w"].base, mmap.mmap)
+    on_disk = (tmp_path / "model" / "weights.bin").read_bytes()
+    graph.constants["w"][0, 0] += 1.0
+    assert (tmp_path / "model" / "weights.bin").read_bytes() == on_disk
     x = np.random.default_rng(1).standard_normal((1, 64)).astype(np.float32)
     got = onnx2mil.predict(onnx2mil.build_coreml(path, compute_precision="fp32"), {"x": x})["y"]
     np.testing.assert_allclose(got, x @ w, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("fault", ["outside", "truncated"])
+@pytest.mark.parametrize("fault", ["outside", "symlink", "absolute", "truncated"])
 def test_large_external_weights_are_checked_like_small_ones(tmp_path, fault):
     path, _ = large_external_model(tmp_path / "model")
-    if fault == "outside":
-        large_external_model(tmp_path / "outside")
-        relocate(path, "../outside/weights.bin")
+    if fault in ("outside", "symlink", "absolute"):
+        outside = large_external_model(tmp_path / "outside")[0].parent / "weights.bin"
+        (tmp_path / "model" / "link.bin").symlink_to(outside)
+        relocate(path, {"outside": "../outside/weights.bin", "symlink": "link.bin", "absolute": str(outside)}[fault])
     else:
         data = (tmp_path / "model" / "weights.bin").read_bytes()
         (tmp_path / "model" / "weights.bin").write_bytes(data[: len(data) // 2])

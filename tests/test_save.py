@@ -277,3 +277,49 @@ def test_kill_at_random_instants_leaves_absent_old_or_new_and_no_temporary_files
     assert os.listdir(out) == ["m.mlpackage"]
     assert [n for n in os.listdir(tmp_path / "tmp") if not n.startswith(f"onnx2mil-{os.getpid()}-")] == []
     print(f"kill test: save takes {duration * 1000:.1f} ms; outcomes {outcomes}")
+
+
+def test_save_writes_what_coremltools_save_writes_with_the_weights_linked(tmp_path):
+    """onnx2mil's save stages coremltools' own save from a shadow without the weight files and
+    hard-links the weights of the built package in: file for file the package coremltools' save
+    writes (made deterministic the same way)."""
+    mlmodel = onnx2mil.build_coreml(conv_model(seed=3))
+    ours = onnx2mil.save(mlmodel, tmp_path / "ours.mlpackage")
+    theirs = tmp_path / "theirs.mlpackage"
+    mlmodel.save(str(theirs))
+    pipeline._make_deterministic(theirs)
+    assert tree(ours) == tree(theirs)
+    assert Path(mlmodel.package_path).name != "shadow.mlpackage"  # the MLModel's own package is back
+    built = Path(mlmodel.package_path) / pipeline._PACKAGE_WEIGHTS / "weight.bin"
+    saved = ours / pipeline._PACKAGE_WEIGHTS / "weight.bin"
+    assert os.path.samefile(built, saved)  # linked: tmp_path and the build folder share a filesystem
+    x = np.random.default_rng(0).standard_normal((1, 3, 16)).astype(np.float32)
+    expected = onnx2mil.predict(mlmodel, {"x": x})["y"]
+    del mlmodel
+    gc.collect()
+    assert not built.exists()  # the build's package went with the MLModel; the saved one keeps its data
+    np.testing.assert_array_equal(onnx2mil.predict(ours, {"x": x})["y"], expected)
+
+
+def test_a_package_opened_from_disk_is_copied_not_linked(mlmodel, tmp_path):
+    first = onnx2mil.save(mlmodel, tmp_path / "first.mlpackage")
+    second = onnx2mil.save(pipeline.open_model(first), tmp_path / "second.mlpackage")
+    assert tree(first) == tree(second)
+    weights = pipeline._PACKAGE_WEIGHTS / "weight.bin"
+    assert not os.path.samefile(first / weights, second / weights)
+
+
+def test_the_built_package_is_the_one_coremltools_would_write(monkeypatch, tmp_path):
+    """The weights are moved into the package instead of copied: the same package as coremltools'
+    own ``_create_mlpackage`` writes (its manifest's random identifiers made deterministic)."""
+    moved = onnx2mil.build_coreml(conv_model(seed=4))
+    monkeypatch.setattr(pipeline, "_weights_moved_into_package", __import__("contextlib").nullcontext)
+    copied = onnx2mil.build_coreml(conv_model(seed=4))
+    packages = []
+    for name, model in (("moved", moved), ("copied", copied)):
+        package = tmp_path / f"{name}.mlpackage"
+        shutil.copytree(model.package_path, package)
+        pipeline._make_deterministic(package)
+        packages.append(tree(package))
+    assert packages[0] == packages[1]
+    assert (Path(moved.package_path) / pipeline._PACKAGE_WEIGHTS / "weight.bin").stat().st_size > 0

@@ -6,6 +6,9 @@ inference alternate until nothing more folds (a folded Reshape target makes the 
 """
 from __future__ import annotations
 
+import mmap
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -14,7 +17,7 @@ import warnings
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import external_data_helper, numpy_helper
 from onnx.external_data_helper import load_external_data_for_tensor, uses_external_data
 from onnx.reference import ReferenceEvaluator
 
@@ -121,10 +124,58 @@ def read_model_lean(model: Union[str, Path, onnx.ModelProto]) -> tuple[onnx.Mode
     return proto, base_dir
 
 
-def initializer_value(tensor: onnx.TensorProto, base_dir: Optional[Path]) -> np.ndarray:
-    """``tensor_value``, reading a tensor left in its external file (``read_model_lean``) once."""
+# Tensor types whose external bytes are the array's (little-endian, one element per itemsize):
+# these can be mapped; the others (packed 4-bit, strings, float8/bfloat16) are read and decoded.
+_MAPPABLE = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BOOL,
+             onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProto.INT32, onnx.TensorProto.INT64,
+             onnx.TensorProto.UINT8, onnx.TensorProto.UINT16, onnx.TensorProto.UINT32, onnx.TensorProto.UINT64}
+
+
+def _mapped_value(tensor: onnx.TensorProto, base_dir: Path, maps: dict) -> Optional[np.ndarray]:
+    """A tensor left in its external file, as an array over a copy-on-write memory map of that file
+    (one map per file, kept in ``maps``): no read, no copy, pages come from the page cache as the
+    weights are used (a 464 MB file: 0.68 s read -> 4 ms mapped). The file is opened by onnx's own
+    checked open (location inside ``base_dir``, no symbolic link, ...) and the offset and length are
+    bounded by its size as onnx bounds a read. None where this cannot apply (an onnx without that
+    open, a type that is not mappable, a big-endian host, empty data, a length that does not fit the
+    dims): the caller then reads it as onnx does, with onnx's errors."""
+    open_checked = getattr(external_data_helper, "_open_external_data_fd", None)
+    if open_checked is None or tensor.data_type not in _MAPPABLE or sys.byteorder != "little":
+        return None
+    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type))
+    shape = tuple(int(d) for d in tensor.dims)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    info = external_data_helper.ExternalDataInfo(tensor)
+    fd = open_checked(str(base_dir), info.location, tensor.name, True)
+    try:
+        stat = os.fstat(fd)
+        offset = info.offset or 0
+        length = stat.st_size - offset if info.length is None else info.length
+        if nbytes == 0 or offset + nbytes > stat.st_size or length != nbytes:
+            return None
+        key = (stat.st_dev, stat.st_ino)
+        if key not in maps:
+            maps[key] = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
+    finally:
+        os.close(fd)
+    return np.ndarray(shape, dtype=dtype, buffer=maps[key], offset=offset)
+
+
+def initializer_value(tensor: onnx.TensorProto, base_dir: Optional[Path],
+                      maps: Optional[dict] = None) -> np.ndarray:
+    """``tensor_value``, with a tensor left in its external file (``read_model_lean``) memory-mapped
+    where ``maps`` (a dict shared by one graph's initializers) is given (see ``_mapped_value``), else
+    read once."""
     if not uses_external_data(tensor):
         return tensor_value(tensor)
+    if maps is not None:
+        try:
+            mapped = _mapped_value(tensor, base_dir, maps)
+        except (OSError, ValueError, onnx.checker.ValidationError) as e:
+            raise InvalidModelError(f"tensor '{tensor.name}': external data cannot be read "
+                                    f"({type(e).__name__}: {e})") from e
+        if mapped is not None:
+            return mapped
     loaded = onnx.TensorProto()
     loaded.CopyFrom(tensor)  # metadata only: the data is not in the proto
     try:
@@ -409,7 +460,8 @@ def _load_graph(model: Union[str, Path, onnx.ModelProto], *, check: bool,
         _check(inferred)
     opsets = {canonical_domain(o.domain): o.version for o in proto.opset_import}
     graph = proto.graph
-    constants: dict[str, np.ndarray] = {t.name: initializer_value(t, base_dir) for t in graph.initializer}
+    maps: dict = {}  # the external files, each mapped once (see _mapped_value)
+    constants: dict[str, np.ndarray] = {t.name: initializer_value(t, base_dir, maps) for t in graph.initializer}
     inputs = [i.name for i in graph.input if i.name not in constants]
 
     info = {vi.name: _tensor_info(vi) for vi in _value_infos(inferred.graph)}
