@@ -364,3 +364,17 @@ def test_chunked_fp16_cast_and_extrema_are_numpys():
         np.testing.assert_array_equal([high, low], [array.max(), array.min()])
     finite = value[np.isfinite(value)]
     assert passes._extrema(finite) == (finite.max(), finite.min())
+
+
+def test_fp16_cast_pool_works_in_a_forked_child():
+    """A child forked after the pool started gets its own pool (the parent's threads are not in it)."""
+    import multiprocessing
+    import sys
+
+    if sys.platform == "win32" or "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork")
+    value = np.linspace(-1e5, 1e5, passes._PARALLEL_MIN * 2, dtype=np.float32)
+    passes.to_fp16(value)  # the parent's pool exists now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(passes.to_fp16, (value,)).get(timeout=60)
+    np.testing.assert_array_equal(got.view(np.uint16), value.astype(np.float16).view(np.uint16))

@@ -70,17 +70,19 @@ _PARALLEL_MIN = 1 << 20
 _WORKERS = max(1, min(os.cpu_count() or 1, 4))
 
 
-_POOL: Optional[ThreadPoolExecutor] = None
+_POOL: Optional[tuple[int, ThreadPoolExecutor]] = None  # (the process id that made it, the pool)
 _POOL_LOCK = threading.Lock()
 
 
 def _pool() -> ThreadPoolExecutor:
-    """One pool for the process (starting threads per array cost 2 ms each on a loaded machine)."""
+    """One pool per process (starting threads per array cost 2 ms each on a loaded machine). A
+    forked child gets a new one: the parent's pool lists threads the child does not have and would
+    never run its work."""
     global _POOL
     with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(_WORKERS - 1, thread_name_prefix="onnx2mil-fp16")
-        return _POOL
+        if _POOL is None or _POOL[0] != os.getpid():
+            _POOL = (os.getpid(), ThreadPoolExecutor(_WORKERS - 1, thread_name_prefix="onnx2mil-fp16"))
+        return _POOL[1]
 
 
 def _chunked(value: np.ndarray, fn, out: Optional[np.ndarray] = None) -> list:

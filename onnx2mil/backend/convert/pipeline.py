@@ -345,11 +345,11 @@ def _all_ops(block):
             yield from _all_ops(b)
 
 
-def pass_runs(prog: Program) -> dict:
+def pass_runs(prog: Optional[Program]) -> dict:
     """What the gated runner (``passes.GATES``) did, for the metadata: ``"ran"``, every pass run in
     order as ``pipeline/pass`` (coremltools' main pipeline is "default", then "backend_mlprogram"),
     and ``"gated"``, ``{pipeline/pass: [runs skipped, why]}``. Empty for a program converted
-    without the runner."""
+    without the runner (or no program)."""
     log = getattr(prog, PASS_LOG, None)
     if log is None:
         return {}
@@ -366,7 +366,8 @@ def write_metadata(mlmodel: ct.models.MLModel, *, name_map: dict, pipeline: ct.P
     meta = mlmodel.user_defined_metadata
     meta[META_NAME_MAP] = json.dumps(name_map, separators=(",", ":"))
     meta[META_PIPELINE] = json.dumps({"passes": list(pipeline.passes), "removed": list(removed_passes(config)),
-                                      **pass_runs(final_program(mlmodel))}, separators=(",", ":"))
+                                      **pass_runs(getattr(mlmodel, "_mil_program", None))},
+                                     separators=(",", ":"))
     meta[META_CONFIG] = json.dumps(config.data, separators=(",", ":"))
     meta[META_VERSION] = version
 
