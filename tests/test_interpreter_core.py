@@ -311,6 +311,12 @@ def test_exact_gelu_error_against_math_erf():
     got = gelu(None, x)
     assert got.dtype == np.float32
     assert float(np.max(np.abs(got - ref) / np.maximum(1.0, np.abs(x)))) <= 1.5e-7
+    # the IEEE values of the float32 formula: inf -> inf, -inf -> -inf * 0 = NaN, NaN -> NaN
+    with np.errstate(invalid="ignore"):  # as the interpreter runs
+        special = gelu(None, np.array([np.inf, -np.inf, np.nan, 0.0, 100.0, -100.0], np.float32))
+    assert special[0] == np.inf and np.isnan(special[1]) and np.isnan(special[2])
+    assert special[3] == 0 and special[4] == 100 and special[5] == 0
+    assert gelu(None, np.array(0.5, np.float32)).shape == () and gelu(None, np.zeros((0, 3), np.float32)).shape == (0, 3)
 
 
 @pytest.mark.parametrize("tx,ty", [(False, False), (True, False), (False, True), (True, True)])
