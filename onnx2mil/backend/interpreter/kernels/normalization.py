@@ -59,9 +59,9 @@ class LayerNorm:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.lead is not None:
-            rows = x.reshape(x.shape[:self.lead] + (-1,))
-            centred = rows - np.matmul(rows, self.weights)[..., None]
-            var = np.matmul(np.square(centred), self.weights)[..., None]
+            rows = x.reshape(-1, self.weights.size)                  # 2-D: np.dot is one BLAS matvec
+            centred = rows - np.dot(rows, self.weights)[:, None]
+            var = np.dot(np.square(centred), self.weights)[:, None]
         else:
             centred = x - _mean(x, self.axes, self.count)
             var = _mean(np.square(centred), self.axes, self.count)
