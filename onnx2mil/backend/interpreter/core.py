@@ -26,7 +26,6 @@ from coremltools.converters.mil.mil import Block, Program, Var, types
 from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
 from ...errors import Onnx2MilError, UnsupportedMILOpError
-from .kernels.linear import stacked_linear
 from .kernels.registry import KERNELS, SPECIALIZERS
 
 
@@ -117,13 +116,6 @@ class _Step:
     outputs: list             # [_VarSpec]
     desc: str
     call: Callable = None     # call(env): store(env, run(*values of reads)) without building an argument list
-    ops: tuple = ()           # the ops the step runs (one, or several fused: see _Planner._fuse_linears)
-    static: dict = None       # the op's plan-time arguments (for fusions)
-    specialized: bool = False  # run is the op's kernel specialization
-
-    def __post_init__(self):
-        if not self.ops:
-            self.ops = (self.op,)
 
 
 @dataclass
@@ -270,9 +262,6 @@ class _Planner:
         self.plan = plan
 
     def block(self, block: Block) -> _BlockPlan:
-        block_inputs = list(block.inputs.values()) if isinstance(block.inputs, dict) else list(block.inputs)
-        for var in block_inputs:
-            self.plan.specs[var.name] = _VarSpec.of(var)
         steps = []
         for op in block.operations:
             for b in op.blocks:
@@ -281,7 +270,9 @@ class _Planner:
                 self._fold(op)
             else:
                 steps.append(self._step(op))
-        steps = self._fuse_linears(steps)
+        block_inputs = list(block.inputs.values()) if isinstance(block.inputs, dict) else list(block.inputs)
+        for var in block_inputs:
+            self.plan.specs[var.name] = _VarSpec.of(var)
         bp = _BlockPlan(steps, [_VarSpec.of(v) for v in block_inputs], [v.name for v in block.outputs])
         bp.program = [(st.run, st.reads, st.store, tuple(o.name for o in st.outputs), ()) for st in steps]
         bp.calls = [(st.call, ()) for st in steps]
@@ -317,47 +308,10 @@ class _Planner:
         if factory is not None and kernel is KERNELS[op.op_type] and not tuples:
             specs = [(name, self.plan.specs.get(var_name) or _VarSpec.of(op.inputs[name])) for name, var_name in dynamic]
             run = factory(op, static, specs)
-        specialized = run is not None
         if run is None:
             run = _generic_run(op, KERNELS[op.op_type], static, dynamic, tuples)
         store = _store(outputs, desc)
-        return _Step(op, run, reads, store, outputs, desc, _call(run, reads, store, outputs), static=static,
-                     specialized=specialized)
-
-    def _fuse_linears(self, steps: list) -> list:
-        """Specialized linears that read the same var with constant weights of one shape become one
-        step at the first one's place (the others read nothing it lacks): one batched matmul of
-        the stacked weights (``kernels.linear.stacked_linear``, bit-identical to the separate
-        products), the bias added once; its outputs are the linears' outputs."""
-        groups: dict = {}
-        for i, step in enumerate(steps):
-            if step.op.op_type == "linear" and step.specialized and len(step.reads) == 1:
-                spec = self.plan.specs.get(step.reads[0])
-                weight = step.static.get("weight")
-                if spec is None or spec.shape is None or not isinstance(weight, np.ndarray) or weight.ndim != 2:
-                    continue
-                key = (step.reads[0], weight.shape, weight.dtype, step.static.get("bias") is None,
-                       tuple(o.np_dtype for o in step.outputs))
-                groups.setdefault(key, []).append(i)
-        fused, dropped = {}, set()
-        for (read, *_), members in groups.items():
-            if len(members) < 2:
-                continue
-            group = [steps[i] for i in members]
-            run = stacked_linear([st.static["weight"] for st in group],
-                                 None if group[0].static.get("bias") is None else [st.static["bias"] for st in group],
-                                 self.plan.specs[read])
-            if run is None:
-                continue
-            outputs = [o for st in group for o in st.outputs]
-            desc = "fused " + ", ".join(st.desc for st in group)
-            store = _store(outputs, desc)
-            fused[members[0]] = _Step(group[0].op, run, (read,), store, outputs, desc,
-                                      _call(run, (read,), store, outputs), ops=tuple(st.op for st in group))
-            dropped.update(members[1:])
-        if not fused:
-            return steps
-        return [fused.get(i, step) for i, step in enumerate(steps) if i not in dropped]
+        return _Step(op, run, reads, store, outputs, desc, _call(run, reads, store, outputs))
 
     def _fold(self, op) -> None:
         static, dynamic, tuples = self._resolve(op)
@@ -388,10 +342,9 @@ def _liveness(bp: _BlockPlan, keep: set) -> None:
     for i, step in enumerate(bp.steps):
         for spec in step.outputs:
             last[spec.name] = i
-        for op in step.ops:
-            for name in _reads(op):
-                if name in last:
-                    last[name] = i
+        for name in _reads(step.op):
+            if name in last:
+                last[name] = i
     bp.frees = [[] for _ in bp.steps]
     for name, i in last.items():
         if name not in keep and i >= 0:

@@ -62,38 +62,6 @@ def linear_plan(op, static, dynamic):
     return lambda x: _linear(x, weight_t, bias)
 
 
-def stacked_linear(weights: list, biases, x_spec):
-    """``run(x) -> (x @ w.T + b for each weight w and bias b)`` for linears of one input whose
-    weights have one shape: one batched matmul of the rows of x with the stacked transposed
-    weights (numpy runs one BLAS product per weight, the same as :func:`_linear`'s, so each output
-    is bit-identical to its linear's), the biases added in one call; each output a contiguous
-    block of the result. None unless x is a float tensor of a static, non-empty shape."""
-    shape, dtype = x_spec.shape, x_spec.np_dtype
-    if shape is None or not shape or not all(shape) or dtype not in (np.float16, np.float32):
-        return None
-    if any(np.asarray(w).dtype == np.float16 for w in weights) and sum(np.asarray(w).size for w in weights) > MAX_CONVERTED_WEIGHT:
-        return None
-    stacked = np.stack([np.ascontiguousarray(wide(np.asarray(w)).T) for w in weights])   # [k, D_in, D_out]
-    if stacked.shape[1] != shape[-1]:
-        return None
-    bias = None if biases is None else np.stack([wide(np.asarray(b)) for b in biases])[:, None, :]
-    if bias is not None and bias.shape != (len(weights), 1, stacked.shape[2]):
-        return None
-    lead = shape[:-1] + (stacked.shape[2],)
-    fp16 = dtype == np.float16
-    count = len(weights)
-
-    def run(x):
-        if x.shape != shape:
-            raise ValueError(f"fused linear: input of shape {x.shape}, planned for {shape}")
-        y = np.matmul((x.astype(np.float32) if fp16 else x).reshape(-1, shape[-1]), stacked)
-        if bias is not None:
-            y += bias
-        return tuple(y[i].reshape(lead) for i in range(count))
-
-    return run
-
-
 @specialize("matmul")
 def matmul_plan(op, static, dynamic):
     if [name for name, _ in dynamic] != ["x", "y"] or not all(_tensor(spec) for _, spec in dynamic):
