@@ -23,9 +23,16 @@ def test_specializations_bit_identical_to_kernels(name, variant, precision, monk
     feeds = models.example_inputs(name)
     name_map = pipeline.read_name_map(mlmodel)
     inputs = {name_map["inputs"][k]: v for k, v in feeds.items()}
-    planned = run_program(pipeline.load_saved_program(mlmodel), inputs, capture=True)
+    prog = pipeline.load_saved_program(mlmodel)
+    planned = run_program(prog, inputs, capture=True)
     monkeypatch.setattr(core, "SPECIALIZERS", {})
     kernels_only = run_program(pipeline.load_saved_program(mlmodel), inputs, capture=True)
+    # the generated forward (run_program without capture, predict) of the planned program too
+    static = core.static_inputs(prog)
+    assert core._plan_for(prog, "main")[0].forward is not None
+    forward = core.run_checked(prog, {k: v.astype(static[k][0]) for k, v in inputs.items()})
+    for var, got in forward.items():
+        assert got.dtype == kernels_only[var].dtype and np.array_equal(got, kernels_only[var], equal_nan=True), var
     assert planned.keys() == kernels_only.keys()
     for var, expected in kernels_only.items():
         got = planned[var]

@@ -135,6 +135,7 @@ class _ProgramPlan:
     specs: dict = field(default_factory=dict)       # var name -> _VarSpec
     inputs: list = field(default_factory=list)      # (name, _VarSpec, declared shape) of the function inputs
     outputs: list = field(default_factory=list)     # (name, _VarSpec) of the function outputs
+    forward: Optional[Callable] = None              # the top-level block as one Python function (see _compile)
 
 
 _PLANS: "weakref.WeakKeyDictionary[Program, dict]" = weakref.WeakKeyDictionary()
@@ -366,8 +367,75 @@ def _plan_for(prog: Program, function: str) -> tuple[_ProgramPlan, Any]:
         plan.inputs = [(name, _VarSpec.of(var), var.shape if types.is_tensor(var.sym_type) else ())
                        for name, var in func.inputs.items()]
         plan.outputs = [(v.name, plan.specs.get(v.name)) for v in func.outputs]
+        plan.forward = _compile(plan, top)
         per_prog[function] = plan
     return per_prog[function], func
+
+
+def _binder(outputs: list, desc: str) -> Callable:
+    """``bind(result) -> (value of each output var)``: what ``_store`` would bind, returned."""
+    store, names = _store(outputs, desc), [spec.name for spec in outputs]
+
+    def bind(result):
+        scratch: dict = {}
+        store(scratch, result)
+        return tuple(scratch[name] for name in names)
+
+    return bind
+
+
+def _compile(plan: _ProgramPlan, bp: _BlockPlan) -> Optional[Callable]:
+    """The top-level block as one generated function ``forward(*inputs) -> (outputs...)``: each
+    step is a call of its ``run`` on local variables, its result bound as ``_call`` binds it (one
+    static-shape tensor inline, anything else through ``_store``), and the vars nothing later reads
+    deleted where ``_liveness`` frees them. The same calls on the same values as the environment
+    walk, less the dictionary traffic. None when an op has nested blocks (their kernels read the
+    environment through ``run_block``)."""
+    if any(op.blocks for step in bp.steps for op in [step.op]):
+        return None
+    names: dict = {}
+    namespace: dict = {"_nd": np.ndarray}
+    args = []
+    for i, (name, _, _) in enumerate(plan.inputs):
+        names[name] = f"i{i}"
+        args.append(names[name])
+    lines = []
+    for k, (step, frees) in enumerate(zip(bp.steps, bp.frees)):
+        if any(read not in names for read in step.reads):
+            return None
+        reads = ", ".join(names[read] for read in step.reads)
+        namespace[f"run{k}"] = step.run
+        namespace[f"bind{k}"] = _binder(step.outputs, step.desc)
+        targets = []
+        for j, spec in enumerate(step.outputs):
+            names[spec.name] = f"v{k}_{j}"
+            targets.append(names[spec.name])
+        spec = step.outputs[0] if len(step.outputs) == 1 else None
+        if spec is not None and spec.np_dtype is not None and not spec.scalar and spec.shape is not None:
+            namespace[f"S{k}"], namespace[f"D{k}"] = spec.shape, spec.np_dtype
+            lines += [f"r = run{k}({reads})",
+                      f"if type(r) is _nd and r.shape == S{k}:",
+                      f"    {targets[0]} = r if r.dtype == D{k} else r.astype(D{k})",
+                      "else:",
+                      f"    {targets[0]}, = bind{k}(r)"]
+        else:
+            lines.append(f"{', '.join(targets)}, = bind{k}(run{k}({reads}))")
+        if frees:
+            lines.append("del " + ", ".join(names[name] for name in frees))
+    results = []
+    for m, (name, _) in enumerate(plan.outputs):
+        if name in names:
+            results.append(names[name])
+        elif name in plan.consts:
+            namespace[f"c{m}"] = plan.consts[name]
+            results.append(f"c{m}")
+        else:
+            return None
+    lines.append("r = None")
+    lines.append(f"return ({', '.join(results)},)")
+    source = f"def forward({', '.join(args)}):\n" + "".join(f"    {line}\n" for line in lines)
+    exec(compile(source, "<onnx2mil planned forward>", "exec"), namespace)
+    return namespace["forward"]
 
 
 def _observe(callback: Observer, name: str, env: dict, spec: Optional[_VarSpec]) -> None:
@@ -468,6 +536,8 @@ def run_program(prog: Program, inputs: dict, *, capture: bool = False, function:
     later op reads are freed as the run goes, so observing costs no memory.
     """
     plan, func = _plan_for(prog, function)
+    if not capture and not observe and plan.forward is not None:
+        return run_checked(prog, _check_inputs(plan, inputs), function)
     env = dict(plan.consts)
     env.update(_check_inputs(plan, inputs))
     observe = dict(observe or {})
@@ -501,6 +571,10 @@ def run_checked(prog: Program, inputs: dict, function: str = "main") -> dict:
     the function's inputs, each a numpy array of the dtype and shape :func:`static_inputs` gives
     (what ``_check_inputs`` would pass unchanged). Returns the function's outputs by var name."""
     plan, func = _plan_for(prog, function)
+    if plan.forward is not None:
+        with np.errstate(all="ignore"):
+            values = plan.forward(*[inputs[name] for name, _, _ in plan.inputs])
+        return {name: to_array(value, spec) for (name, spec), value in zip(plan.outputs, values)}
     env = dict(plan.consts)
     env.update(inputs)
     token = _ACTIVE.set((plan, env))
