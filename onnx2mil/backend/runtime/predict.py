@@ -29,32 +29,49 @@ RUNTIMES = ("mil", ANE_EMULATION, "coreml")
 _BY_MODEL: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _BY_PATH: "OrderedDict[tuple, tuple]" = OrderedDict()
 _PATH_CACHE_SIZE = 4
-_FAST: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # Program -> _fast_path(...) result
+_FAST: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # MLModel or Program -> _fast_runner(...) or None
+_NO_FAST = object()
 
 
-def _fast_path(prog: Program, name_map: Optional[dict], declared: dict):
-    """({input name: (MIL name, dtype, shape)}, ((output name, MIL name), ...)) when every input
-    of the program has one static shape (declared fixed, not a scalar fed as (1,)), else None: an
-    input that is a numpy array of exactly that dtype and shape passes every check of ``predict``
-    unchanged, so such a call skips them (anything else takes the checked path)."""
+def _fast_runner(prog: Program, name_map: Optional[dict], declared: dict):
+    """``run(inputs) -> {output name: array}``, or None from ``run`` when ``inputs`` (a dict) is not
+    exactly one numpy array of the program's dtype and static shape per input: such inputs pass
+    every check of ``predict`` unchanged, so they skip them (anything else takes the checked path).
+    None when an input has no single static shape (declared ranged or enumerated, symbolic, a
+    scalar fed as (1,))."""
     specs = static_inputs(prog)
     if specs is None:
         return None
     names = name_map["inputs"] if name_map else {name: name for name in specs}
     if sorted(names.values()) != sorted(specs) or (name_map and name_map.get("scalar_inputs")):
         return None
-    inputs = {}
+    order = list(specs)
+    expected = {}
     for onnx_name, mil_name in names.items():
         dtype, shape = specs[mil_name]
         allowed = declared.get(mil_name)
         if allowed is not None and allowed != tuple((d, d) for d in shape):
             return None
-        inputs[onnx_name] = (mil_name, dtype, shape)
+        expected[onnx_name] = (order.index(mil_name), dtype, shape)
     if name_map:
-        outputs = tuple(name_map["outputs"].items())
+        output_names = list(name_map["outputs"].items())
     else:
-        outputs = tuple((v.name, v.name) for v in prog.functions["main"].outputs)
-    return inputs, outputs
+        output_names = [(v.name, v.name) for v in prog.functions["main"].outputs]
+    count = len(expected)
+
+    def run(inputs: dict) -> Optional[dict]:
+        if len(inputs) != count:
+            return None
+        args = [None] * count
+        for name, value in inputs.items():
+            entry = expected.get(name)
+            if entry is None or type(value) is not np.ndarray or value.dtype != entry[1] or value.shape != entry[2]:
+                return None
+            args[entry[0]] = value
+        values = run_checked(prog, dict(zip(order, args)))
+        return {name: values[mil_name] for name, mil_name in output_names}
+
+    return run
 
 
 def _load(model) -> tuple[Program, Optional[dict], dict]:
@@ -209,22 +226,18 @@ def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping
         check_input_shapes(inputs, declared_shapes(mlmodel), name_map)
         outputs = coreml_runtime.predict(model, mil_inputs, compute_units=compute_units)
         return to_onnx_outputs(outputs, name_map)
-    prog, name_map, declared = _load(model)
     if runtime == "mil" and not capture and not observe and type(inputs) is dict:
-        if prog not in _FAST:
-            _FAST[prog] = _fast_path(prog, name_map, declared)
-        fast = _FAST[prog]
-        if fast is not None and len(inputs) == len(fast[0]):
-            expected, output_names = fast
-            mil_inputs = {}
-            for name, value in inputs.items():
-                entry = expected.get(name)
-                if entry is None or type(value) is not np.ndarray or value.dtype != entry[1] or value.shape != entry[2]:
-                    break
-                mil_inputs[entry[0]] = value
-            else:
-                values = run_checked(prog, mil_inputs)
-                return {name: values[mil_name] for name, mil_name in output_names}
+        fast = _FAST.get(model, _NO_FAST) if isinstance(model, (Program, ct.models.MLModel)) else _NO_FAST
+        if fast is _NO_FAST:
+            prog, name_map, declared = _load(model)
+            fast = _fast_runner(prog, name_map, declared)
+            if isinstance(model, (Program, ct.models.MLModel)):
+                _FAST[model] = fast
+        if fast is not None:
+            outputs = fast(inputs)
+            if outputs is not None:
+                return outputs
+    prog, name_map, declared = _load(model)
     inputs = pixel_arrays(inputs)
     mil_inputs = to_mil_inputs(inputs, name_map)
     check_input_shapes(inputs, declared, name_map)
