@@ -32,6 +32,12 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 GELU_STEPS = 2048   # table entries per unit of x
 GELU_END = 6.0      # Phi(x) is 0 below -GELU_END and 1 above (|x| Phi(-|x|) < 6e-9 there)
+_GELU_SCALE = np.float32(GELU_STEPS)
+_GELU_REACH = np.float32(GELU_END * GELU_STEPS)
+try:                                   # the clip ufunc itself: np.clip wraps it in three Python calls
+    _clip = np._core.umath.clip
+except AttributeError:                 # numpy < 2
+    _clip = np.core.umath.clip
 
 
 @lru_cache(maxsize=None)
@@ -56,12 +62,11 @@ def gelu_exact(x: np.ndarray) -> np.ndarray:
     if x.ndim == 0:
         return gelu_exact(x.reshape(1)).reshape(())
     base, slope = _phi_table()
-    reach = np.float32(GELU_END * GELU_STEPS)
-    position = x * np.float32(GELU_STEPS)
-    np.clip(position, -reach, reach, out=position)   # NaN stays NaN
+    position = x * _GELU_SCALE
+    _clip(position, -_GELU_REACH, _GELU_REACH, out=position)   # NaN stays NaN
     step = np.floor(position)
     position -= step                                  # the fraction of the step (NaN for NaN)
-    step += reach
+    step += _GELU_REACH
     index = step.astype(np.intp)                      # NaN's index is clipped to the table by take
     phi = slope.take(index, mode="clip")
     phi *= position
