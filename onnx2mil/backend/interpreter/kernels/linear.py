@@ -57,9 +57,23 @@ def linear_plan(op, static, dynamic):
     weight_t = np.ascontiguousarray(wide(weight).T)
     bias = static.get("bias")
     bias = None if bias is None else wide(bias)
-    if dynamic[0][1].np_dtype == np.float16:
+    spec = dynamic[0][1]
+    if spec.np_dtype == np.float16:
         return lambda x: _linear(x.astype(np.float32), weight_t, bias)
-    return lambda x: _linear(x, weight_t, bias)
+    if spec.shape is None or 0 in spec.shape or spec.rank == 0 or bias is None or spec.shape[-1] != weight_t.shape[0]:
+        return lambda x: _linear(x, weight_t, bias)
+    # a static shape: _linear's steps with its shapes worked out once
+    shape, rows, out_shape = spec.shape, (-1, spec.shape[-1]), spec.shape[:-1] + weight_t.shape[1:]
+    dot = np.dot
+
+    def run(x):
+        if x.shape != shape:
+            return _linear(x, weight_t, bias)
+        y = dot(x.reshape(rows), weight_t)
+        y += bias
+        return y.reshape(out_shape)
+
+    return run
 
 
 @specialize("matmul")
