@@ -566,6 +566,14 @@ def static_inputs(prog: Program, function: str = "main") -> Optional[dict]:
     return out
 
 
+def planned_forward(prog: Program, function: str = "main") -> tuple:
+    """(forward, [(output name, _VarSpec)]): the generated function of :func:`run_checked` (None
+    when the block has none), taking the inputs in :func:`static_inputs` order (arrays of those
+    dtypes and shapes, under ``np.errstate(all="ignore")``) and returning the outputs in kernel form."""
+    plan, _ = _plan_for(prog, function)
+    return plan.forward, plan.outputs
+
+
 def run_checked(prog: Program, inputs: dict, function: str = "main") -> dict:
     """:func:`run_program` without capture or observers, for inputs the caller has checked: exactly
     the function's inputs, each a numpy array of the dtype and shape :func:`static_inputs` gives

@@ -21,7 +21,7 @@ from coremltools.converters.mil.mil import Program, types
 from ...errors import InputError, InputShapeError, OptionError, PackageError
 from ..convert import pipeline
 from ..interpreter import run_program
-from ..interpreter.core import run_checked, static_inputs
+from ..interpreter.core import planned_forward, run_checked, static_inputs, to_array
 
 ANE_EMULATION = "mil-ane"  # the Neural Engine *emulated* on the interpreter (ane_emulation.py): labelled so wherever shown
 RUNTIMES = ("mil", ANE_EMULATION, "coreml")
@@ -58,6 +58,12 @@ def _fast_runner(prog: Program, name_map: Optional[dict], declared: dict):
     else:
         output_names = [(v.name, v.name) for v in prog.functions["main"].outputs]
     count = len(expected)
+    forward, plan_outputs = planned_forward(prog)   # forward(*inputs in ``order``) -> the outputs in plan order
+    position = {name: i for i, (name, _) in enumerate(plan_outputs)}
+    outputs = [(name, position[mil_name], plan_outputs[position[mil_name]][1]) for name, mil_name in output_names] \
+        if forward is not None and all(m in position for _, m in output_names) else None
+    if outputs is None:
+        forward = None
 
     def run(inputs: dict) -> Optional[dict]:
         if len(inputs) != count:
@@ -68,8 +74,12 @@ def _fast_runner(prog: Program, name_map: Optional[dict], declared: dict):
             if entry is None or type(value) is not np.ndarray or value.dtype != entry[1] or value.shape != entry[2]:
                 return None
             args[entry[0]] = value
-        values = run_checked(prog, dict(zip(order, args)))
-        return {name: values[mil_name] for name, mil_name in output_names}
+        if forward is None:
+            values = run_checked(prog, dict(zip(order, args)))
+            return {name: values[mil_name] for name, mil_name in output_names}
+        with np.errstate(all="ignore"):
+            values = forward(*args)
+        return {name: to_array(values[i], spec) for name, i, spec in outputs}
 
     return run
 

@@ -208,7 +208,28 @@ def gelu_plan(op, static, dynamic):
 
     if fp16:
         return lambda x: gelu_exact(x.astype(np.float32))
-    return gelu_exact
+    if spec.shape is None or not spec.shape:
+        return gelu_exact
+    base, slope = _phi_table()
+    floor, clip, scale, reach = np.floor, _clip, _GELU_SCALE, _GELU_REACH
+
+    def run(x):
+        """gelu_exact's steps, for float32 tensors of rank >= 1."""
+        if x.ndim == 0:
+            return gelu_exact(x)
+        position = x * scale
+        clip(position, -reach, reach, out=position)
+        step = floor(position)
+        position -= step
+        step += reach
+        index = step.astype(np.intp)
+        phi = slope.take(index, mode="clip")
+        phi *= position
+        phi += base.take(index, mode="clip")
+        phi *= x
+        return phi
+
+    return run
 
 
 @specialize("softmax")
@@ -223,4 +244,21 @@ def softmax_plan(op, static, dynamic):
 
     if fp16:
         return lambda x: softmax_compute(x.astype(np.float32), axis)
-    return lambda x: softmax_compute(x, axis)
+    shape = spec.shape
+    if shape is None or not (len(shape) >= 2 and axis in (-1, len(shape) - 1) and 1 < shape[-1] <= SHORT_ROW
+                             and int(np.prod(shape)) >= 8 * shape[-1]):
+        return lambda x: softmax_compute(x, axis)
+    columns_shape = (-1, shape[-1])
+    maximum, add, exp = np.maximum.reduce, np.add.reduce, np.exp
+
+    def run(x):
+        """softmax_compute's short-row steps, for float32 inputs of the planned shape."""
+        if x.shape != shape:
+            return softmax_compute(x, axis)
+        columns = x.reshape(columns_shape).T.copy()
+        columns -= maximum(columns, axis=0)
+        exp(columns, out=columns)
+        columns /= add(columns, axis=0)
+        return columns.T.reshape(shape)
+
+    return run
