@@ -411,9 +411,14 @@ def _compile(plan: _ProgramPlan, bp: _BlockPlan) -> Optional[Callable]:
             names[spec.name] = f"v{k}_{j}"
             targets.append(names[spec.name])
         spec = step.outputs[0] if len(step.outputs) == 1 else None
+        call = f"run{k}({reads})"
+        method = getattr(step.run, "method", None)    # run(x) is x.<method>(argument): call that directly
+        if method is not None and len(step.reads) == 1 and method[0].isidentifier():
+            namespace[f"A{k}"] = method[1]
+            call = f"{reads}.{method[0]}(A{k})"
         if spec is not None and spec.np_dtype is not None and not spec.scalar and spec.shape is not None:
             namespace[f"S{k}"], namespace[f"D{k}"] = spec.shape, spec.np_dtype
-            lines += [f"r = run{k}({reads})",
+            lines += [f"r = {call}",
                       f"if type(r) is _nd and r.shape == S{k}:",
                       f"    {targets[0]} = r if r.dtype == D{k} else r.astype(D{k})",
                       "else:",
