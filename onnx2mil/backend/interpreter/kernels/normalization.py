@@ -41,7 +41,7 @@ def _axes(axes, rank: int) -> tuple:
 
 class LayerNorm:
     """layer_norm of inputs shaped like ``shape`` over ``axes``. Over the trailing axes (the usual
-    case) each statistic is one matrix-vector product of the rows with 1/size weights, a third of
+    case) each statistic is one BLAS product of the rows with a column of 1/size weights, a third of
     the cost of numpy's reduction over the last axis on small rows; other axes reduce with
     add.reduce. The kernel builds one per call, the specialization once per op."""
 
@@ -54,14 +54,15 @@ class LayerNorm:
         self.epsilon = np.float32(epsilon)
         size = int(np.prod([shape[a] for a in axes]))
         self.lead = rank - len(axes) if axes == tuple(range(rank - len(axes), rank)) and size else None
-        self.weights = np.full(size, 1 / size, np.float32) if self.lead is not None else None
+        self.weights = np.full((size, 1), 1 / size, np.float32) if self.lead is not None else None  # a column: the
+        # statistics come out as columns, ready to broadcast along the rows
         self.count = np.intp(size)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.lead is not None:
-            rows = x.reshape(-1, self.weights.size)                  # 2-D: np.dot is one BLAS matvec
-            centred = rows - np.dot(rows, self.weights)[:, None]
-            var = np.dot(np.square(centred), self.weights)[:, None]
+            rows = x.reshape(-1, self.weights.size)                  # 2-D: np.dot is one BLAS product
+            centred = rows - np.dot(rows, self.weights)
+            var = np.dot(np.square(centred), self.weights)
         else:
             centred = x - _mean(x, self.axes, self.count)
             var = _mean(np.square(centred), self.axes, self.count)
@@ -121,8 +122,8 @@ def _trailing_layer_norm(norm: LayerNorm, shape: tuple, other_shapes):
         if x.shape != shape:
             return other_shapes(x)
         r = x.reshape(rows)
-        centred = r - dot(r, weights)[:, None]
-        var = dot(square(centred), weights)[:, None]
+        centred = r - dot(r, weights)
+        var = dot(square(centred), weights)
         var += epsilon
         centred /= sqrt(var, out=var)
         y = centred.reshape(shape)
