@@ -384,6 +384,23 @@ def _binder(outputs: list, desc: str) -> Callable:
     return bind
 
 
+def _view_result(method: tuple, source: Optional[_VarSpec], spec: Optional[_VarSpec]) -> bool:
+    """Whether ``x.reshape(shape)`` / ``x.transpose(perm)`` of a value of ``source`` (bound checked: an
+    ndarray of its dtype and static shape) is already what ``spec`` declares (numpy gives a view of
+    that dtype and of that shape or raises), so binding it needs no check."""
+    if source is None or spec is None or source.shape is None or spec.shape is None or source.scalar \
+            or spec.scalar or source.np_dtype is None or source.np_dtype != spec.np_dtype:
+        return False
+    name, argument = method
+    argument = tuple(int(a) for a in np.asarray(argument).reshape(-1))
+    if name == "reshape":
+        return argument == spec.shape and all(d >= 0 for d in argument)
+    if name == "transpose":
+        return sorted(argument) == list(range(len(source.shape))) and \
+            tuple(source.shape[a] for a in argument) == spec.shape
+    return False
+
+
 def _compile(plan: _ProgramPlan, bp: _BlockPlan) -> Optional[Callable]:
     """The top-level block as one generated function ``forward(*inputs) -> (outputs...)``: each
     step is a call of its ``run`` on local variables, its result bound as ``_call`` binds it (one
@@ -416,7 +433,9 @@ def _compile(plan: _ProgramPlan, bp: _BlockPlan) -> Optional[Callable]:
         if method is not None and len(step.reads) == 1 and method[0].isidentifier():
             namespace[f"A{k}"] = method[1]
             call = f"{reads}.{method[0]}(A{k})"
-        if spec is not None and spec.np_dtype is not None and not spec.scalar and spec.shape is not None:
+        if method is not None and _view_result(method, plan.specs.get(step.reads[0]), spec):
+            lines.append(f"{targets[0]} = {call}")    # a view of a checked value: its dtype and shape are known
+        elif spec is not None and spec.np_dtype is not None and not spec.scalar and spec.shape is not None:
             namespace[f"S{k}"], namespace[f"D{k}"] = spec.shape, spec.np_dtype
             lines += [f"r = {call}",
                       f"if type(r) is _nd and r.shape == S{k}:",
