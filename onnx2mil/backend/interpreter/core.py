@@ -6,7 +6,9 @@ plan-time fact already bound — its kernel (or the kernel's specialization for 
 ``kernels/registry.py``), its constant arguments, the names of the vars it reads, how to store its
 outputs, and (top level) which vars nothing later reads, freed right after it. Running a plan is
 a walk over the steps with one flat environment ``{var name: value}`` (MIL var names are unique
-within a function): one call per op. Each result is cast to its var's dtype — fp16 vars hold
+within a function): one call per op. A run that neither captures nor observes (``predict``) calls
+the top-level block compiled into one generated Python function instead (:func:`_compile`): the
+same step calls on local variables, dead ones deleted where the walk would free them. Each result is cast to its var's dtype — fp16 vars hold
 float16 arrays, so fp16 rounding and overflow appear as they would in fp16 storage — and its shape
 is checked against the var's static dims. A run ignores numpy's floating-point warnings
 (overflow to inf is what fp16 storage does; kernels compute IEEE results either way).
