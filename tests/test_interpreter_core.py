@@ -254,7 +254,7 @@ CHANNEL = rand(3, seed=31, low=0.5, high=1.5)
 VALUE_INFERENCE_CASES = [
     ("relu", {}), ("relu6", {}), ("sigmoid", {}), ("softplus", {}), ("softsign", {}),
     ("gelu", {"mode": "EXACT"}), ("gelu", {"mode": "TANH_APPROXIMATION"}), ("gelu", {"mode": "SIGMOID_APPROXIMATION"}),
-    ("softmax", {"axis": 1}), ("elu", {"alpha": 0.7}), ("leaky_relu", {"alpha": 0.2}),
+    ("softmax", {"axis": 1}), ("softmax", {"axis": -1}), ("softmax", {"axis": 3}), ("elu", {"alpha": 0.7}), ("leaky_relu", {"alpha": 0.2}),
     ("linear_activation", {"alpha": 1.5, "beta": -0.5}), ("scaled_tanh", {"alpha": 2.0, "beta": 0.5}),
     ("sigmoid_hard", {"alpha": 0.3, "beta": 0.4}), ("thresholded_relu", {"alpha": 0.5}),
     ("clamped_relu", {"alpha": 0.1, "beta": 2.5}), ("prelu", {"alpha": CHANNEL}),
@@ -284,6 +284,19 @@ def test_kernel_matches_coremltools_value_inference(op_type, attrs):
     assert relative_error(got, ref) <= FP32_TOL
 
 
+def test_softmax_short_rows_with_masked_entries_match_value_inference():
+    # 48 rows of 12 (the transposed reduction), -inf entries as an attention mask puts them
+    x = rand(4, 12, 12, seed=36, low=-30, high=30)
+    x[:, :, 5] = -np.inf
+    x[1, 3, :] = -np.inf                                    # a fully masked row: NaN, as in coremltools
+    with np.errstate(invalid="ignore"):                     # the masked row's -inf - -inf
+        ref = value_inference("softmax", x, axis=-1)
+    got = run_single(lambda v: mb.softmax(x=v, axis=-1), {"x": x}, opset=ct.target.iOS17)
+    assert np.array_equal(np.isnan(got), np.isnan(ref)) and np.isnan(got).sum() == 12
+    finite = ~np.isnan(ref)
+    assert relative_error(got[finite], ref[finite]) <= FP32_TOL and np.all(got[:, :, 5][finite[:, :, 5]] == 0)
+
+
 def _erf_grid() -> np.ndarray:
     """A dense float32 grid over [-6, 6] and every 97th float32 in [1e-4, 4] (both signs)."""
     dense = np.linspace(-6, 6, 600_001, dtype=np.float32)
@@ -311,6 +324,12 @@ def test_exact_gelu_error_against_math_erf():
     got = gelu(None, x)
     assert got.dtype == np.float32
     assert float(np.max(np.abs(got - ref) / np.maximum(1.0, np.abs(x)))) <= 1.5e-7
+    # the IEEE values of the float32 formula: inf -> inf, -inf -> -inf * 0 = NaN, NaN -> NaN
+    with np.errstate(invalid="ignore"):  # as the interpreter runs
+        special = gelu(None, np.array([np.inf, -np.inf, np.nan, 0.0, 100.0, -100.0], np.float32))
+    assert special[0] == np.inf and np.isnan(special[1]) and np.isnan(special[2])
+    assert special[3] == 0 and special[4] == 100 and special[5] == 0
+    assert gelu(None, np.array(0.5, np.float32)).shape == () and gelu(None, np.zeros((0, 3), np.float32)).shape == (0, 3)
 
 
 @pytest.mark.parametrize("tx,ty", [(False, False), (True, False), (False, True), (True, True)])

@@ -23,9 +23,16 @@ def test_specializations_bit_identical_to_kernels(name, variant, precision, monk
     feeds = models.example_inputs(name)
     name_map = pipeline.read_name_map(mlmodel)
     inputs = {name_map["inputs"][k]: v for k, v in feeds.items()}
-    planned = run_program(pipeline.load_saved_program(mlmodel), inputs, capture=True)
+    prog = pipeline.load_saved_program(mlmodel)
+    planned = run_program(prog, inputs, capture=True)
     monkeypatch.setattr(core, "SPECIALIZERS", {})
     kernels_only = run_program(pipeline.load_saved_program(mlmodel), inputs, capture=True)
+    # the generated forward (run_program without capture, predict) of the planned program too
+    static = core.static_inputs(prog)
+    assert core._plan_for(prog, "main")[0].forward is not None
+    forward = core.run_checked(prog, {k: v.astype(static[k][0]) for k, v in inputs.items()})
+    for var, got in forward.items():
+        assert got.dtype == kernels_only[var].dtype and np.array_equal(got, kernels_only[var], equal_nan=True), var
     assert planned.keys() == kernels_only.keys()
     for var, expected in kernels_only.items():
         got = planned[var]
@@ -53,3 +60,28 @@ def test_pad_fills_match_numpy_pad(mode):
         assert np.array_equal(out, np.pad(x, widths, mode=mode)), (shape, widths)
         checked += 1
     assert checked > 50
+
+
+def test_predict_fast_path_equals_checked_path():
+    """predict skips its input checks for numpy arrays of exactly the program's dtypes and static
+    shapes: same values as the checked path (taken for anything else), and anything else is still
+    checked (converted or refused)."""
+    from types import MappingProxyType
+
+    from onnx2mil.errors import InputError, InputShapeError
+
+    mlmodel = onnx2mil.build_coreml(models.build("transformer-tiny"), compute_precision="fp32")
+    feeds = models.example_inputs("transformer-tiny")
+    (name, value), = feeds.items()
+    fast = onnx2mil.predict(mlmodel, feeds)
+    checked = onnx2mil.predict(mlmodel, MappingProxyType(feeds))      # not a dict: the checked path
+    converted = onnx2mil.predict(mlmodel, {name: value.astype(np.float64)})  # narrowed to float32 first
+    assert fast.keys() == checked.keys() == converted.keys()
+    for key in fast:
+        assert np.array_equal(fast[key], checked[key]) and np.array_equal(fast[key], converted[key])
+    with pytest.raises(InputShapeError):
+        onnx2mil.predict(mlmodel, {name: value[:, :3]})
+    with pytest.raises(InputError):
+        onnx2mil.predict(mlmodel, {name: value, "extra": value})
+    with pytest.raises(InputError):
+        onnx2mil.predict(mlmodel, {name: value.astype(np.int32)})

@@ -6,7 +6,9 @@ plan-time fact already bound — its kernel (or the kernel's specialization for 
 ``kernels/registry.py``), its constant arguments, the names of the vars it reads, how to store its
 outputs, and (top level) which vars nothing later reads, freed right after it. Running a plan is
 a walk over the steps with one flat environment ``{var name: value}`` (MIL var names are unique
-within a function): one call per op. Each result is cast to its var's dtype — fp16 vars hold
+within a function): one call per op. A run that neither captures nor observes (``predict``) calls
+the top-level block compiled into one generated Python function instead (:func:`_compile`): the
+same step calls on local variables, dead ones deleted where the walk would free them. Each result is cast to its var's dtype — fp16 vars hold
 float16 arrays, so fp16 rounding and overflow appear as they would in fp16 storage — and its shape
 is checked against the var's static dims. A run ignores numpy's floating-point warnings
 (overflow to inf is what fp16 storage does; kernels compute IEEE results either way).
@@ -134,6 +136,8 @@ class _ProgramPlan:
     blocks: dict = field(default_factory=dict)      # id(block) -> _BlockPlan
     specs: dict = field(default_factory=dict)       # var name -> _VarSpec
     inputs: list = field(default_factory=list)      # (name, _VarSpec, declared shape) of the function inputs
+    outputs: list = field(default_factory=list)     # (name, _VarSpec) of the function outputs
+    forward: Optional[Callable] = None              # the top-level block as one Python function (see _compile)
 
 
 _PLANS: "weakref.WeakKeyDictionary[Program, dict]" = weakref.WeakKeyDictionary()
@@ -364,8 +368,100 @@ def _plan_for(prog: Program, function: str) -> tuple[_ProgramPlan, Any]:
         _liveness(top, {v.name for v in func.outputs})
         plan.inputs = [(name, _VarSpec.of(var), var.shape if types.is_tensor(var.sym_type) else ())
                        for name, var in func.inputs.items()]
+        plan.outputs = [(v.name, plan.specs.get(v.name)) for v in func.outputs]
+        plan.forward = _compile(plan, top)
         per_prog[function] = plan
     return per_prog[function], func
+
+
+def _binder(outputs: list, desc: str) -> Callable:
+    """``bind(result) -> (value of each output var)``: what ``_store`` would bind, returned."""
+    store, names = _store(outputs, desc), [spec.name for spec in outputs]
+
+    def bind(result):
+        scratch: dict = {}
+        store(scratch, result)
+        return tuple(scratch[name] for name in names)
+
+    return bind
+
+
+def _view_result(method: tuple, source: Optional[_VarSpec], spec: Optional[_VarSpec]) -> bool:
+    """Whether ``x.reshape(shape)`` / ``x.transpose(perm)`` of a value of ``source`` (bound checked: an
+    ndarray of its dtype and static shape) is already what ``spec`` declares (numpy gives a view of
+    that dtype and of that shape or raises), so binding it needs no check."""
+    if source is None or spec is None or source.shape is None or spec.shape is None or source.scalar \
+            or spec.scalar or source.np_dtype is None or source.np_dtype != spec.np_dtype:
+        return False
+    name, argument = method
+    argument = tuple(int(a) for a in np.asarray(argument).reshape(-1))
+    if name == "reshape":
+        return argument == spec.shape and all(d >= 0 for d in argument)
+    if name == "transpose":
+        return sorted(argument) == list(range(len(source.shape))) and \
+            tuple(source.shape[a] for a in argument) == spec.shape
+    return False
+
+
+def _compile(plan: _ProgramPlan, bp: _BlockPlan) -> Optional[Callable]:
+    """The top-level block as one generated function ``forward(*inputs) -> (outputs...)``: each
+    step is a call of its ``run`` on local variables, its result bound as ``_call`` binds it (one
+    static-shape tensor inline, anything else through ``_store``), and the vars nothing later reads
+    deleted where ``_liveness`` frees them. The same calls on the same values as the environment
+    walk, less the dictionary traffic. None when an op has nested blocks (their kernels read the
+    environment through ``run_block``)."""
+    if any(op.blocks for step in bp.steps for op in [step.op]):
+        return None
+    names: dict = {}
+    namespace: dict = {"_nd": np.ndarray}
+    args = []
+    for i, (name, _, _) in enumerate(plan.inputs):
+        names[name] = f"i{i}"
+        args.append(names[name])
+    lines = []
+    for k, (step, frees) in enumerate(zip(bp.steps, bp.frees)):
+        if any(read not in names for read in step.reads):
+            return None
+        reads = ", ".join(names[read] for read in step.reads)
+        namespace[f"run{k}"] = step.run
+        namespace[f"bind{k}"] = _binder(step.outputs, step.desc)
+        targets = []
+        for j, spec in enumerate(step.outputs):
+            names[spec.name] = f"v{k}_{j}"
+            targets.append(names[spec.name])
+        spec = step.outputs[0] if len(step.outputs) == 1 else None
+        call = f"run{k}({reads})"
+        method = getattr(step.run, "method", None)    # run(x) is x.<method>(argument): call that directly
+        if method is not None and len(step.reads) == 1 and method[0].isidentifier():
+            namespace[f"A{k}"] = method[1]
+            call = f"{reads}.{method[0]}(A{k})"
+        if method is not None and _view_result(method, plan.specs.get(step.reads[0]), spec):
+            lines.append(f"{targets[0]} = {call}")    # a view of a checked value: its dtype and shape are known
+        elif spec is not None and spec.np_dtype is not None and not spec.scalar and spec.shape is not None:
+            namespace[f"S{k}"], namespace[f"D{k}"] = spec.shape, spec.np_dtype
+            lines += [f"r = {call}",
+                      f"if type(r) is _nd and r.shape == S{k}:",
+                      f"    {targets[0]} = r if r.dtype == D{k} else r.astype(D{k})",
+                      "else:",
+                      f"    {targets[0]}, = bind{k}(r)"]
+        else:
+            lines.append(f"{', '.join(targets)}, = bind{k}(run{k}({reads}))")
+        if frees:
+            lines.append("del " + ", ".join(names[name] for name in frees))
+    results = []
+    for m, (name, _) in enumerate(plan.outputs):
+        if name in names:
+            results.append(names[name])
+        elif name in plan.consts:
+            namespace[f"c{m}"] = plan.consts[name]
+            results.append(f"c{m}")
+        else:
+            return None
+    lines.append("r = None")
+    lines.append(f"return ({', '.join(results)},)")
+    source = f"def forward({', '.join(args)}):\n" + "".join(f"    {line}\n" for line in lines)
+    exec(compile(source, "<onnx2mil planned forward>", "exec"), namespace)
+    return namespace["forward"]
 
 
 def _observe(callback: Observer, name: str, env: dict, spec: Optional[_VarSpec]) -> None:
@@ -466,6 +562,8 @@ def run_program(prog: Program, inputs: dict, *, capture: bool = False, function:
     later op reads are freed as the run goes, so observing costs no memory.
     """
     plan, func = _plan_for(prog, function)
+    if not capture and not observe and plan.forward is not None:
+        return run_checked(prog, _check_inputs(plan, inputs), function)
     env = dict(plan.consts)
     env.update(_check_inputs(plan, inputs))
     observe = dict(observe or {})
@@ -480,3 +578,46 @@ def run_program(prog: Program, inputs: dict, *, capture: bool = False, function:
     if capture:
         return {name: to_array(value, plan.specs.get(name)) for name, value in env.items()}
     return {v.name: to_array(env[v.name], plan.specs.get(v.name)) for v in func.outputs}
+
+
+def static_inputs(prog: Program, function: str = "main") -> Optional[dict]:
+    """``{input name: (numpy dtype, shape)}`` when every input of ``function`` is a tensor of fully
+    static shape (the inputs :func:`run_checked` takes), else None. Plans the function."""
+    plan, _ = _plan_for(prog, function)
+    out = {}
+    for name, spec, _ in plan.inputs:
+        if spec.scalar or spec.np_dtype is None or spec.shape is None:
+            return None
+        out[name] = (spec.np_dtype, spec.shape)
+    return out
+
+
+def planned_forward(prog: Program, function: str = "main") -> tuple:
+    """(forward, [(output name, _VarSpec)]): the generated function of :func:`run_checked` (None
+    when the block has none), taking the inputs in :func:`static_inputs` order (arrays of those
+    dtypes and shapes, under ``np.errstate(all="ignore")``) and returning the outputs in kernel form."""
+    plan, _ = _plan_for(prog, function)
+    return plan.forward, plan.outputs
+
+
+def run_checked(prog: Program, inputs: dict, function: str = "main") -> dict:
+    """:func:`run_program` without capture or observers, for inputs the caller has checked: exactly
+    the function's inputs, each a numpy array of the dtype and shape :func:`static_inputs` gives
+    (what ``_check_inputs`` would pass unchanged). Returns the function's outputs by var name."""
+    plan, func = _plan_for(prog, function)
+    if plan.forward is not None:
+        with np.errstate(all="ignore"):
+            values = plan.forward(*[inputs[name] for name, _, _ in plan.inputs])
+        return {name: to_array(value, spec) for (name, spec), value in zip(plan.outputs, values)}
+    env = dict(plan.consts)
+    env.update(inputs)
+    token = _ACTIVE.set((plan, env))
+    try:
+        with np.errstate(all="ignore"):
+            for call, frees in plan.blocks[id(func)].calls:
+                call(env)
+                for name in frees:
+                    del env[name]
+    finally:
+        _ACTIVE.reset(token)
+    return {name: to_array(env[name], spec) for name, spec in plan.outputs}

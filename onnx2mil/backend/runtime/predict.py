@@ -21,6 +21,7 @@ from coremltools.converters.mil.mil import Program, types
 from ...errors import InputError, InputShapeError, OptionError, PackageError
 from ..convert import pipeline
 from ..interpreter import run_program
+from ..interpreter.core import planned_forward, run_checked, static_inputs, to_array
 
 ANE_EMULATION = "mil-ane"  # the Neural Engine *emulated* on the interpreter (ane_emulation.py): labelled so wherever shown
 RUNTIMES = ("mil", ANE_EMULATION, "coreml")
@@ -28,6 +29,59 @@ RUNTIMES = ("mil", ANE_EMULATION, "coreml")
 _BY_MODEL: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _BY_PATH: "OrderedDict[tuple, tuple]" = OrderedDict()
 _PATH_CACHE_SIZE = 4
+_FAST: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # MLModel or Program -> _fast_runner(...) or None
+_NO_FAST = object()
+
+
+def _fast_runner(prog: Program, name_map: Optional[dict], declared: dict):
+    """``run(inputs) -> {output name: array}``, or None from ``run`` when ``inputs`` (a dict) is not
+    exactly one numpy array of the program's dtype and static shape per input: such inputs pass
+    every check of ``predict`` unchanged, so they skip them (anything else takes the checked path).
+    None when an input has no single static shape (declared ranged or enumerated, symbolic, a
+    scalar fed as (1,))."""
+    specs = static_inputs(prog)
+    if specs is None:
+        return None
+    names = name_map["inputs"] if name_map else {name: name for name in specs}
+    if sorted(names.values()) != sorted(specs) or (name_map and name_map.get("scalar_inputs")):
+        return None
+    order = list(specs)
+    expected = {}
+    for onnx_name, mil_name in names.items():
+        dtype, shape = specs[mil_name]
+        allowed = declared.get(mil_name)
+        if allowed is not None and allowed != tuple((d, d) for d in shape):
+            return None
+        expected[onnx_name] = (order.index(mil_name), dtype, shape)
+    if name_map:
+        output_names = list(name_map["outputs"].items())
+    else:
+        output_names = [(v.name, v.name) for v in prog.functions["main"].outputs]
+    count = len(expected)
+    forward, plan_outputs = planned_forward(prog)   # forward(*inputs in ``order``) -> the outputs in plan order
+    position = {name: i for i, (name, _) in enumerate(plan_outputs)}
+    outputs = [(name, position[mil_name], plan_outputs[position[mil_name]][1]) for name, mil_name in output_names] \
+        if forward is not None and all(m in position for _, m in output_names) else None
+    if outputs is None:
+        forward = None
+
+    def run(inputs: dict) -> Optional[dict]:
+        if len(inputs) != count:
+            return None
+        args = [None] * count
+        for name, value in inputs.items():
+            entry = expected.get(name)
+            if entry is None or type(value) is not np.ndarray or value.dtype != entry[1] or value.shape != entry[2]:
+                return None
+            args[entry[0]] = value
+        if forward is None:
+            values = run_checked(prog, dict(zip(order, args)))
+            return {name: values[mil_name] for name, mil_name in output_names}
+        with np.errstate(all="ignore"):
+            values = forward(*args)
+        return {name: to_array(values[i], spec) for name, i, spec in outputs}
+
+    return run
 
 
 def _load(model) -> tuple[Program, Optional[dict], dict]:
@@ -182,6 +236,17 @@ def predict(model: Union[ct.models.MLModel, str, Path, Program], inputs: Mapping
         check_input_shapes(inputs, declared_shapes(mlmodel), name_map)
         outputs = coreml_runtime.predict(model, mil_inputs, compute_units=compute_units)
         return to_onnx_outputs(outputs, name_map)
+    if runtime == "mil" and not capture and not observe and type(inputs) is dict:
+        fast = _FAST.get(model, _NO_FAST) if isinstance(model, (Program, ct.models.MLModel)) else _NO_FAST
+        if fast is _NO_FAST:
+            prog, name_map, declared = _load(model)
+            fast = _fast_runner(prog, name_map, declared)
+            if isinstance(model, (Program, ct.models.MLModel)):
+                _FAST[model] = fast
+        if fast is not None:
+            outputs = fast(inputs)
+            if outputs is not None:
+                return outputs
     prog, name_map, declared = _load(model)
     inputs = pixel_arrays(inputs)
     mil_inputs = to_mil_inputs(inputs, name_map)

@@ -2,7 +2,7 @@
 
 fp16 inputs are computed in float32; the executor rounds the result back to the var's dtype.
 ``inverse``, ``log`` and ``rsqrt`` add their ``epsilon`` first, with the MIL defaults when unset.
-``erf`` (numpy has none) is :func:`erf32`, which the gelu kernel uses too.
+``erf`` (numpy has none) is :func:`erf32` (exact gelu interpolates its own table of the normal CDF, ``activation.gelu_exact``).
 """
 from __future__ import annotations
 

@@ -9,11 +9,22 @@ from .conv import MAX_CONVERTED_WEIGHT
 from .registry import kernel, specialize
 
 
+def _linear(x: np.ndarray, weight_t: np.ndarray, bias) -> np.ndarray:
+    """x @ weight_t + bias for a C-contiguous ``weight_t`` [D_in, D_out]: one 2-D BLAS product of
+    the rows of x (np.dot: less wrapping than a batched matmul), the bias added in place."""
+    if x.size == 0 or x.ndim == 0:
+        y = np.matmul(x, weight_t)
+        return y + bias if bias is not None else y
+    y = np.dot(x.reshape(-1, x.shape[-1]), weight_t)
+    if bias is not None:
+        y += bias
+    return y.reshape(x.shape[:-1] + weight_t.shape[1:])
+
+
 @kernel("linear")
 def linear(op, x, weight, bias=None):
     """x @ weight.T + bias; weight is [D_out, D_in]."""
-    y = np.matmul(wide(x), wide(weight).T)
-    return y + wide(bias) if bias is not None else y
+    return _linear(wide(x), np.ascontiguousarray(wide(weight).T), None if bias is None else wide(bias))
 
 
 @kernel("matmul")
@@ -43,15 +54,26 @@ def linear_plan(op, static, dynamic):
     weight = np.asarray(static["weight"])
     if weight.dtype == np.float16 and weight.size > MAX_CONVERTED_WEIGHT:
         return None
-    weight_t = wide(weight).T
+    weight_t = np.ascontiguousarray(wide(weight).T)
     bias = static.get("bias")
-    fp16 = dynamic[0][1].np_dtype == np.float16
-    if bias is None:
-        return (lambda x: np.matmul(x.astype(np.float32), weight_t)) if fp16 else (lambda x: np.matmul(x, weight_t))
-    bias = wide(bias)
-    if fp16:
-        return lambda x: np.matmul(x.astype(np.float32), weight_t) + bias
-    return lambda x: np.matmul(x, weight_t) + bias
+    bias = None if bias is None else wide(bias)
+    spec = dynamic[0][1]
+    if spec.np_dtype == np.float16:
+        return lambda x: _linear(x.astype(np.float32), weight_t, bias)
+    if spec.shape is None or 0 in spec.shape or spec.rank == 0 or bias is None or spec.shape[-1] != weight_t.shape[0]:
+        return lambda x: _linear(x, weight_t, bias)
+    # a static shape: _linear's steps with its shapes worked out once
+    shape, rows, out_shape = spec.shape, (-1, spec.shape[-1]), spec.shape[:-1] + weight_t.shape[1:]
+    dot = np.dot
+
+    def run(x):
+        if x.shape != shape:
+            return _linear(x, weight_t, bias)
+        y = dot(x.reshape(rows), weight_t)
+        y += bias
+        return y.reshape(out_shape)
+
+    return run
 
 
 @specialize("matmul")

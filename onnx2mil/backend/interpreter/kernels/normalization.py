@@ -41,7 +41,7 @@ def _axes(axes, rank: int) -> tuple:
 
 class LayerNorm:
     """layer_norm of inputs shaped like ``shape`` over ``axes``. Over the trailing axes (the usual
-    case) each statistic is one matrix-vector product of the rows with 1/size weights, a third of
+    case) each statistic is one BLAS product of the rows with a column of 1/size weights, a third of
     the cost of numpy's reduction over the last axis on small rows; other axes reduce with
     add.reduce. The kernel builds one per call, the specialization once per op."""
 
@@ -54,14 +54,15 @@ class LayerNorm:
         self.epsilon = np.float32(epsilon)
         size = int(np.prod([shape[a] for a in axes]))
         self.lead = rank - len(axes) if axes == tuple(range(rank - len(axes), rank)) and size else None
-        self.weights = np.full(size, 1 / size, np.float32) if self.lead is not None else None
+        self.weights = np.full((size, 1), 1 / size, np.float32) if self.lead is not None else None  # a column: the
+        # statistics come out as columns, ready to broadcast along the rows
         self.count = np.intp(size)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.lead is not None:
-            rows = x.reshape(x.shape[:self.lead] + (-1,))
-            centred = rows - np.matmul(rows, self.weights)[..., None]
-            var = np.matmul(np.square(centred), self.weights)[..., None]
+            rows = x.reshape(-1, self.weights.size)                  # 2-D: np.dot is one BLAS product
+            centred = rows - np.dot(rows, self.weights)
+            var = np.dot(np.square(centred), self.weights)
         else:
             centred = x - _mean(x, self.axes, self.count)
             var = _mean(np.square(centred), self.axes, self.count)
@@ -110,6 +111,29 @@ def _mean(x: np.ndarray, axes: tuple, count) -> np.ndarray:
     return np.true_divide(total, count, out=total, casting="unsafe", subok=False)
 
 
+def _trailing_layer_norm(norm: LayerNorm, shape: tuple, other_shapes):
+    """``norm`` (over trailing axes, with gamma and beta) as one closure for float32 inputs of
+    ``shape``: LayerNorm.__call__'s steps on its arrays, without the attribute lookups."""
+    weights, epsilon, gamma, beta = norm.weights, norm.epsilon, norm.gamma, norm.beta
+    rows = (-1, weights.size)
+    dot, square, sqrt = np.dot, np.square, np.sqrt
+
+    def run(x):
+        if x.shape != shape:
+            return other_shapes(x)
+        r = x.reshape(rows)
+        centred = r - dot(r, weights)
+        var = dot(square(centred), weights)
+        var += epsilon
+        centred /= sqrt(var, out=var)
+        y = centred.reshape(shape)
+        y *= gamma
+        y += beta
+        return y
+
+    return run
+
+
 @specialize("layer_norm")
 def layer_norm_plan(op, static, dynamic):
     """Axes, gamma, beta and the statistics' weights prepared once for the input's static shape."""
@@ -121,6 +145,9 @@ def layer_norm_plan(op, static, dynamic):
     norm = LayerNorm(spec.shape, _axes(static.get("axes"), spec.rank), static.get("gamma"), static.get("beta"),
                      static.get("epsilon", 1e-5))
     fp16 = spec.np_dtype == np.float16
+    if not fp16 and norm.lead is not None and norm.gamma is not None and norm.beta is not None:
+        return _trailing_layer_norm(norm, spec.shape, lambda x: layer_norm(
+            op, x, static.get("axes"), static.get("gamma"), static.get("beta"), static.get("epsilon", 1e-5)))
 
     def run(x):
         if x.shape != spec.shape:

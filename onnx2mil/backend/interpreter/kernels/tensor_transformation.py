@@ -196,13 +196,25 @@ def _tensor_x(static: dict, dynamic: list, *needed: str):
     return None if spec.scalar or spec.rank is None or spec.np_dtype is None else spec
 
 
+def _method_call(name: str, argument):
+    """``run(x) = x.<name>(argument)``, saying so in ``run.method`` (the planner may then call the
+    array method in place of ``run``)."""
+    method = getattr(np.ndarray, name)
+
+    def run(x):
+        return method(x, argument)
+
+    run.method = (name, argument)
+    return run
+
+
 @specialize("reshape")
 def reshape_plan(op, static, dynamic):
     spec = _tensor_x(static, dynamic, "shape")
     shape = _ints(static["shape"]) if spec is not None else None
     if spec is None or 0 in shape:
         return None
-    return lambda x: x.reshape(shape)
+    return _method_call("reshape", shape)
 
 
 @specialize("expand_dims")
@@ -230,7 +242,7 @@ def transpose_plan(op, static, dynamic):
     if spec is None:
         return None
     perm = _ints(static["perm"])
-    return lambda x: x.transpose(perm)
+    return _method_call("transpose", perm)
 
 
 @specialize("slice_by_index")
