@@ -3,10 +3,11 @@
 For the 115M-parameter BigVGAN of models/ (written as ONNX with external data, as users have it)
 and the small vocoder (Qwen2.5-Omni's BigVGAN as transformers' dynamo export, full depth, small
 channels: tests/real_exports), at fp16 and fp32, and synthetic chains of 1k and 10k nodes (linear
-scaling), each step in its own process (measure.py): the
-weight-I/O floor, onnx2mil ``build_coreml`` + ``save``, and onnx2coreml (PyPI, its own venv under
-/tmp; Constant nodes rewritten as initializers, which it needs). Prints a markdown table; times
-are whole-step seconds inside the process (imports excluded), peak RSS is the process's VmHWM.
+scaling), each step in its own process (measure.py): the weight-I/O floor, onnx2mil
+``build_coreml`` + ``save``, and onnx2coreml (PyPI, its own venv under /tmp; Constant nodes
+rewritten as initializers, which it needs). Prints markdown tables (``run.py`` puts the same
+tables in results.md); times are whole-step seconds inside the process (imports excluded), peak
+RSS is the process's VmHWM.
 """
 from __future__ import annotations
 
@@ -16,12 +17,102 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Optional
 
 from run import DEFAULT_WORKDIR, ONNX2COREML_VENV, Runner, ensure_venv
 
 HERE = Path(__file__).resolve().parent
 SMALL = HERE.parent / "tests" / "real_exports" / "qwen25omni_bigvgan_fulldepth_dynamo.onnx"
 BIG = "bigvgan-qwen2.5-omni"
+BIG_LABEL = "big vocoder (115M)"
+SMALL_LABEL = "small vocoder"
+CHAINS = (1000, 10000)
+
+
+def measure(runner: Runner, models=("big", "small", "chains"), o2c: Optional[str] = None) -> dict:
+    """Every step in its own process. Returns {"rows": [(label, precision, floor, ours, theirs)],
+    "chains": [(nodes, ours, theirs)], "packages": {(label, precision): path}, "big_onnx": path}:
+    Measurements (``theirs`` None without onnx2coreml)."""
+    workdir = runner.workdir
+    paths = {}
+    out = {"rows": [], "chains": [], "packages": {}, "big_onnx": None}
+    if "big" in models:
+        from onnx2mil import models as reference_models
+        big = workdir / f"{BIG}.onnx"
+        if not big.exists():
+            reference_models.save(BIG, big)
+        paths[BIG_LABEL] = out["big_onnx"] = big
+    if "small" in models:
+        paths[SMALL_LABEL] = SMALL
+
+    def both(tag, onnx_path, precision):
+        """(onnx2mil, onnx2coreml or None) build + save of ``onnx_path``."""
+        package = workdir / f"{tag}.mlpackage"
+        ours = runner.measure(f"onnx2mil-{tag}", "convert",
+                              {"onnx": str(onnx_path), "precision": precision, "out": str(package)})
+        if not o2c:
+            return ours, None
+        theirs = workdir / f"{tag}.onnx2coreml.mlpackage"
+        shutil.rmtree(theirs, ignore_errors=True)
+        return ours, runner.measure(f"onnx2coreml-{tag}", "onnx2coreml",
+                                    {"onnx": str(onnx_path), "precision": precision, "out": str(theirs),
+                                     "constants_as_initializers": True}, python=o2c)
+
+    for label, onnx_path in paths.items():
+        for precision in ("fp16", "fp32"):
+            tag = f"{onnx_path.stem}-{precision}"
+            floor = runner.measure(f"floor-{tag}", "io_floor", {"onnx": str(onnx_path), "precision": precision,
+                                                                 "out": str(workdir / f"{tag}.weights")})
+            ours, theirs = both(tag, onnx_path, precision)
+            out["rows"].append((label, precision, floor, ours, theirs))
+            if not ours.error:
+                out["packages"][label, precision] = workdir / f"{tag}.mlpackage"
+    if "chains" in models:
+        for n in CHAINS:
+            path = workdir / f"chain{n}.onnx"
+            runner.measure(f"chain{n}-generate", "synthetic_chain", {"nodes": n, "out": str(path)})
+            out["chains"].append((n, *both(f"chain{n}", path, "fp16")))
+    return out
+
+
+def seconds(m, keys=("build_s", "save_s")) -> Optional[float]:
+    """The sum of a measurement's ``keys`` (build + save by default); None if it failed or is missing."""
+    if m is None or m.error:
+        return None
+    return sum(m.result.get(k) or 0.0 for k in keys)
+
+
+FLOOR_KEYS = ("read_s", "write_s", "fsync_s")
+
+
+def cell(x, fmt="{:.2f}") -> str:
+    return "—" if x is None else fmt.format(x)
+
+
+def render(measured: dict) -> list[str]:
+    """Markdown tables of what ``measure`` returned."""
+    lines = ["| model | precision | I/O floor (s) | onnx2mil build + save (s) | × floor | onnx2mil peak RSS (MB) "
+             "| onnx2coreml build + save (s) | onnx2coreml / onnx2mil | onnx2coreml peak RSS (MB) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, precision, floor, ours, theirs in measured["rows"]:
+        f, o, t = seconds(floor, FLOOR_KEYS), seconds(ours), seconds(theirs)
+        lines.append(f"| {label} | {precision} | {cell(f)} | {cell(o)} | {cell(o / f if o and f else None, '{:.1f}×')} "
+                     f"| {cell(None if ours.error else ours.peak_rss_mb, '{:,.0f}')} | {cell(t)} "
+                     f"| {cell(t / o if t and o else None, '{:.1f}×')} "
+                     f"| {cell(theirs.peak_rss_mb if theirs and not theirs.error else None, '{:,.0f}')} |")
+    if measured["chains"]:
+        lines += ["", "Linear scaling: chains of Add/Mul/Relu nodes on (1, 16) tensors, fp16, build + save:", "",
+                  "| ONNX nodes | onnx2mil (s) | per node (ms) | onnx2mil peak RSS (MB) | onnx2coreml (s) | per node (ms) |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        for n, ours, theirs in measured["chains"]:
+            o, t = seconds(ours), seconds(theirs)
+            lines.append(f"| {n:,} | {cell(o)} | {cell(o and 1000 * o / n)} "
+                         f"| {cell(None if ours.error else ours.peak_rss_mb, '{:,.0f}')} "
+                         f"| {cell(t)} | {cell(t and 1000 * t / n)} |")
+    failed = [m for row in measured["rows"] for m in row[2:] if m is not None and m.error]
+    failed += [m for row in measured["chains"] for m in row[1:] if m is not None and m.error]
+    lines += [f"\n{m.label} failed: {m.error.splitlines()[0][:300]}" for m in failed]
+    return lines
 
 
 def main() -> int:
@@ -34,72 +125,11 @@ def main() -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     runner = Runner(args.workdir, 1800.0)
     o2c = None if args.no_onnx2coreml else ensure_venv(ONNX2COREML_VENV, "onnx2coreml")[0]
-    paths = {}
-    if "big" in args.models:
-        from onnx2mil import models
-        big = args.workdir / f"{BIG}.onnx"
-        if not big.exists():
-            models.save(BIG, big)
-        paths["big vocoder (115M)"] = big
-    if "small" in args.models:
-        paths["small vocoder"] = SMALL
-    def both(tag, onnx_path, precision):
-        """(onnx2mil, onnx2coreml or None) build + save of ``onnx_path``."""
-        ours = runner.measure(f"onnx2mil-{tag}", "convert", {"onnx": str(onnx_path), "precision": precision,
-                                                             "out": str(args.workdir / f"{tag}.mlpackage")})
-        if not o2c:
-            return ours, None
-        out = args.workdir / f"{tag}.onnx2coreml.mlpackage"
-        shutil.rmtree(out, ignore_errors=True)
-        return ours, runner.measure(f"onnx2coreml-{tag}", "onnx2coreml",
-                                    {"onnx": str(onnx_path), "precision": precision, "out": str(out),
-                                     "constants_as_initializers": True}, python=o2c)
-
     started = datetime.datetime.now(datetime.timezone.utc)
-    rows = []
-    for label, onnx_path in paths.items():
-        for precision in ("fp16", "fp32"):
-            tag = f"{onnx_path.stem}-{precision}"
-            floor = runner.measure(f"floor-{tag}", "io_floor", {"onnx": str(onnx_path), "precision": precision,
-                                                                 "out": str(args.workdir / f"{tag}.weights")})
-            rows.append((label, precision, floor, *both(tag, onnx_path, precision)))
-
-    def seconds(m, keys):
-        if m is None or m.error:
-            return None
-        return sum(m.result.get(k) or 0.0 for k in keys)
-
-    chains = []
-    if "chains" in args.models:
-        for n in (1000, 10000):
-            path = args.workdir / f"chain{n}.onnx"
-            runner.measure(f"chain{n}-generate", "synthetic_chain", {"nodes": n, "out": str(path)})
-            chains.append((n, *both(f"chain{n}", path, "fp16")))
-
+    measured = measure(runner, args.models, o2c)
     load = os.getloadavg()
     print(f"\nRun {started:%Y-%m-%d %H:%M} UTC, load average at the end {load[0]:.1f} / {load[1]:.1f}.\n")
-    print("| model | precision | I/O floor (s) | onnx2mil build + save (s) | × floor | onnx2mil peak RSS (MB) "
-          "| onnx2coreml build + save (s) | onnx2coreml / onnx2mil | onnx2coreml peak RSS (MB) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for label, precision, floor, ours, theirs in rows:
-        f = seconds(floor, ("read_s", "write_s", "fsync_s"))
-        o = seconds(ours, ("build_s", "save_s"))
-        t = seconds(theirs, ("build_s", "save_s"))
-        cell = lambda x, fmt="{:.2f}": "—" if x is None else fmt.format(x)  # noqa: E731
-        print(f"| {label} | {precision} | {cell(f)} | {cell(o)} | {cell(o / f if o and f else None, '{:.1f}×')} "
-              f"| {cell(ours.peak_rss_mb, '{:,.0f}')} | {cell(t)} "
-              f"| {cell(t / o if t and o else None, '{:.1f}×')} "
-              f"| {cell(theirs.peak_rss_mb if theirs and not theirs.error else None, '{:,.0f}')} |")
-    if chains:
-        print("\nLinear scaling: chains of Add/Mul/Relu nodes on (1, 16) tensors, fp16, build + save:\n")
-        print("| ONNX nodes | onnx2mil (s) | per node (ms) | onnx2mil peak RSS (MB) | onnx2coreml (s) | per node (ms) |")
-        print("|---:|---:|---:|---:|---:|---:|")
-        for n, ours, theirs in chains:
-            o = seconds(ours, ("build_s", "save_s"))
-            t = seconds(theirs, ("build_s", "save_s"))
-            cell = lambda x, fmt="{:.2f}": "—" if x is None else fmt.format(x)  # noqa: E731
-            print(f"| {n:,} | {cell(o)} | {cell(o and 1000 * o / n)} | {cell(ours.peak_rss_mb, '{:,.0f}')} "
-                  f"| {cell(t)} | {cell(t and 1000 * t / n)} |")
+    print("\n".join(render(measured)))
     return 0
 
 

@@ -21,34 +21,43 @@ import warnings
 import numpy as np
 
 
-def main() -> int:
+def measure(precision: str) -> dict:
+    """build_coreml of the case at ``precision``: wall and CPU seconds, the final program's ops, the
+    interpreter's forward time and its max |error| against onnx's expected output."""
     warnings.simplefilter("ignore")
     logging.getLogger("coremltools").setLevel(logging.ERROR)
     import onnx2mil
     from onnx2mil import conformance
 
     case, _ = conformance._collect_pytorch_converted("MaxPool2d_stride_padding_dilation$")[0]
-    print(f"onnx2mil from {os.path.dirname(onnx2mil.__file__)}; load average {os.getloadavg()[0]:.1f}")
     (inputs, outputs), = case.data_sets
     name = case.model.graph.input[0].name
     x, expected = conformance._array(inputs[0]), conformance._array(outputs[0])
+    wall, cpu = time.perf_counter(), time.process_time()
+    mlmodel = onnx2mil.build_coreml(case.model, compute_precision=precision)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    ops = collections.Counter()
+    stack = [onnx2mil.load_saved_program(mlmodel).functions["main"]]
+    while stack:
+        block = stack.pop()
+        for op in block.operations:
+            ops[op.op_type] += 1
+            stack.extend(op.blocks)
+    start = time.perf_counter()
+    got = onnx2mil.predict(mlmodel, {name: x})[case.model.graph.output[0].name]
+    forward = time.perf_counter() - start
+    return {"build_s": wall, "build_cpu_s": cpu, "ops": dict(ops), "forward_s": forward,
+            "max_abs_err": float(np.max(np.abs(np.asarray(got, np.float64) - expected)))}
+
+
+def main() -> int:
+    import onnx2mil
+    print(f"onnx2mil from {os.path.dirname(onnx2mil.__file__)}; load average {os.getloadavg()[0]:.1f}")
     for precision in sys.argv[1:] or ["fp32", "fp16"]:
-        wall, cpu = time.perf_counter(), time.process_time()
-        mlmodel = onnx2mil.build_coreml(case.model, compute_precision=precision)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        ops = collections.Counter()
-        stack = [onnx2mil.load_saved_program(mlmodel).functions["main"]]
-        while stack:
-            block = stack.pop()
-            for op in block.operations:
-                ops[op.op_type] += 1
-                stack.extend(op.blocks)
-        start = time.perf_counter()
-        got = onnx2mil.predict(mlmodel, {name: x})[case.model.graph.output[0].name]
-        forward = time.perf_counter() - start
-        err = float(np.max(np.abs(np.asarray(got, np.float64) - expected)))
-        print(f"{precision}: build_coreml {wall:.2f} s wall, {cpu:.2f} s CPU; final program {sum(ops.values())} ops "
-              f"({dict(ops)}); forward {forward:.2f} s, max |error| vs onnx's expected output {err:.3g}")
+        r = measure(precision)
+        print(f"{precision}: build_coreml {r['build_s']:.2f} s wall, {r['build_cpu_s']:.2f} s CPU; final program "
+              f"{sum(r['ops'].values())} ops ({r['ops']}); forward {r['forward_s']:.2f} s, max |error| vs onnx's "
+              f"expected output {r['max_abs_err']:.3g}")
     return 0
 
 

@@ -65,10 +65,15 @@ def model_and_feeds(name: str):
     return onnx.load(str(path(model))), make_feeds(model)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def limit_threads(threads: int) -> None:
+    """One thread count for BLAS and OpenMP: must precede numpy's import to take effect."""
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)     # must precede numpy's import to take effect
+        os.environ[var] = str(threads)
+
+
+def measure_model(name: str, precision: str, threads: int, repeat: int, cache_dir: str) -> dict:
+    """One model: {"mil_ops", "ort_s", "mil_s", "ratio", "rel_error"} (best of ``repeat`` each,
+    interleaved; rel_error = max |interpreter - onnxruntime| / max |onnxruntime| over the outputs)."""
     import logging
     logging.getLogger("coremltools").setLevel(logging.ERROR)
     import numpy as np
@@ -76,6 +81,30 @@ def main(argv=None) -> int:
 
     import onnx2mil
     from onnx2mil.backend.convert import pipeline
+
+    model, feeds = model_and_feeds(name)
+    path = os.path.join(cache_dir, f"{name.replace(':', '-')}-{precision}.mlpackage")
+    if not os.path.exists(path):
+        onnx2mil.save(onnx2mil.build_coreml(model, compute_precision=precision), path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    del model
+    reference = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+    mlmodel = pipeline.open_model(path)
+    got = onnx2mil.predict(mlmodel, feeds)
+    error = max(float(np.max(np.abs(got[k].astype(np.float64) - v)) / max(1e-12, float(np.max(np.abs(v)))))
+                for k, v in reference.items())
+    n_ops = sum(1 for op in onnx2mil.load_saved_program(path).functions["main"].operations if op.op_type != "const")
+    t_ort, t_mil = best_times([lambda: session.run(None, feeds), lambda: onnx2mil.predict(mlmodel, feeds)], repeat)
+    return {"mil_ops": n_ops, "ort_s": t_ort, "mil_s": t_mil, "ratio": t_mil / t_ort, "rel_error": error,
+            "repeat": repeat}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    limit_threads(args.threads)
     from rich.console import Console
     from rich.table import Table
 
@@ -83,24 +112,9 @@ def main(argv=None) -> int:
     for column in ("model", "MIL ops", "onnxruntime ms", "interpreter ms", "ratio", "max |diff| / max |ref|"):
         table.add_column(column, justify="right" if column != "model" else "left")
     for name in args.models:
-        model, feeds = model_and_feeds(name)
-        path = os.path.join(args.cache_dir, f"{name.replace(':', '-')}-{args.precision}.mlpackage")
-        if not os.path.exists(path):
-            onnx2mil.save(onnx2mil.build_coreml(model, compute_precision=args.precision), path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = args.threads
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        reference = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
-        mlmodel = pipeline.open_model(path)
-        got = onnx2mil.predict(mlmodel, feeds)
-        error = max(float(np.max(np.abs(got[k].astype(np.float64) - v)) / max(1e-12, float(np.max(np.abs(v)))))
-                    for k, v in reference.items())
-        n_ops = sum(1 for op in onnx2mil.load_saved_program(path).functions["main"].operations if op.op_type != "const")
-        t_ort, t_mil = best_times([lambda: session.run(None, feeds), lambda: onnx2mil.predict(mlmodel, feeds)],
-                                  args.repeat)
-        table.add_row(name, str(n_ops), milliseconds(t_ort), milliseconds(t_mil), f"{t_mil / t_ort:.2f}x",
-                      f"{error:.2e}")
+        r = measure_model(name, args.precision, args.threads, args.repeat, args.cache_dir)
+        table.add_row(name, str(r["mil_ops"]), milliseconds(r["ort_s"]), milliseconds(r["mil_s"]),
+                      f"{r['ratio']:.2f}x", f"{r['rel_error']:.2e}")
     Console().print(table)
     return 0
 

@@ -295,6 +295,19 @@ def forward(args: dict) -> dict:
     return result
 
 
+def interpreter_vs_ort(args: dict) -> dict:
+    """interpreter_vs_ort.py's measurement of one model at one precision (threads set before numpy loads)."""
+    import interpreter_vs_ort as bench
+    bench.limit_threads(args["threads"])
+    return bench.measure_model(args["model"], args["precision"], args["threads"], args["repeat"], args["cache_dir"])
+
+
+def dilated_pool(args: dict) -> dict:
+    """dilated_pool.py's measurement at one precision."""
+    import dilated_pool as bench
+    return bench.measure(args["precision"])
+
+
 def validate(args: dict) -> dict:
     """onnx2mil.validate on a built package: every tensor against onnxruntime."""
     import numpy as np
@@ -356,6 +369,8 @@ TASKS = {
     "agreement": agreement,
     "forward": forward,
     "validate": validate,
+    "interpreter_vs_ort": interpreter_vs_ort,
+    "dilated_pool": dilated_pool,
     "synthetic_chain": synthetic_chain,
 }
 

@@ -1,11 +1,16 @@
-"""Benchmarks, one command: ``python benchmarks/run.py`` writes ``benchmarks/results.md``.
+"""Benchmarks, one command: ``python benchmarks/run.py`` measures issue 12's goals in one run and
+writes ``benchmarks/results.md``.
 
-Every measurement runs in its own process (``measure.py``), which reports its own peak RSS (VmHWM);
-the wall time is the whole process's, so memory and imports of earlier steps never leak into later ones.
-Measured: onnx2mil conversion (build_coreml + save) of BigVGAN tiny and Qwen2.5-Omni size against
-the weight-I/O floor and the onnx2coreml package; the MIL interpreter's forward against
-onnxruntime's; validate() against the two forwards it needs; conversion of 1k/10k/50k-node chains;
-a cProfile of the big conversion. ``--quick`` keeps to the tiny model and the 1k/10k chains.
+Every measurement runs in its own process (``measure.py``), which reports its own peak RSS (VmHWM),
+so memory and imports of earlier steps never leak into later ones. In order:
+- build + save of the 115M BigVGAN and the small vocoder (fp16, fp32) against the weight-I/O floor
+  and onnx2coreml, and of 1k / 10k-node chains (``build_speed.py``); the big fp16 build by phase;
+- coremltools' torch path on the small vocoder (``torch_path.py``; its venv is made on first use);
+- the dilated MaxPool case (``dilated_pool.py``);
+- the MIL interpreter's forward against onnxruntime's, one thread each (``interpreter_vs_ort.py``),
+  on BigVGAN tiny, the small vocoder, ResNet-18, the transformer and the big vocoder, fp32 and fp16;
+- validate() against the two forwards it needs on the big vocoder (``validate_speed.py``).
+``--quick`` keeps to the small vocoder, the chains and the small models' forwards (about 3 min).
 """
 from __future__ import annotations
 
@@ -15,7 +20,6 @@ import json
 import os
 import pickle
 import platform
-import pstats
 import shutil
 import subprocess
 import sys
@@ -24,15 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 MEASURE = HERE / "measure.py"
 DEFAULT_WORKDIR = Path("/tmp/onnx2mil-bench")
 ONNX2COREML_VENV = Path("/tmp/venv-onnx2coreml")
-ONNX_COREML_VENV = Path("/tmp/venv-onnx-coreml")
 BIG = "bigvgan-qwen2.5-omni"
-TINY = "bigvgan-tiny"
+SMALL_MODELS = ("bigvgan-tiny", "real:qwen25omni_bigvgan_fulldepth_dynamo", "resnet-18", "transformer-tiny")
+MODEL_LABELS = {"bigvgan-tiny": "BigVGAN tiny", "real:qwen25omni_bigvgan_fulldepth_dynamo": "small vocoder",
+                "resnet-18": "ResNet-18", "transformer-tiny": "transformer-tiny", BIG: "big vocoder (115M)"}
 
 
 @dataclass
@@ -114,11 +117,11 @@ def machine() -> dict:
 
 
 def versions() -> dict:
+    import onnx2mil  # first: off macOS it silences coremltools' import-time "Failed to load" lines
     import coremltools
+    import numpy as np
     import onnx
     import onnxruntime
-
-    import onnx2mil
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE,
                            capture_output=True, text=True)
@@ -171,134 +174,49 @@ def one_line(text: Optional[str], limit: int = 240) -> str:
     return (first[:limit] + "…") if len(first) > limit else first
 
 
-def profile_tables(stats_path: Path, limit: int = 20) -> list[str]:
-    stats = pstats.Stats(str(stats_path))
-    rows = [(func, nc, tt, ct) for func, (cc, nc, tt, ct, _) in stats.stats.items()]
-    total = stats.total_tt
-    by_package: dict[str, float] = {}
-    for (filename, _line, _name), _nc, tt, _ct in rows:
-        by_package[_package(filename)] = by_package.get(_package(filename), 0.0) + tt
-    out = [f"Total profiled time {total:.1f} s.", "", "Own time by package:", "",
-           "| package | own time (s) | share |", "|---|---:|---:|"]
-    for pkg, tt in sorted(by_package.items(), key=lambda kv: -kv[1])[:12]:
-        out.append(f"| {pkg} | {tt:.2f} | {100 * tt / total:.0f}% |")
-    for key, title in ((3, "cumulative"), (2, "own time")):
-        out += ["", f"Top {limit} by {title}:", "", "| function | calls | own (s) | cumulative (s) |",
-                "|---|---:|---:|---:|"]
-        for func, nc, tt, ct in sorted(rows, key=lambda r: -r[key])[:limit]:
-            out.append(f"| `{_where(func)}` | {nc} | {tt:.2f} | {ct:.2f} |")
-    return out
+def ratio_cell(x, digits: int = 1) -> str:
+    return "—" if x is None else f"{x:.{digits}f}×"
 
 
-def _package(filename: str) -> str:
-    if filename.startswith("~") or filename.startswith("<"):
-        return "builtins (C)"
-    if "/onnx2mil/" in filename or "/work/main/" in filename:
-        return "onnx2mil"
-    if "site-packages/" in filename:
-        return filename.split("site-packages/", 1)[1].split("/", 1)[0]
-    return "python stdlib"
-
-
-def _where(func) -> str:
-    filename, line, name = func
-    if filename.startswith("~"):
-        return name
-    for marker in ("site-packages/", "/work/main/"):
-        if marker in filename:
-            filename = filename.split(marker, 1)[1]
-            break
-    else:
-        filename = filename.rsplit("/", 2)[-1]
-    return f"{filename}:{line} {name}"
-
-
-# ---- the benchmark -------------------------------------------------------------------------------
-
-def prepare_models(runner: Runner, names: list[str]) -> dict:
-    """ONNX files and example inputs in the workdir; returns {name: info}."""
-    from onnx2mil import models
-    out = {}
-    for name in names:
-        path = runner.workdir / f"{name}.onnx"
-        t0 = time.perf_counter()
-        models.save(name, path)
-        inputs = runner.workdir / f"{name}.inputs.npz"
-        np.savez(inputs, **models.example_inputs(name))
-        data = path.with_name(path.name + ".data")
-        out[name] = {"onnx": str(path), "inputs": str(inputs), "generate_s": time.perf_counter() - t0,
-                     "onnx_mb": dir_size_mb(path) + (dir_size_mb(data) or 0.0),
-                     "params": models.parameter_count(name)}
-        print(f"[bench] generated {name}: {out[name]['onnx_mb']:.1f} MB in {out[name]['generate_s']:.1f} s", flush=True)
-    return out
-
-
-def conversion_rows(runner: Runner, name: str, info: dict, o2c_python: Optional[str]) -> list[dict]:
-    rows = []
-    wd = runner.workdir
-    m = runner.measure(f"io_floor-{name}", "io_floor", {"onnx": info["onnx"], "out": str(wd / f"{name}.weights.fp16")})
-    rows.append({"tool": "weight-I/O floor (onnx.load + write and fsync fp16 weights)", "m": m,
-                 "phases": f"read {fmt_s(m.result.get('read_s'))}, write {fmt_s(m.result.get('write_s'))}, "
-                           f"fsync {fmt_s(m.result.get('fsync_s'))}",
-                 "out_mb": (m.result.get("bytes_written") or 0) / 1e6 or None})
-    out = wd / f"{name}.mlpackage"
-    m = runner.measure(f"onnx2mil-{name}", "convert", {"onnx": info["onnx"], "out": str(out), "phases": True})
-    rows.append({"tool": "onnx2mil build_coreml + save (fp16)", "m": m,
-                 "phases": _phases(m.result), "out_mb": dir_size_mb(out) if not m.error else None})
-    if o2c_python:
-        for fold in (False, True):
-            out = wd / f"{name}.onnx2coreml{'-folded' if fold else ''}.mlpackage"
-            shutil.rmtree(out, ignore_errors=True)
-            label = f"onnx2coreml-{name}{'-constants-as-initializers' if fold else ''}"
-            m = runner.measure(label, "onnx2coreml",
-                               {"onnx": info["onnx"], "out": str(out), "constants_as_initializers": fold},
-                               python=o2c_python)
-            tool = "onnx2coreml convert + save (fp16)" + (", Constant nodes rewritten as initializers" if fold else "")
-            rows.append({"tool": tool, "m": m, "phases": _phases(m.result),
-                         "out_mb": dir_size_mb(out) if not m.error else None})
-    return rows
-
-
-def _phases(result: dict) -> str:
-    if result.get("error"):
-        return "—"
-    return f"import {fmt_s(result.get('import_s'))}, build {fmt_s(result.get('build_s'))}, save {fmt_s(result.get('save_s'))}"
-
-
-def _phase_split(phases: Optional[list]) -> str:
-    """'load / emit, passes / serialise' seconds from a convert task's phase rows."""
-    if not phases:
-        return "—"
-
-    def total(prefix):
-        return sum(p["s"] for p in phases if p["phase"].startswith(prefix))
-    return (f"{fmt_s(total('onnx2mil: load'))} / {fmt_s(total('onnx2mil: emit'))}, "
-            f"{fmt_s(total('coremltools:') - total('coremltools: MIL ->'))} / {fmt_s(total('coremltools: MIL ->'))}")
-
+# ---- the run -------------------------------------------------------------------------------------
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="tiny model and 1k/10k chains only")
+    ap.add_argument("--quick", action="store_true", help="the small vocoder, the chains and the small models' forwards")
     ap.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     ap.add_argument("--out", type=Path, default=HERE / "results.md")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per measured process")
     ap.add_argument("--no-onnx2coreml", action="store_true", help="skip the onnx2coreml comparison")
+    ap.add_argument("--no-torch", action="store_true", help="skip coremltools' torch path")
+    ap.add_argument("--repeat", type=int, default=50, help="interleaved forwards per small model (best kept)")
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite --out from the measurements saved in --workdir, measuring nothing")
     args = ap.parse_args(argv)
     state_path = args.workdir / "state.pickle"
     if args.render_only:
-        state = pickle.loads(state_path.read_bytes())
-        args.out.write_text("\n".join(report(**state)) + "\n")
+        args.out.write_text("\n".join(report(**pickle.loads(state_path.read_bytes()))) + "\n")
         print(f"[bench] wrote {args.out}")
         return 0
 
-    args.workdir.mkdir(parents=True, exist_ok=True)
+    import build_speed
+    import torch_path
+    import validate_speed
+
+    shutil.rmtree(args.workdir, ignore_errors=True)     # packages are built by this run's code, never cached
+    args.workdir.mkdir(parents=True)
     runner = Runner(args.workdir, args.timeout)
+    runners = [runner]
+
+    def sub_runner(name: str) -> Runner:
+        """A runner with its own folder (each script names its files its own way)."""
+        (args.workdir / name).mkdir()
+        runners.append(Runner(args.workdir / name, args.timeout))
+        return runners[-1]
+
     state = {"started": datetime.datetime.now(datetime.timezone.utc), "env_machine": machine(),
              "env_versions": versions(), "quick": args.quick, "o2c_note": "skipped (--no-onnx2coreml)",
-             "old_note": "skipped (--no-onnx2coreml)", "baseline": None, "infos": {}, "conversions": {},
-             "profile_lines": [], "forwards": {}, "validation": None, "scaling": [], "complete": False}
+             "torch_note": "skipped", "builds": None, "phases": None, "torch": None, "dilated": {},
+             "interpreter": {}, "validate": {}, "big_params": None, "complete": False}
 
     def flush():
         """Write results.md with what is measured so far (a stopped run still leaves its numbers)."""
@@ -307,152 +225,245 @@ def main(argv=None) -> int:
         state_path.write_bytes(pickle.dumps(state))
         args.out.write_text("\n".join(report(**state)) + "\n")
         (args.workdir / "measurements.json").write_text(json.dumps(
-            [{"label": m.label, "wall_s": m.wall_s, "timed_out": m.timed_out, **m.result} for m in runner.log],
-            indent=1))
+            [{"label": m.label, "wall_s": m.wall_s, "timed_out": m.timed_out, **m.result}
+             for r in runners for m in r.log],
+            indent=1, default=str))
 
-    names = [TINY] if args.quick else [TINY, BIG]
-    chain_sizes = [1000, 10000] if args.quick else [1000, 10000, 50000]
-
-    o2c_python = None
+    o2c = None
     if not args.no_onnx2coreml:
-        o2c_python, state["o2c_note"] = ensure_venv(ONNX2COREML_VENV, "onnx2coreml")
-        old_python, state["old_note"] = ensure_venv(ONNX_COREML_VENV, "onnx-coreml")
-        if old_python:
-            m = runner.measure("onnx-coreml-import", "import_onnx_coreml", {}, python=old_python)
-            state["old_note"] += f"; `import onnx_coreml` fails: {m.error}" if m.error else "; imports"
+        o2c, state["o2c_note"] = ensure_venv(ONNX2COREML_VENV, "onnx2coreml")
+    torch_python = None
+    if not (args.quick or args.no_torch):
+        torch_python = torch_path.TORCH_VENV / "bin" / "python"
+        try:
+            torch_path.ensure_torch_venv(torch_python)
+            state["torch_note"] = f"venv {torch_path.TORCH_VENV}"
+        except (subprocess.CalledProcessError, SystemExit) as e:
+            torch_python, state["torch_note"] = None, f"no torch venv: {e}"
 
-    state["baseline"] = runner.measure("baseline-import", "import_only", {})
-    infos = state["infos"] = prepare_models(runner, names)
-    for name in names:
-        state["conversions"][name] = conversion_rows(runner, name, infos[name], o2c_python)
+    models = ("small", "chains") if args.quick else ("big", "small", "chains")
+    builds = state["builds"] = build_speed.measure(sub_runner("builds"), models, o2c)
+    flush()
+    if builds["big_onnx"]:
+        from onnx2mil import models as reference_models
+        state["big_params"] = reference_models.parameter_count(BIG)
+        state["phases"] = runner.measure(f"onnx2mil-{BIG}-fp16-phases", "convert",
+                                         {"onnx": str(builds["big_onnx"]), "precision": "fp16", "phases": True,
+                                          "out": str(args.workdir / "phases.mlpackage")})
         flush()
-
-    if not args.quick:
-        stats = args.workdir / "convert-big.prof"
-        m = runner.measure(f"onnx2mil-{BIG}-profiled", "convert",
-                           {"onnx": infos[BIG]["onnx"], "out": str(args.workdir / "profiled.mlpackage"),
-                            "profile": str(stats)})
-        state["profile_lines"] = (profile_tables(stats) if stats.exists() and not m.error
-                                  else [f"Profiling failed: {one_line(m.error)}"])
+    if torch_python:
+        ours = {precision: (m, builds["packages"].get((build_speed.SMALL_LABEL, precision)))
+                for label, precision, _, m, _ in builds["rows"] if label == build_speed.SMALL_LABEL}
+        state["torch"] = torch_path.measure(sub_runner("torch"), torch_python, 1, ours)
         flush()
-
-    for name in names:
-        package = args.workdir / f"{name}.mlpackage"
-        if package.exists():
-            state["forwards"][name] = runner.measure(
-                f"forward-{name}", "forward", {"onnx": infos[name]["onnx"], "mlpackage": str(package),
-                                               "inputs": infos[name]["inputs"], "repeats": 3 if name == TINY else 1})
+    for precision in ("fp32", "fp16"):
+        state["dilated"][precision] = runner.measure(f"dilated-pool-{precision}", "dilated_pool", {"precision": precision})
+    flush()
+    cache = args.workdir / "interpreter-packages"
+    cache.mkdir()
+    for precision in (("fp32",) if args.quick else ("fp32", "fp16")):
+        for model in SMALL_MODELS + (() if args.quick else (BIG,)):
+            state["interpreter"][model, precision] = runner.measure(
+                f"interpreter-{model.replace(':', '-')}-{precision}", "interpreter_vs_ort",
+                {"model": model, "precision": precision, "threads": 1, "repeat": 5 if model == BIG else args.repeat,
+                 "cache_dir": str(cache)})
             flush()
-    tiny_package = args.workdir / f"{TINY}.mlpackage"
-    if tiny_package.exists():
-        state["validation"] = runner.measure(f"validate-{TINY}", "validate",
-                                             {"onnx": infos[TINY]["onnx"], "mlpackage": str(tiny_package),
-                                              "inputs": infos[TINY]["inputs"]})
-        flush()
-
-    for n in chain_sizes:
-        path = args.workdir / f"chain{n}.onnx"
-        gen = runner.measure(f"chain{n}-generate", "synthetic_chain", {"nodes": n, "out": str(path)})
-        conv = runner.measure(f"chain{n}-onnx2mil", "convert",
-                              {"onnx": str(path), "out": str(args.workdir / f"chain{n}.mlpackage"), "phases": True})
-        state["scaling"].append((n, gen, conv))
-        flush()
+    if not args.quick:
+        for precision in ("fp32", "fp16"):
+            try:
+                state["validate"][precision] = validate_speed.run(precision)
+            except RuntimeError as e:
+                state["validate"][precision] = {"error": one_line(str(e), 400)}
+            flush()
     state["complete"] = True
     flush()
     print(f"[bench] wrote {args.out}")
     return 0
 
 
-def report(started, finished, env_machine, env_versions, quick, o2c_note, old_note, baseline, infos, conversions,
-           profile_lines, forwards, validation, scaling, complete, load_end) -> list[str]:
+# ---- the report ----------------------------------------------------------------------------------
+
+def _verdict(values: list, ok) -> str:
+    """'met' if every measured value passes ``ok``, 'missed' if one does not, '—' if none was measured."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "not measured"
+    return "met" if all(ok(v) for v in values) else "**missed**"
+
+
+def goal_rows(builds, phases, torch, dilated, interpreter, big_params) -> list[str]:
+    """Issue 12's "done when", each goal with this run's numbers and whether they meet it."""
+    import build_speed
+    import torch_path
+
+    rows = {(label, precision): (build_speed.seconds(floor, build_speed.FLOOR_KEYS), build_speed.seconds(ours),
+                                 build_speed.seconds(theirs), None if ours.error else ours.peak_rss_mb)
+            for label, precision, floor, ours, theirs in (builds or {}).get("rows", [])}
+    L = ["| goal | measured | status |", "|---|---|---|"]
+    big, small = build_speed.BIG_LABEL, build_speed.SMALL_LABEL
+
+    def times_floor(precision):
+        floor, ours, _, _ = rows.get((big, precision), (None,) * 4)
+        return (ours / floor if ours and floor else None), f"{fmt_s(ours)} s vs floor {fmt_s(floor)} s"
+
+    def faster(label, precision):
+        _, ours, theirs, _ = rows.get((label, precision), (None,) * 4)
+        return (theirs / ours if ours and theirs else None), f"{fmt_s(theirs)} vs {fmt_s(ours)} s"
+
+    r16, t16 = times_floor("fp16")
+    L.append(f"| big vocoder, fp16, build + save ≤ 3× the weight-I/O floor | {ratio_cell(r16)} ({t16}) "
+             f"| {_verdict([r16], lambda v: v <= 3)} |")
+    f16, t = faster(big, "fp16")
+    f32, t32 = faster(big, "fp32")
+    L.append(f"| big vocoder, fp16, ≥ 5× faster than onnx2coreml | {ratio_cell(f16)} ({t}); fp32 {ratio_cell(f32)} "
+             f"({t32}) | {_verdict([f16], lambda v: v >= 5)} |")
+    r32, t32 = times_floor("fp32")
+    L.append(f"| big vocoder, fp32, ≤ 2.5× the floor | {ratio_cell(r32)} ({t32}) | {_verdict([r32], lambda v: v <= 2.5)} |")
+    if big_params:
+        limit = 2 * big_params * 4 / 2 ** 20 + 300
+        rss = [rows.get((big, p), (None,) * 4)[3] for p in ("fp16", "fp32")]
+        L.append(f"| peak RSS on the big vocoder ≤ 2× fp32 weight bytes + 300 MB ({limit:,.0f} MB) "
+                 f"| fp16 {fmt_mb(rss[0])} MB, fp32 {fmt_mb(rss[1])} MB | {_verdict(rss, lambda v: v <= limit)} |")
+    s16, s32 = faster(small, "fp16"), faster(small, "fp32")
+    L.append(f"| small vocoder ≥ 4× faster than onnx2coreml | fp16 {ratio_cell(s16[0])} ({s16[1]}), "
+             f"fp32 {ratio_cell(s32[0])} ({s32[1]}) | {_verdict([s16[0], s32[0]], lambda v: v >= 4)} |")
+    if torch and not torch["reference"].error:
+        tr = [torch_path.ratio(torch, p) for p in torch_path.PRECISIONS]
+        L.append(f"| small vocoder ≥ 10× faster than coremltools' torch path | "
+                 + ", ".join(f"{p} {ratio_cell(v)}" for p, v in zip(torch_path.PRECISIONS, tr))
+                 + f" | {_verdict(tr, lambda v: v >= 10)} |")
+    else:
+        L.append("| small vocoder ≥ 10× faster than coremltools' torch path | not measured in this run | — |")
+
+    def forward_ratio(model, precision):
+        m = interpreter.get((model, precision))
+        return None if m is None or m.error else m.result["ratio"]
+
+    fp32 = [forward_ratio(m, "fp32") for m in SMALL_MODELS]
+    L.append("| interpreter forward ≤ 2× onnxruntime (fp32, one thread each) | "
+             + ", ".join(f"{MODEL_LABELS[m]} {ratio_cell(v, 2)}" for m, v in zip(SMALL_MODELS, fp32))
+             + f" | {_verdict(fp32, lambda v: v <= 2)} |")
+    big_fwd = forward_ratio(BIG, "fp32")
+    L.append(f"| interpreter forward ≤ 1.5× onnxruntime on the big vocoder (fp32) | {ratio_cell(big_fwd, 2)} "
+             f"| {_verdict([big_fwd], lambda v: v <= 1.5)} |")
+    fp16 = [forward_ratio(m, "fp16") for m in SMALL_MODELS + (BIG,)]
+    if any(v is not None for v in fp16):
+        L.append("| the same at fp16 (the package computes in fp16; onnxruntime runs the fp32 model) | "
+                 + ", ".join(f"{MODEL_LABELS[m]} {ratio_cell(v, 2)}" for m, v in zip(SMALL_MODELS + (BIG,), fp16))
+                 + f" | {_verdict(fp16[:-1], lambda v: v <= 2)} (≤ 2×), {_verdict(fp16[-1:], lambda v: v <= 1.5)} "
+                 "(big, ≤ 1.5×) |")
+    pools = {p: (None if m.error else m.result["build_s"]) for p, m in dilated.items()}
+    L.append("| the dilated-MaxPool case builds in under 5 s | "
+             + ", ".join(f"{p} {fmt_s(v)} s" for p, v in pools.items())
+             + f" | {_verdict(list(pools.values()), lambda v: v < 5)} |")
+    chains = [(n, build_speed.seconds(ours)) for n, ours, _ in (builds or {}).get("chains", [])]
+    if len(chains) == 2 and all(t for _, t in chains):
+        (n1, t1), (n2, t2) = chains
+        growth = (t2 / n2) / (t1 / n1)
+        L.append(f"| linear scaling: per-node time at {n2:,} nodes ≤ 1.2× that at {n1:,} | "
+                 f"{1000 * t1 / n1:.2f} and {1000 * t2 / n2:.2f} ms per node ({growth:.2f}×) "
+                 f"| {_verdict([growth], lambda v: v <= 1.2)} |")
+    return L
+
+
+def report(started, finished, env_machine, env_versions, quick, o2c_note, torch_note, builds, phases, torch, dilated,
+           interpreter, validate, big_params, complete, load_end) -> list[str]:
+    import build_speed
+    import torch_path
+
     L = ["# onnx2mil benchmarks", "",
-         f"Run {started:%Y-%m-%d %H:%M} – {finished:%H:%M} UTC with `python benchmarks/run.py"
+         f"One run, {started:%Y-%m-%d %H:%M} – {finished:%H:%M} UTC, of `python benchmarks/run.py"
          f"{' --quick' if quick else ''}`" + ("." if complete else "; **the run was still going or was stopped: "
                                                "sections not reached are missing**."), "",
          "## Machine and versions", "",
          f"- CPU: {env_machine['cpu']}, {env_machine['cores']} cores; RAM {env_machine['ram_gb']:.1f} GB; "
          f"{env_machine['os']}; Python {env_machine['python']}",
          "- " + ", ".join(f"{k} {v}" for k, v in env_versions.items()),
-         f"- onnx2coreml: {o2c_note}",
-         f"- onnx-coreml: {old_note}",
+         f"- onnx2coreml: {o2c_note}; coremltools' torch path: {torch_note}",
          f"- Load average (1, 5, 15 min) at the start: {', '.join(f'{x:.1f}' for x in env_machine['load'])}; "
-         f"at the end: {', '.join(f'{x:.1f}' for x in load_end)}. Other work shared the 2 cores "
-         "during the run, so absolute times carry that noise; ratios measured back to back are steadier.", "",
-         "Every number comes from a separate process: wall time is the whole process (interpreter start and "
-         "imports included), peak RSS is that process's maximum resident set (VmHWM). "
-         f"Baseline, a process that only imports onnx2mil: {fmt_s(baseline.wall_s)} s, "
-         f"{fmt_mb(baseline.peak_rss_mb)} MB peak RSS.", ""]
+         f"at the end: {', '.join(f'{x:.1f}' for x in load_end)}.", "",
+         "Every step runs in its own process, one at a time. Times are the step's own seconds inside its "
+         "process (imports excluded); peak RSS is that process's VmHWM.", "",
+         "## Issue 12's goals in this run", ""]
+    L += goal_rows(builds, phases, torch, dilated, interpreter, big_params) + [""]
 
-    L += ["## Conversion", ""]
-    for name, rows in conversions.items():
-        info = infos[name]
-        L += [f"### {name}: {info['params']:,} parameters, ONNX {info['onnx_mb']:.1f} MB "
-              f"(generated in {fmt_s(info['generate_s'])} s)", "",
-              "| tool | process wall (s) | phases (s) | peak RSS (MB) | output (MB) | result |",
-              "|---|---:|---|---:|---:|---|"]
-        for r in rows:
-            m = r["m"]
-            out_mb = "—" if r["out_mb"] is None else f"{r['out_mb']:.1f}"
-            L.append(f"| {r['tool']} | {fmt_s(m.wall_s)} | {r['phases']} | {fmt_mb(m.peak_rss_mb)} | {out_mb} | "
-                     f"{one_line(m.error)} |")
-        L.append("")
-        phases = next((r["m"].result.get("phases") for r in rows if r["tool"].startswith("onnx2mil")), None)
-        if phases:
-            L += [f"onnx2mil conversion of {name} by phase (each phase's own peak RSS; indented = inside ct.convert):",
-                  "", "| phase | time (s) | peak RSS (MB) | RSS after (MB) |", "|---|---:|---:|---:|"]
-            for p in sorted(phases, key=lambda p: p["start"]):
-                label = p["phase"].strip()
-                label = ("&nbsp;&nbsp;&nbsp;&nbsp;" * p["depth"]) + label
+    if builds:
+        L += ["## Conversion: build + save", "",
+              "The big vocoder is the 115M-parameter BigVGAN of `models/` (Qwen2.5-Omni's token2wav size), written "
+              "as ONNX with external data; the small vocoder is Qwen2.5-Omni's BigVGAN as transformers' dynamo "
+              "export gives it, full depth, 64 channels (`tests/real_exports`). Weight-I/O floor: `onnx.load` + "
+              "every weight cast to the precision, written to one file and fsynced. onnx2coreml gets Constant "
+              "nodes rewritten as initializers (it refuses them otherwise).", ""]
+        L += build_speed.render(builds) + [""]
+    if phases is not None:
+        L += [f"### The big vocoder's fp16 build by phase (a separate run with phase timers: "
+              f"{fmt_s(build_speed.seconds(phases))} s build + save)", ""]
+        if phases.error:
+            L.append(f"failed: {one_line(phases.error)}")
+        else:
+            L += ["| phase | time (s) | peak RSS (MB) | RSS after (MB) |", "|---|---:|---:|---:|"]
+            for p in sorted(phases.result["phases"], key=lambda p: p["start"]):
+                label = ("&nbsp;&nbsp;&nbsp;&nbsp;" * p["depth"]) + p["phase"].strip()
                 L.append(f"| {label} | {fmt_s(p['s'])} | {fmt_mb(p['peak_mb'])} | {fmt_mb(p['rss_after_mb'])} |")
-            L.append("")
-
-    if profile_lines:
-        L += [f"## Where the conversion time goes ({BIG}, cProfile)", ""] + profile_lines + [""]
-
-    L += ["## Forward: MIL interpreter (onnx2mil.predict) vs onnxruntime", "",
-          "| model | ORT session (s) | ORT run (s) | interpreter first call (s) | interpreter run (s) | "
-          "interpreter / ORT | max abs diff (fp16 package vs ORT fp32) | peak RSS (MB) | result |",
-          "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for name, m in forwards.items():
-        r = m.result
-        ratio = (r["mil_run_s"] / r["ort_run_s"]) if r.get("mil_run_s") and r.get("ort_run_s") else None
-        diff = r.get("max_abs_diff")
-        L.append(f"| {name} | {fmt_s(r.get('ort_load_s'))} | {fmt_s(r.get('ort_run_s'))} | "
-                 f"{fmt_s(r.get('mil_first_s'))} | {fmt_s(r.get('mil_run_s'))} | "
-                 f"{'—' if ratio is None else f'{ratio:.0f}×'} | {'—' if diff is None else f'{diff:.2e}'} | "
-                 f"{fmt_mb(m.peak_rss_mb)} | {one_line(m.error)} |")
-    if not forwards:
-        L.append("| — | | | | | | | | no package was built, nothing to run |")
-    L.append("")
-
-    L += ["## validate() vs the two forwards it needs", ""]
-    if validation is None:
-        L.append(f"Not run: no {TINY} package was built.")
-    else:
-        r = validation.result
-        fwd = forwards.get(TINY)
-        both = None
-        if fwd is not None and not fwd.error:
-            both = fwd.result["ort_load_s"] + fwd.result["ort_run_s"] + fwd.result["mil_first_s"]
-        L += ["| model | validate (s) | ORT session + run + interpreter first call (s) | peak RSS (MB) | "
-              "report | result |", "|---|---:|---:|---:|---|---|",
-              f"| {TINY} | {fmt_s(r.get('validate_s'))} | {fmt_s(both)} | {fmt_mb(validation.peak_rss_mb)} | "
-              f"{'—' if validation.error else ('ok' if r.get('ok') else 'failures') + ' ' + json.dumps(r.get('counts'))}"
-              f"{'; first divergence ' + r['first_divergence'] if r.get('first_divergence') else ''} | "
-              f"{one_line(validation.error)} |"]
-    L.append("")
-
-    L += ["## Scaling: chains of Add/Mul/Relu on (1, 16) tensors", "",
-          "| nodes | onnx2mil process wall (s) | build (s) | save (s) | per node (ms) | "
-          "of the build: onnx2mil load / emit, coremltools passes / serialise (s) | peak RSS (MB) | result |",
-          "|---:|---:|---:|---:|---:|---|---:|---|"]
-    for n, gen, conv in scaling:
-        r = conv.result
-        per_node = (r["build_s"] + r["save_s"]) / n * 1000 if not conv.error else None
-        L.append(f"| {n:,} | {fmt_s(conv.wall_s)} | {fmt_s(r.get('build_s'))} | {fmt_s(r.get('save_s'))} | "
-                 f"{'—' if per_node is None else f'{per_node:.2f}'} | {_phase_split(r.get('phases'))} | "
-                 f"{fmt_mb(conv.peak_rss_mb)} | {one_line(conv.error or gen.error)} |")
-    L.append("")
+        L.append("")
+    if torch:
+        L += ["## coremltools' torch path (small vocoder)", "",
+              "`torch.jit.trace` + `ct.convert(traced, convert_to=\"mlprogram\", compute_precision=...)` + save of "
+              "the same model as torch builds it (`tests/real_exports/export.py`, seeded random weights), against "
+              "onnx2mil's build + save above (the same measurements).", ""]
+        L += torch_path.render(torch) + [""]
+    if dilated:
+        L += ["## Dilated pools (issue 12)", "",
+              "onnx's pytorch-converted `test_MaxPool2d_stride_padding_dilation`: one MaxPool, kernel 60×80, "
+              "dilation 10, stride 10, on 1×1×1000×1000 (it took 650 s to build when each kernel tap was a "
+              "slice + max).", "",
+              "| precision | build_coreml wall (s) | CPU (s) | final program ops | interpreter forward (s) "
+              "| max abs error vs onnx's expected output |", "|---|---:|---:|---|---:|---:|"]
+        for precision, m in dilated.items():
+            if m.error:
+                L.append(f"| {precision} | failed: {one_line(m.error)} | | | | |")
+                continue
+            r = m.result
+            ops = ", ".join(f"{k} {v}" for k, v in sorted(r["ops"].items(), key=lambda kv: -kv[1]))
+            L.append(f"| {precision} | {fmt_s(r['build_s'])} | {fmt_s(r['build_cpu_s'])} | {sum(r['ops'].values())} "
+                     f"({ops}) | {fmt_s(r['forward_s'])} | {r['max_abs_err']:.2g} |")
+        L.append("")
+    if interpreter:
+        precisions = sorted({p for _, p in interpreter}, reverse=True)
+        L += ["## Forward: MIL interpreter vs onnxruntime", "",
+              "`onnx2mil.predict` on the opened package against onnxruntime on the ONNX model (fp32), one thread "
+              "each, calls interleaved, the best of N after a warm-up. Error: max |interpreter − onnxruntime| / "
+              "max |onnxruntime| over the outputs.", "",
+              "| model | precision | MIL ops | onnxruntime (ms) | interpreter (ms) | interpreter / onnxruntime "
+              "| relative error | N |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+        for precision in precisions:
+            for model in SMALL_MODELS + (BIG,):
+                m = interpreter.get((model, precision))
+                if m is None:
+                    continue
+                if m.error:
+                    L.append(f"| {MODEL_LABELS[model]} | {precision} | failed: {one_line(m.error)} | | | | | |")
+                    continue
+                r = m.result
+                L.append(f"| {MODEL_LABELS[model]} | {precision} | {r['mil_ops']} | {r['ort_s'] * 1e3:.2f} "
+                         f"| {r['mil_s'] * 1e3:.2f} | {r['ratio']:.2f}× | {r['rel_error']:.1e} | {r.get('repeat', '—')} |")
+        L.append("")
+    if validate:
+        L += ["## validate() vs the two forwards it needs (big vocoder, issue 9)", "",
+              "Each in its own process: an onnxruntime session + run, `onnx2mil.predict` on the package (loading "
+              "included), and `onnx2mil.validate` (every tensor, accumulated and local error). Goal: validate ≤ 3× "
+              "the two forwards.", "",
+              "| precision | onnxruntime (s) | interpreter (s) | validate (s) | ratio | validate peak RSS (MB) "
+              "| verdict |", "|---|---:|---:|---:|---:|---:|---|"]
+        for precision, r in validate.items():
+            if "error" in r:
+                L.append(f"| {precision} | failed: {r['error']} | | | | | |")
+                continue
+            v = r["validate"]
+            L.append(f"| {precision} | {r['ort']['seconds']:.2f} | {r['interpreter']['seconds']:.2f} "
+                     f"| {v['seconds']:.2f} | {r['ratio']:.2f}× | {v['peak_rss_mb']:,.0f} "
+                     f"| {'ok' if v['ok'] else 'DIVERGES'} {json.dumps(v['counts'])} |")
+        L.append("")
     return L
 
 

@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 from run import DEFAULT_WORKDIR, Runner
 
@@ -54,6 +55,99 @@ def cell(x, fmt="{:.2f}") -> str:
     return "—" if x is None else fmt.format(x)
 
 
+def measure(runner: Runner, torch_python: Path, repeats: int = 1, ours: Optional[dict] = None) -> dict:
+    """The torch path ``repeats`` times per precision, and onnx2mil's build + save of the committed
+    export unless ``ours`` gives them ({precision: (Measurement, package path)}); then every package
+    against torch's forward. Returns what ``render`` prints."""
+    workdir = runner.workdir
+    out = {"load_start": os.getloadavg(), "repeats": repeats, "runs": {}, "reference": None, "agreement": None}
+    reference = workdir / "small_vocoder.reference.npz"
+    out["reference"] = ref = runner.measure("torch-forward", "torch_forward",
+                                            {"reference": str(reference), "onnx": str(SMALL)}, python=str(torch_python))
+    if ref.error:
+        return out
+    packages = {}
+    for precision in PRECISIONS:
+        tools = [("torch", "torch_convert", str(torch_python), None)]
+        if ours and precision in ours:
+            measurement, package = ours[precision]
+            out["runs"]["onnx2mil", precision] = [measurement]
+            if not measurement.error:
+                packages[f"onnx2mil {precision}"] = str(package)
+        else:
+            tools.append(("onnx2mil", "convert", sys.executable, str(SMALL)))
+        for tool, task, python, onnx in tools:
+            package = workdir / f"small_vocoder.{tool}.{precision}.mlpackage"
+            measured = []
+            for i in range(repeats):
+                shutil.rmtree(package, ignore_errors=True)
+                task_args = {"out": str(package), "precision": precision, **({"onnx": onnx} if onnx else {})}
+                measured.append(runner.measure(f"{tool}-{precision}-{i}", task, task_args, python=python))
+            out["runs"][tool, precision] = measured
+            if not measured[-1].error:
+                packages[f"{tool} {precision}"] = str(package)
+    out["agreement"] = runner.measure("agreement", "agreement", {"reference": str(reference), "packages": packages})
+    out["load_end"] = os.getloadavg()
+    return out
+
+
+def ratio(measured: dict, precision: str) -> Optional[float]:
+    """torch path total / onnx2mil build + save (medians), or None."""
+    runs = measured["runs"]
+    if ("torch", precision) not in runs or ("onnx2mil", precision) not in runs:
+        return None
+    total = median_of(runs["torch", precision], ("trace_s", "convert_s", "save_s"))
+    mine = median_of(runs["onnx2mil", precision], ("build_s", "save_s"))
+    return total / mine if total and mine else None
+
+
+def render(measured: dict) -> list[str]:
+    ref, runs = measured["reference"], measured["runs"]
+    if ref.error:
+        return [f"torch forward failed: {ref.error.splitlines()[0][:300]}"]
+    torch_versions = next((m.result["versions"] for m in runs.get(("torch", PRECISIONS[0]), []) if not m.error), {})
+    lines = [f"{measured['repeats']} run(s) per cell, medians. torch path: "
+             + ", ".join(f"{k} {v}" for k, v in torch_versions.items()) + ".", "",
+             "| model | precision | torch path: trace (s) | torch path: ct.convert + save (s) | torch path total (s) "
+             "| torch path peak RSS (MB) | onnx2mil build_coreml + save (s) | onnx2mil peak RSS (MB) "
+             "| torch path / onnx2mil |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for precision in PRECISIONS:
+        theirs, ours = runs["torch", precision], runs["onnx2mil", precision]
+        trace = median_of(theirs, ("trace_s",))
+        convert = median_of(theirs, ("convert_s", "save_s"))
+        total = median_of(theirs, ("trace_s", "convert_s", "save_s"))
+        mine = median_of(ours, ("build_s", "save_s"))
+        rss_theirs = None if any(m.error for m in theirs) else max(m.peak_rss_mb for m in theirs)
+        rss_ours = None if any(m.error for m in ours) else max(m.peak_rss_mb for m in ours)
+        lines.append(f"| small vocoder | {precision} | {cell(trace)} | {cell(convert)} | {cell(total)} "
+                     f"| {cell(rss_theirs, '{:,.0f}')} | {cell(mine)} | {cell(rss_ours, '{:,.0f}')} "
+                     f"| {cell(ratio(measured, precision), '{:.1f}×')} |")
+    lines += [f"\n{m.label} failed: {m.error.splitlines()[0][:300]}" for ms in runs.values() for m in ms if m.error]
+
+    lines += ["", "Whole processes (imports, building the torch module, writing the result included), medians:", "",
+              "| precision | torch path process (s) | of which import torch + coremltools + transformers (s) "
+              "| building the torch module (s) |", "|---|---:|---:|---:|"]
+    for precision in PRECISIONS:
+        theirs = runs["torch", precision]
+        wall = None if any(m.error for m in theirs) else statistics.median(m.wall_s for m in theirs)
+        lines.append(f"| {precision} | {cell(wall)} | {cell(median_of(theirs, ('import_s',)))} "
+                     f"| {cell(median_of(theirs, ('model_s',)))} |")
+
+    check = measured["agreement"]
+    lines += ["", f"Agreement on the example input (max |x| of torch's waveform {ref.result['expected_peak']:.3f}; "
+              f"onnxruntime on the committed export vs torch: {ref.result['onnxruntime_max_abs_err']:.2e}), "
+              "each package run by onnx2mil.predict:", ""]
+    if check.error:
+        return lines + [f"agreement check failed: {check.error.splitlines()[0][:300]}"]
+    lines += ["| package | max abs error vs torch forward |", "|---|---:|"]
+    for label, err in check.result["max_abs_err"].items():
+        tool, precision = label.split()
+        name = "coremltools torch path" if tool == "torch" else "onnx2mil"
+        lines.append(f"| {name}, {precision} | {err:.2e} |")
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--torch-python", type=Path, default=TORCH_VENV / "bin" / "python",
@@ -64,81 +158,15 @@ def main() -> int:
     args = ap.parse_args()
     ensure_torch_venv(args.torch_python)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    runner = Runner(args.workdir, args.timeout)
     started = datetime.datetime.now(datetime.timezone.utc)
-    load_start = os.getloadavg()
-
-    reference = args.workdir / "small_vocoder.reference.npz"
-    ref = runner.measure("torch-forward", "torch_forward", {"reference": str(reference), "onnx": str(SMALL)},
-                         python=str(args.torch_python))
-    if ref.error:
-        raise SystemExit(f"torch forward failed: {ref.error}")
-
-    runs = {}
-    packages = {}
-    for precision in PRECISIONS:
-        for tool, task, python, onnx in (("torch", "torch_convert", str(args.torch_python), None),
-                                         ("onnx2mil", "convert", sys.executable, str(SMALL))):
-            out = args.workdir / f"small_vocoder.{tool}.{precision}.mlpackage"
-            measured = []
-            for i in range(args.repeats):
-                shutil.rmtree(out, ignore_errors=True)
-                task_args = {"out": str(out), "precision": precision, **({"onnx": onnx} if onnx else {})}
-                measured.append(runner.measure(f"{tool}-{precision}-{i}", task, task_args, python=python))
-            runs[tool, precision] = measured
-            if not measured[-1].error:
-                packages[f"{tool} {precision}"] = str(out)
-    check = runner.measure("agreement", "agreement", {"reference": str(reference), "packages": packages})
-    load_end = os.getloadavg()
-
-    torch_versions = next((m.result["versions"] for m in runs["torch", PRECISIONS[0]] if not m.error), {})
+    measured = measure(Runner(args.workdir, args.timeout), args.torch_python, args.repeats)
+    start, end = measured["load_start"], measured.get("load_end", os.getloadavg())
     print(f"\nRun {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load average (1/5/15 min) "
-          f"{load_start[0]:.1f} / {load_start[1]:.1f} / {load_start[2]:.1f} at the start, "
-          f"{load_end[0]:.1f} / {load_end[1]:.1f} / {load_end[2]:.1f} at the end; "
-          f"{args.repeats} run(s) per cell, medians. torch path: "
-          + ", ".join(f"{k} {v}" for k, v in torch_versions.items()) + ".\n")
-    print("| model | precision | torch path: trace (s) | torch path: ct.convert + save (s) | torch path total (s) "
-          "| torch path peak RSS (MB) | onnx2mil build_coreml + save (s) | onnx2mil peak RSS (MB) "
-          "| torch path / onnx2mil |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for precision in PRECISIONS:
-        theirs, ours = runs["torch", precision], runs["onnx2mil", precision]
-        trace = median_of(theirs, ("trace_s",))
-        convert = median_of(theirs, ("convert_s", "save_s"))
-        total = median_of(theirs, ("trace_s", "convert_s", "save_s"))
-        mine = median_of(ours, ("build_s", "save_s"))
-        rss_theirs = None if any(m.error for m in theirs) else max(m.peak_rss_mb for m in theirs)
-        rss_ours = None if any(m.error for m in ours) else max(m.peak_rss_mb for m in ours)
-        print(f"| small vocoder | {precision} | {cell(trace)} | {cell(convert)} | {cell(total)} "
-              f"| {cell(rss_theirs, '{:,.0f}')} | {cell(mine)} | {cell(rss_ours, '{:,.0f}')} "
-              f"| {cell(total / mine if total and mine else None, '{:.1f}×')} |")
-    failed = [m for ms in runs.values() for m in ms if m.error]
-    for m in failed:
-        print(f"\n{m.label} failed: {m.error.splitlines()[0][:300]}")
-
-    print("\nWhole processes (imports, building the torch module, writing the result included), medians:\n")
-    print("| precision | torch path process (s) | of which import torch + coremltools + transformers (s) "
-          "| building the torch module (s) | onnx2mil process (s) | of which import onnx2mil (s) |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for precision in PRECISIONS:
-        theirs, ours = runs["torch", precision], runs["onnx2mil", precision]
-        wall = lambda ms: None if any(m.error for m in ms) else statistics.median(m.wall_s for m in ms)  # noqa: E731
-        print(f"| {precision} | {cell(wall(theirs))} | {cell(median_of(theirs, ('import_s',)))} "
-              f"| {cell(median_of(theirs, ('model_s',)))} | {cell(wall(ours))} | {cell(median_of(ours, ('import_s',)))} |")
-
-    print(f"\nAgreement on the example input (max |x| of torch's waveform {ref.result['expected_peak']:.3f}; "
-          f"onnxruntime on the committed export vs torch: {ref.result['onnxruntime_max_abs_err']:.2e}), "
-          "each package run by onnx2mil.predict:\n")
-    if check.error:
-        print(f"agreement check failed: {check.error.splitlines()[0][:300]}")
-        return 1
-    print("| package | max abs error vs torch forward |")
-    print("|---|---:|")
-    for label, err in check.result["max_abs_err"].items():
-        tool, precision = label.split()
-        name = "coremltools torch path" if tool == "torch" else "onnx2mil"
-        print(f"| {name}, {precision} | {err:.2e} |")
-    return 1 if failed else 0
+          f"{start[0]:.1f} / {start[1]:.1f} / {start[2]:.1f} at the start, "
+          f"{end[0]:.1f} / {end[1]:.1f} / {end[2]:.1f} at the end.\n")
+    print("\n".join(render(measured)))
+    failed = [m for ms in measured["runs"].values() for m in ms if m.error]
+    return 1 if failed or measured["reference"].error or measured["agreement"].error else 0
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ BigVGAN and the small vocoder export (``benchmarks/pass_costs.py``, ``benchmarks
     a pass of ``IDEMPOTENT`` when it ran just before; ``UNGATED`` says why the others always run.
     The model's metadata records the passes run and those skipped with the reason
     (``pipeline.pass_runs``). On both BigVGANs 48 of 105 pass runs are skipped at fp16 (46 by
-    gates, 2 DCE repeats), 54 of 102 at fp32 (50 + 4) (``benchmarks/results.md``, "Curated
+    gates, 2 DCE repeats), 54 of 102 at fp32 (50 + 4) (``benchmarks/history.md``, "Curated
     pipeline").
 - the fp16 pass's fp32->fp16 casts and overflow max/min run over threads for arrays from 1M
   elements (``to_fp16``, ``_extrema``: astype's bits, numpy's max/min).
