@@ -16,9 +16,11 @@ from onnx2mil import models as reference_models
 from onnx2mil.backend.convert import passes, pipeline
 from real_exports import corpus
 
+# Every reference model (the 115M BigVGAN: its own test, `-m slow`) and real exports:
 # reduce_transposes changes bert_legacy and transformer-tiny; qwen2_legacy has while-free
 # rotary slicing and merged reshapes; the tiny BigVGAN has no transpose at all.
-MODELS = ["bigvgan-tiny", "transformer-tiny", "resnet-tiny", "bert_legacy", "qwen2_legacy", "encodec_decoder_legacy"]
+MODELS = [n for n in reference_models.names() if n != "bigvgan-qwen2.5-omni"] + [
+    "bert_legacy", "qwen2_legacy", "encodec_decoder_legacy"]
 
 
 def load(name):
@@ -67,6 +69,15 @@ def test_same_program_as_coremltools_passes(name, precision, request):
     got, expected = onnx2mil.predict(ours, feeds), onnx2mil.predict(theirs, feeds)
     for name_ in expected:
         np.testing.assert_array_equal(got[name_], expected[name_])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+def test_same_program_as_coremltools_passes_115m(precision, request):
+    model = reference_models.build("bigvgan-qwen2.5-omni")
+    ours = onnx2mil.build_coreml(model, compute_precision=precision)
+    request.getfixturevalue("coremltools_passes")
+    assert program_ops(ours) == program_ops(onnx2mil.build_coreml(model, compute_precision=precision))
 
 
 @pytest.mark.parametrize("values", [
@@ -378,3 +389,25 @@ def test_fp16_cast_pool_works_in_a_forked_child():
     with multiprocessing.get_context("fork").Pool(1) as pool:
         got = pool.apply_async(passes.to_fp16, (value,)).get(timeout=60)
     np.testing.assert_array_equal(got.view(np.uint16), value.astype(np.float16).view(np.uint16))
+
+
+@pytest.mark.parametrize("name", ["bigvgan-tiny", "transformer-tiny", "qwen2_legacy"])
+def test_memoized_type_queries_change_no_program(name, monkeypatch):
+    """A build with coremltools' type queries memoized gives the program of one without, and
+    leaves coremltools' functions as they were."""
+    from coremltools.converters.mil.mil.ops.defs.iOS15.control_flow import Const
+    from coremltools.converters.mil.mil.types import type_mapping, type_tensor
+
+    originals = type_mapping.get_type_info, type_tensor.get_type_info, Const.type_inference, Const.value_inference
+    model, feeds = load(name)
+    for precision in ("fp16", "fp32"):
+        ours = onnx2mil.build_coreml(model, compute_precision=precision)
+        assert (type_mapping.get_type_info, type_tensor.get_type_info, Const.type_inference,
+                Const.value_inference) == originals
+        with monkeypatch.context() as m:
+            m.setattr(pipeline, "type_queries_memoized", contextlib.nullcontext)
+            plain = onnx2mil.build_coreml(model, compute_precision=precision)
+        assert program_ops(ours) == program_ops(plain)
+        got, expected = onnx2mil.predict(ours, feeds), onnx2mil.predict(plain, feeds)
+        for name_ in expected:
+            np.testing.assert_array_equal(got[name_], expected[name_])

@@ -49,7 +49,8 @@ from coremltools.proto import Model_pb2
 from google.protobuf.message import DecodeError
 
 from .fp16_weights import FP16_MAX
-from .passes import FP16_CAST, FP16_PASS_INFINITY, PASS_LOG, REPLACED, passes_streamlined, with_own_passes
+from .passes import (FP16_CAST, FP16_PASS_INFINITY, PASS_LOG, REPLACED, passes_streamlined, type_queries_memoized,
+                     with_own_passes)
 from ...errors import ConversionError, Onnx2MilError, PackageError, PrecisionWarning, SaveError
 
 COREMLTOOLS_LOCK = threading.RLock()
@@ -91,7 +92,7 @@ def coremltools_session():
     naming state: its builder numbers auto-named vars (``h_transpose_x_0``) with process-wide
     counters that only the end of ``ct.convert`` resets, so builds interleaved between emission and
     conversion, or a program loaded back in between, would name them differently."""
-    with COREMLTOOLS_LOCK:
+    with COREMLTOOLS_LOCK, type_queries_memoized():
         _reset_conversion_state()
         yield
 
@@ -452,6 +453,12 @@ def _build_package_dir() -> str:
     return tempfile.mkdtemp(prefix=f"{BUILD_PREFIX}{os.getpid()}-", suffix=PACKAGE_SUFFIX, dir=tmp)
 
 
+def _is_build_package(path: Path) -> bool:
+    """Whether ``path`` is named as ``_build_package_dir`` names the packages onnx2mil builds."""
+    return path.parent == Path(tempfile.gettempdir()) and path.name.startswith(BUILD_PREFIX) \
+        and path.name.endswith(PACKAGE_SUFFIX)
+
+
 # ---- save ----------------------------------------------------------------------------------------
 
 def written_by_onnx2mil(path: Union[str, Path]) -> bool:
@@ -537,8 +544,7 @@ def _stage_package(mlmodel: ct.models.MLModel, staged: Path, stage: Path) -> Non
     the caller opened from disk is theirs (it is copied). ``tests/test_save.py`` checks the result is
     file for file what coremltools' own save writes."""
     source = Path(mlmodel.package_path) if mlmodel.package_path else None
-    own = source is not None and source.parent == Path(tempfile.gettempdir()) and \
-        source.name.startswith(f"{BUILD_PREFIX}") and source.name.endswith(PACKAGE_SUFFIX)
+    own = source is not None and _is_build_package(source)
     if not own or not (source / _PACKAGE_WEIGHTS).is_dir():
         mlmodel.save(str(staged))
         return
