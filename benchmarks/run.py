@@ -252,9 +252,9 @@ def main(argv=None) -> int:
                                           "out": str(args.workdir / "phases.mlpackage")})
         flush()
     if torch_python:
-        ours = {precision: (m, builds["packages"].get((build_speed.SMALL_LABEL, precision)))
-                for label, precision, _, m, _ in builds["rows"] if label == build_speed.SMALL_LABEL}
-        state["torch"] = torch_path.measure(sub_runner("torch"), torch_python, 1, ours)
+        ours = {precision: (ms, builds["packages"].get((build_speed.SMALL_LABEL, precision)))
+                for label, precision, _, ms, _ in builds["rows"] if label == build_speed.SMALL_LABEL}
+        state["torch"] = torch_path.measure(sub_runner("torch"), torch_python, 3, ours)
         flush()
     for precision in ("fp32", "fp16"):
         state["dilated"][precision] = runner.measure(f"dilated-pool-{precision}", "dilated_pool", {"precision": precision})
@@ -296,9 +296,9 @@ def goal_rows(builds, phases, torch, dilated, interpreter, big_params) -> list[s
     import build_speed
     import torch_path
 
-    rows = {(label, precision): (build_speed.seconds(floor, build_speed.FLOOR_KEYS), build_speed.seconds(ours),
-                                 build_speed.seconds(theirs), None if ours.error else ours.peak_rss_mb)
-            for label, precision, floor, ours, theirs in (builds or {}).get("rows", [])}
+    rows = {(label, precision): (build_speed.seconds(floors, build_speed.FLOOR_KEYS), build_speed.seconds(ours),
+                                 build_speed.seconds(theirs), build_speed.peak(ours))
+            for label, precision, floors, ours, theirs in (builds or {}).get("rows", [])}
     L = ["| goal | measured | status |", "|---|---|---|"]
     big, small = build_speed.BIG_LABEL, build_speed.SMALL_LABEL
 
