@@ -25,10 +25,12 @@ def assert_bits_equal(got: np.ndarray, ref: np.ndarray):
     assert bad.size == 0, [(hex(int(ref.view(width)[i])), got[i], ref[i]) for i in bad[:5]]
 
 
-@pytest.fixture(params=["float32 path", "astype path"])
+@pytest.fixture(params=["float32 path", "float32 path, integer sign", "astype path"])
 def rounding(request, monkeypatch):
-    """round_fp16 through its float32 operations (any size) or its small-array path."""
-    monkeypatch.setattr(fp16, "SMALL", 0 if request.param == "float32 path" else 1 << 40)
+    """round_fp16 through its float32 operations at any size (the sign restored by copysign or by
+    integer operations) or through its small-array path."""
+    monkeypatch.setattr(fp16, "SMALL", 1 << 40 if request.param == "astype path" else 0)
+    monkeypatch.setattr(fp16, "SIGN_BITS", 0 if request.param == "float32 path, integer sign" else 1 << 40)
     return lambda x: fp16.round_fp16(np.ascontiguousarray(x, dtype=np.float32))
 
 

@@ -8,8 +8,8 @@ numpy's payload, -0.0 kept), without numpy's scalar float16 conversion (no F16C 
 float32 operations: for x whose exponent is e (at least -14, fp16's smallest normal exponent, which
 also covers its subnormals), the constant c = 1.5 * 2**(e + 13) puts x + c in the binade where a
 float32 ulp is x's fp16 spacing, 2**(e - 10), and c is an even number of those ulps: the float32
-sum rounds x to fp16 precision, ties to even, and (x + c) - c is exact (Sterbenz); copysign
-restores the sign of a zero. c's bits come from x's exponent bits by integer operations. Arrays
+sum rounds x to fp16 precision, ties to even, and (x + c) - c is exact (Sterbenz); x's sign bit
+is put back (a zero result's sign). c's bits come from x's exponent bits by integer operations. Arrays
 holding |x| >= 32768 (or inf, NaN) convert those elements with numpy's own conversion (overflow to
 inf, NaN payloads); arrays under ``SMALL`` elements take numpy's conversion directly (fewer calls).
 """
@@ -24,8 +24,11 @@ _MIN_NORMAL = np.int32(0x38800000)           # 2**-14: fp16's smallest normal, i
 _C_OFFSET = np.int32((13 << 23) + 0x400000)  # 2**e -> 1.5 * 2**(e + 13)
 _LARGE = 0x47000000                          # 2**15: from here on (inf, NaN too) the fp16 range may end
 _LIMIT = np.float32(65520.0)                 # the smallest magnitude fp16 rounds to inf
+_SIGN = np.int32(-0x80000000)
+SIGN_BITS = 8192            # from this size the sign is restored by integer operations (two calls, faster per element)
 
-_bitwise_and, _maximum, _add, _subtract, _copysign = np.bitwise_and, np.maximum, np.add, np.subtract, np.copysign
+_bitwise_and, _bitwise_or, _maximum, _add, _subtract, _copysign = \
+    np.bitwise_and, np.bitwise_or, np.maximum, np.add, np.subtract, np.copysign
 _max, _abs, _less = np.maximum.reduce, np.abs, np.less
 
 
@@ -34,14 +37,20 @@ def round_fp16(x: np.ndarray) -> np.ndarray:
     ``x.astype(np.float16).astype(np.float32)`` (bit-identical, NaN payloads included)."""
     if x.size < SMALL:
         return x.astype(F16).astype(F32)
-    c = _bitwise_and(x.view(I32), _EXPONENT)   # 2**e as float32 bits (0 for zeros and float32 subnormals)
+    b = x.view(I32)
+    c = _bitwise_and(b, _EXPONENT)              # 2**e as float32 bits (0 for zeros and float32 subnormals)
     large = _max(c, axis=None) >= _LARGE
     _maximum(c, _MIN_NORMAL, out=c)
     _add(c, _C_OFFSET, out=c)                   # (garbage for |x| >= 2**115, inf, NaN: replaced below)
-    c = c.view(F32)
-    r = _add(x, c)
-    _subtract(r, c, out=r)
-    _copysign(r, x, out=r)
+    cf = c.view(F32)
+    r = _add(x, cf)
+    _subtract(r, cf, out=r)
+    if x.size < SIGN_BITS:
+        _copysign(r, x, out=r)
+    else:                                       # copysign is not vectorised: x's sign bit or-ed in
+        _bitwise_and(b, _SIGN, out=c)
+        ri = r.view(I32)
+        _bitwise_or(ri, c, out=ri)
     if large:
         huge = ~_less(_abs(x), _LIMIT)          # |x| >= 65520, inf, NaN
         r[huge] = x[huge].astype(F16).astype(F32)
