@@ -8,14 +8,15 @@ outputs, and (top level) which vars nothing later reads, freed right after it. R
 a walk over the steps with one flat environment ``{var name: value}`` (MIL var names are unique
 within a function): one call per op. A run that neither captures nor observes (``predict``) calls
 the top-level block compiled into one generated Python function instead (:func:`_compile`): the
-same step calls on local variables, dead ones deleted where the walk would free them. Each result is cast to its var's dtype and its
-shape is checked against the var's static dims. fp16 tensor vars hold float32 arrays of fp16 values
-(see ``fp16.py``): each float32 result is rounded to fp16 exactly as ``astype(np.float16)`` would
-store it (rounding, subnormals, overflow to inf), so fp16 storage is emulated bit for bit while
-kernels read float32 without a conversion; ops that only select or move their (fp16) inputs' values
-skip the rounding (:data:`EXACT_OPS`). Values leave the interpreter (outputs, captures, observers)
-as float16 arrays; fp16 inputs are widened on entry. A run ignores numpy's floating-point warnings
-(overflow to inf is what fp16 storage does; kernels compute IEEE results either way).
+same step calls on local variables, dead ones deleted where the walk would free them. Each result
+is cast to its var's dtype and its shape is checked against the var's static dims. fp16 tensor vars
+hold float32 arrays of fp16 values (see ``fp16.py``): each float32 result is rounded to fp16 exactly
+as ``astype(np.float16)`` would store it (rounding, subnormals, overflow to inf), so fp16 storage is
+emulated bit for bit while kernels read float32 without a conversion; ops that only select or move
+their (fp16) inputs' values skip the rounding (:data:`EXACT_OPS`). Values leave the interpreter
+(outputs, captures, observers) as float16 arrays; fp16 inputs are widened on entry. A run ignores
+numpy's floating-point warnings (overflow to inf is what fp16 storage does; kernels compute IEEE
+results either way).
 
 Values in the environment are in kernel form: numpy arrays for tensors, Python scalars (or str)
 for scalar vars. Control-flow kernels run their nested blocks through :func:`run_block`.
@@ -86,7 +87,7 @@ def to_kernel_form(value, spec: _VarSpec, op_desc: str, exact: bool = False):
         if isinstance(value, np.ndarray) and value.dtype == F32:
             arr = value if exact else round_fp16(value)
         else:
-            with np.errstate(over="ignore", invalid="ignore"):  # fp16 overflow to inf is what fp16 storage does
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is what fp16 storage does
                 arr = np.asarray(value).astype(F16, copy=False).astype(F32)
     elif isinstance(value, np.ndarray) and value.dtype == spec.np_dtype:
         arr = value

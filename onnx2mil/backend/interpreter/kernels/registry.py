@@ -8,7 +8,9 @@ tuple of arrays, one per output var. The executor casts each result to its var's
 tensor var holds a float32 array of fp16 values: a float32 result is rounded as ``astype(np.float16)``
 would round it, see ``interpreter/fp16.py``), so kernels compute in float32 (fp16 tensors arrive as
 float32 arrays, except fp16 constants of more than kernels/conv.py's MAX_CONVERTED_WEIGHT elements,
-which stay float16 and which kernels widen), and checks its shape against the var's static dims. Specializations see an fp16 tensor's spec as a float32 one. Ops with nested blocks (cond, while_loop) run them with
+which stay float16 and which kernels widen), and checks its shape against the var's static dims.
+Specializations see an fp16 tensor's spec as a float32 one. Ops with nested blocks (cond,
+while_loop) run them with
 ``onnx2mil.backend.interpreter.core.run_block``; const and constexpr_* kernels run once, when the
 program is planned.
 
