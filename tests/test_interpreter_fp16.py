@@ -21,6 +21,7 @@ def numpy_fp16(x: np.ndarray) -> np.ndarray:
 def assert_bits_equal(got: np.ndarray, ref: np.ndarray):
     assert got.dtype == ref.dtype and got.shape == ref.shape
     width = f"u{got.itemsize}"
+    got, ref = got.reshape(-1), ref.reshape(-1)
     bad = np.nonzero(got.view(width) != ref.view(width))[0]
     assert bad.size == 0, [(hex(int(ref.view(width)[i])), got[i], ref[i]) for i in bad[:5]]
 
@@ -88,6 +89,11 @@ def test_result_is_a_new_array(rounding):
     r = rounding(x)
     assert r is not x and not np.shares_memory(r, x)
     assert_bits_equal(x, before)
+    for shape in [(), (1,), (3, 1, 2)]:
+        x = np.full(shape, 1.1, np.float32)
+        r = fp16.round_fp16(x)     # (the fixture's ascontiguousarray would make a 0-d array 1-d)
+        assert type(r) is np.ndarray and r.shape == shape and r.dtype == np.float32
+        assert_bits_equal(r.reshape(-1), numpy_fp16(x).reshape(-1))
 
 
 # --- whole programs ---------------------------------------------------------------------------
@@ -104,7 +110,8 @@ def _program():
         d = mb.transpose(x=c, perm=[1, 0], name="d")            # moves values: no rounding
         e = mb.exp(x=b, name="e")                               # overflows to inf
         f = mb.sub(x=mb.transpose(x=d, perm=[1, 0]), y=e, name="f")
-        return mb.relu(x=f, name="g"), mb.reduce_sum(x=c, axes=[1], name="s")
+        t = mb.reduce_sum(x=c, axes=[0, 1], name="t")            # rank 0
+        return mb.relu(x=f, name="g"), mb.reduce_sum(x=c, axes=[1], name="s"), mb.mul(x=t, y=np.float16(3.0), name="u")
 
     return prog
 
@@ -124,7 +131,9 @@ def _reference(x16: np.ndarray) -> dict:
         f = f16(w(c) - w(e))
         g = f16(np.maximum(w(f), 0))
         s = f16(np.sum(w(c), axis=1))
-    return {"a": a, "b": b, "c": c, "e": e, "f": f, "g": g, "s": s}
+        t = f16(np.sum(w(c), axis=(0, 1)))
+        u = f16(w(t) * np.float32(3.0))
+    return {"a": a, "b": b, "c": c, "e": e, "f": f, "g": g, "s": s, "t": t, "u": u}
 
 
 def _inputs():
@@ -144,6 +153,7 @@ def test_program_matches_numpy_fp16_storage_op_by_op():
         assert_bits_equal(out[name], value)
     outputs = run_program(prog, {"x": x})
     planned = run_checked(prog, {"x": x})
+    assert outputs["u"].shape == ()
     for name, value in outputs.items():
         assert value.dtype == np.float16
         assert_bits_equal(planned[name], value)

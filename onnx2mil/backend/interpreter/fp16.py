@@ -38,6 +38,8 @@ _max, _abs, _less = np.maximum.reduce, np.abs, np.less
 def round_fp16(x: np.ndarray) -> np.ndarray:
     """A new float32 array: the float32 array ``x`` rounded to fp16 values, as
     ``x.astype(np.float16).astype(np.float32)`` (bit-identical, NaN payloads included)."""
+    if not x.ndim:                              # (ufuncs and take would return numpy scalars)
+        return x.astype(F16).astype(F32)
     if x.size < SMALL:
         return _WIDEN.take(x.astype(F16).view(U16))
     b = x.view(I32)
