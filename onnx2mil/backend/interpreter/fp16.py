@@ -61,7 +61,3 @@ def round_fp16(x: np.ndarray) -> np.ndarray:
         r[huge] = x[huge].astype(F16).astype(F32)
     return r
 
-
-def to_fp16(x: np.ndarray) -> np.ndarray:
-    """An internal fp16 value (float32 array of fp16 values) as a float16 array (exact)."""
-    return x.astype(F16)
