@@ -8,10 +8,15 @@ outputs, and (top level) which vars nothing later reads, freed right after it. R
 a walk over the steps with one flat environment ``{var name: value}`` (MIL var names are unique
 within a function): one call per op. A run that neither captures nor observes (``predict``) calls
 the top-level block compiled into one generated Python function instead (:func:`_compile`): the
-same step calls on local variables, dead ones deleted where the walk would free them. Each result is cast to its var's dtype — fp16 vars hold
-float16 arrays, so fp16 rounding and overflow appear as they would in fp16 storage — and its shape
-is checked against the var's static dims. A run ignores numpy's floating-point warnings
-(overflow to inf is what fp16 storage does; kernels compute IEEE results either way).
+same step calls on local variables, dead ones deleted where the walk would free them. Each result
+is cast to its var's dtype and its shape is checked against the var's static dims. fp16 tensor vars
+hold float32 arrays of fp16 values (see ``fp16.py``): each float32 result is rounded to fp16 exactly
+as ``astype(np.float16)`` would store it (rounding, subnormals, overflow to inf), so fp16 storage is
+emulated bit for bit while kernels read float32 without a conversion; ops that only select or move
+their (fp16) inputs' values skip the rounding (:data:`EXACT_OPS`). Values leave the interpreter
+(outputs, captures, observers) as float16 arrays; fp16 inputs are widened on entry. A run ignores
+numpy's floating-point warnings (overflow to inf is what fp16 storage does; kernels compute IEEE
+results either way).
 
 Values in the environment are in kernel form: numpy arrays for tensors, Python scalars (or str)
 for scalar vars. Control-flow kernels run their nested blocks through :func:`run_block`.
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import contextvars
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -28,6 +33,8 @@ from coremltools.converters.mil.mil import Block, Program, Var, types
 from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
 from ...errors import Onnx2MilError, UnsupportedMILOpError
+from .fp16 import F16, F32, round_fp16
+from .kernels.conv import MAX_CONVERTED_WEIGHT
 from .kernels.registry import KERNELS, SPECIALIZERS
 
 
@@ -45,6 +52,7 @@ class _VarSpec:
     rank: Optional[int]
     static_dims: tuple       # ((axis, size), ...) for the dims that are not symbolic
     shape: Optional[tuple] = None  # the full shape when no dim is symbolic
+    wide: bool = False       # an fp16 tensor: held as a float32 array of fp16 values (kernel form)
 
     @classmethod
     def of(cls, var: Var) -> "_VarSpec":
@@ -53,7 +61,8 @@ class _VarSpec:
             shape = var.shape
             dims = tuple((i, int(d)) for i, d in enumerate(shape) if not is_symbolic(d) and int(d) >= 0)
             full = tuple(d for _, d in dims) if len(dims) == len(shape) else None
-            return cls(var.name, _np_dtype(var.dtype), False, len(shape), dims, full)
+            np_dtype = _np_dtype(var.dtype)
+            return cls(var.name, np_dtype, False, len(shape), dims, full, np_dtype == F16)
         if types.is_scalar(sym_type) and not types.is_str(sym_type):
             return cls(var.name, _np_dtype(sym_type), True, 0, ())
         return cls(var.name, None, False, None, ())
@@ -63,11 +72,24 @@ def _np_dtype(builtin) -> np.dtype:
     return np.dtype(types.nptype_from_builtin(builtin))
 
 
-def to_kernel_form(value, spec: _VarSpec, op_desc: str):
-    """Cast a kernel result to its var's dtype; scalars become Python scalars. Checks the shape."""
+def kernel_spec(spec: _VarSpec) -> _VarSpec:
+    """The spec of a var's kernel form: an fp16 tensor's is a float32 tensor's."""
+    return replace(spec, np_dtype=F32, wide=False) if spec.wide else spec
+
+
+def to_kernel_form(value, spec: _VarSpec, op_desc: str, exact: bool = False):
+    """Cast a kernel result to its var's dtype; scalars become Python scalars. Checks the shape.
+    An fp16 tensor becomes a float32 array of fp16 values (a float32 result rounded as
+    ``astype(np.float16)`` rounds; ``exact``: a float32 result already holds fp16 values)."""
     if spec.np_dtype is None:
         return value
-    if isinstance(value, np.ndarray) and value.dtype == spec.np_dtype:
+    if spec.wide:
+        if isinstance(value, np.ndarray) and value.dtype == F32:
+            arr = value if exact else round_fp16(value)
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is what fp16 storage does
+                arr = np.asarray(value).astype(F16, copy=False).astype(F32)
+    elif isinstance(value, np.ndarray) and value.dtype == spec.np_dtype:
         arr = value
     elif spec.np_dtype == np.float16:
         with np.errstate(over="ignore", invalid="ignore"):  # fp16 overflow to inf is what fp16 storage does
@@ -90,8 +112,11 @@ def to_kernel_form(value, spec: _VarSpec, op_desc: str):
 
 
 def to_array(value, spec: Optional[_VarSpec] = None) -> np.ndarray:
-    """Kernel form -> numpy array (scalars as 0-d arrays of the var's dtype)."""
+    """Kernel form -> numpy array of the var's dtype (scalars as 0-d arrays; an fp16 tensor's
+    float32 values as float16, exactly)."""
     if isinstance(value, np.ndarray):
+        if spec is not None and spec.wide and value.dtype != F16:
+            return value.astype(F16)
         return value
     if spec is not None and spec.np_dtype is not None:
         return np.asarray(value, dtype=spec.np_dtype)
@@ -118,6 +143,7 @@ class _Step:
     outputs: list             # [_VarSpec]
     desc: str
     call: Callable = None     # call(env): store(env, run(*values of reads)) without building an argument list
+    exact: bool = False       # fp16 results need no rounding (see _exact)
 
 
 @dataclass
@@ -198,10 +224,34 @@ def _generic_run(op, kernel: Callable, static: dict, dynamic: list, tuples: list
     return run_with_tuples
 
 
-def _store(outputs: list, desc: str) -> Callable:
+# Ops whose results only select, move or copy values of their inputs (or produce 0, ±inf): when every
+# float input is fp16, a float32 result of theirs already holds fp16 values and needs no rounding.
+EXACT_OPS = frozenset({
+    "reshape", "reshape_like", "expand_dims", "squeeze", "transpose", "reverse", "reverse_sequence",
+    "slice_by_index", "slice_by_size", "slice_update", "concat", "split", "stack", "tile", "flatten2d",
+    "depth_to_space", "space_to_depth", "pixel_shuffle", "pixel_unshuffle", "space_to_batch", "batch_to_space",
+    "sliding_windows", "gather", "gather_nd", "gather_along_axis", "select", "pad", "band_part",
+    "identity", "max_pool", "relu", "maximum", "minimum", "reduce_max", "reduce_min", "clip", "abs",
+})
+
+
+def _exact(op) -> bool:
+    """Whether ``op``'s fp16 results need no rounding: an EXACT_OPS op whose float inputs are all fp16."""
+    if op.op_type not in EXACT_OPS:
+        return False
+    for var in op.inputs.values():
+        for v in (var if isinstance(var, (list, tuple)) else (var,)):
+            dtype = v.dtype
+            if types.is_float(dtype) and dtype != types.fp16:
+                return False
+    return True
+
+
+def _store(outputs: list, desc: str, exact: bool = False) -> Callable:
     """``store(env, result)`` for a step: the result cast to each output var's dtype, its shape
     checked, bound under the var's name. A fully static tensor already of its var's dtype and shape
-    is bound as is; an array of its static shape is cast with one ``astype``."""
+    is bound as is; an array of its static shape is cast with one ``astype``; for an fp16 tensor,
+    a float32 array of its static shape is rounded (bound as is when ``exact``)."""
     if len(outputs) != 1:
         def store_all(env, result):
             if not isinstance(result, tuple):
@@ -209,7 +259,7 @@ def _store(outputs: list, desc: str) -> Callable:
             if len(result) != len(outputs):
                 raise InterpreterError(f"{desc}: kernel returned {len(result)} values for {len(outputs)} outputs")
             for spec, value in zip(outputs, result):
-                env[spec.name] = to_kernel_form(value, spec, desc)
+                env[spec.name] = to_kernel_form(value, spec, desc, exact)
 
         return store_all
     (spec,) = outputs
@@ -220,10 +270,27 @@ def _store(outputs: list, desc: str) -> Callable:
             if len(value) != 1:
                 raise InterpreterError(f"{desc}: kernel returned {len(value)} values for 1 outputs")
             (value,) = value
-        env[name] = to_kernel_form(value, spec, desc)
+        env[name] = to_kernel_form(value, spec, desc, exact)
 
     if dtype is None or spec.scalar or shape is None:
         return store_checked
+    if spec.wide:
+        if exact:
+            def store_exact(env, value):
+                if type(value) is np.ndarray and value.shape == shape and value.dtype == F32:
+                    env[name] = value
+                else:
+                    store_checked(env, value)
+
+            return store_exact
+
+        def store_rounded(env, value):
+            if type(value) is np.ndarray and value.shape == shape and value.dtype == F32:
+                env[name] = round_fp16(value)
+            else:
+                store_checked(env, value)
+
+        return store_rounded
 
     def store(env, value):
         if type(value) is np.ndarray and value.shape == shape:
@@ -239,7 +306,7 @@ def _call(run: Callable, reads: tuple, store: Callable, outputs: list) -> Callab
     read, one static-shape output) stored inline: one Python call per op besides the kernel's."""
     spec = outputs[0] if len(outputs) == 1 else None
     if len(reads) == 1 and spec is not None and spec.np_dtype is not None and not spec.scalar \
-            and spec.shape is not None:
+            and spec.shape is not None and not spec.wide:
         (read,) = reads
         name, dtype, shape = spec.name, spec.np_dtype, spec.shape
 
@@ -309,12 +376,14 @@ class _Planner:
         run = None
         kernel, factory = SPECIALIZERS.get(op.op_type, (None, None))
         if factory is not None and kernel is KERNELS[op.op_type] and not tuples:
-            specs = [(name, self.plan.specs.get(var_name) or _VarSpec.of(op.inputs[name])) for name, var_name in dynamic]
+            specs = [(name, kernel_spec(self.plan.specs.get(var_name) or _VarSpec.of(op.inputs[name])))
+                     for name, var_name in dynamic]
             run = factory(op, static, specs)
         if run is None:
             run = _generic_run(op, KERNELS[op.op_type], static, dynamic, tuples)
-        store = _store(outputs, desc)
-        return _Step(op, run, reads, store, outputs, desc, _call(run, reads, store, outputs))
+        exact = _exact(op)
+        store = _store(outputs, desc, exact)
+        return _Step(op, run, reads, store, outputs, desc, _call(run, reads, store, outputs), exact)
 
     def _fold(self, op) -> None:
         static, dynamic, tuples = self._resolve(op)
@@ -325,6 +394,10 @@ class _Planner:
         for spec in outputs:
             self.plan.specs[spec.name] = spec
         _store(outputs, desc)(self.plan.consts, _generic_run(op, KERNELS[op.op_type], static, [], tuples)())
+        for spec in outputs:   # a large fp16 constant stays float16 (kernels widen it), as kernels/conv.py's rule
+            value = self.plan.consts[spec.name]
+            if spec.wide and value.size > MAX_CONVERTED_WEIGHT:
+                self.plan.consts[spec.name] = value.astype(F16)
 
 
 def _reads(op) -> set:
@@ -374,9 +447,9 @@ def _plan_for(prog: Program, function: str) -> tuple[_ProgramPlan, Any]:
     return per_prog[function], func
 
 
-def _binder(outputs: list, desc: str) -> Callable:
+def _binder(outputs: list, desc: str, exact: bool = False) -> Callable:
     """``bind(result) -> (value of each output var)``: what ``_store`` would bind, returned."""
-    store, names = _store(outputs, desc), [spec.name for spec in outputs]
+    store, names = _store(outputs, desc, exact), [spec.name for spec in outputs]
 
     def bind(result):
         scratch: dict = {}
@@ -413,18 +486,20 @@ def _compile(plan: _ProgramPlan, bp: _BlockPlan) -> Optional[Callable]:
     if any(op.blocks for step in bp.steps for op in [step.op]):
         return None
     names: dict = {}
-    namespace: dict = {"_nd": np.ndarray}
+    namespace: dict = {"_nd": np.ndarray, "_f32": F32, "_round": round_fp16}
     args = []
-    for i, (name, _, _) in enumerate(plan.inputs):
+    lines = []
+    for i, (name, spec, _) in enumerate(plan.inputs):
         names[name] = f"i{i}"
         args.append(names[name])
-    lines = []
+        if spec.wide:     # fp16 inputs arrive as float16 arrays (static_inputs' dtypes)
+            lines.append(f"i{i} = i{i}.astype(_f32)")
     for k, (step, frees) in enumerate(zip(bp.steps, bp.frees)):
         if any(read not in names for read in step.reads):
             return None
         reads = ", ".join(names[read] for read in step.reads)
         namespace[f"run{k}"] = step.run
-        namespace[f"bind{k}"] = _binder(step.outputs, step.desc)
+        namespace[f"bind{k}"] = _binder(step.outputs, step.desc, step.exact)
         targets = []
         for j, spec in enumerate(step.outputs):
             names[spec.name] = f"v{k}_{j}"
@@ -437,6 +512,13 @@ def _compile(plan: _ProgramPlan, bp: _BlockPlan) -> Optional[Callable]:
             call = f"{reads}.{method[0]}(A{k})"
         if method is not None and _view_result(method, plan.specs.get(step.reads[0]), spec):
             lines.append(f"{targets[0]} = {call}")    # a view of a checked value: its dtype and shape are known
+        elif spec is not None and spec.wide and spec.shape is not None:
+            namespace[f"S{k}"] = spec.shape
+            lines += [f"r = {call}",
+                      f"if type(r) is _nd and r.shape == S{k} and r.dtype == _f32:",
+                      f"    {targets[0]} = r" if step.exact else f"    {targets[0]} = _round(r)",
+                      "else:",
+                      f"    {targets[0]}, = bind{k}(r)"]
         elif spec is not None and spec.np_dtype is not None and not spec.scalar and spec.shape is not None:
             namespace[f"S{k}"], namespace[f"D{k}"] = spec.shape, spec.np_dtype
             lines += [f"r = {call}",
@@ -528,6 +610,8 @@ def _check_inputs(plan: _ProgramPlan, inputs: dict) -> dict:
                     raise InterpreterError(f"input '{name}': values outside the {spec.np_dtype} range "
                                            f"[{info.min}, {info.max}] of the program's placeholder")
             value = value.astype(spec.np_dtype)
+        if spec.wide:
+            value = value.astype(F32)
         if value.ndim != len(shape):
             raise InterpreterError(f"input '{name}' has shape {value.shape}, the program takes rank {len(shape)} "
                                    f"{tuple(str(d) for d in shape)}")
@@ -610,7 +694,7 @@ def run_checked(prog: Program, inputs: dict, function: str = "main") -> dict:
             values = plan.forward(*[inputs[name] for name, _, _ in plan.inputs])
         return {name: to_array(value, spec) for (name, spec), value in zip(plan.outputs, values)}
     env = dict(plan.consts)
-    env.update(inputs)
+    env.update({name: inputs[name].astype(F32) if spec.wide else inputs[name] for name, spec, _ in plan.inputs})
     token = _ACTIVE.set((plan, env))
     try:
         with np.errstate(all="ignore"):

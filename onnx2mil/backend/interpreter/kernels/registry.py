@@ -4,9 +4,13 @@ A kernel is called as ``fn(op, **inputs)``: ``op`` is the pymil Operation (for i
 vars and, for control flow, its blocks) and each MIL input of the op arrives by its MIL name as a
 numpy array, a Python scalar/str/bool for scalars, or a list of those for tuple inputs; optional
 inputs the op does not set arrive as their MIL default or are absent. It returns one array or a
-tuple of arrays, one per output var. The executor casts each result to its var's dtype (fp16
-vars hold float16 arrays), so kernels may compute in float32, and checks its shape against the
-var's static dims. Ops with nested blocks (cond, while_loop) run them with
+tuple of arrays, one per output var. The executor casts each result to its var's dtype (an fp16
+tensor var holds a float32 array of fp16 values: a float32 result is rounded as ``astype(np.float16)``
+would round it, see ``interpreter/fp16.py``), so kernels compute in float32 (fp16 tensors arrive as
+float32 arrays, except fp16 constants of more than kernels/conv.py's MAX_CONVERTED_WEIGHT elements,
+which stay float16 and which kernels widen), and checks its shape against the var's static dims.
+Specializations see an fp16 tensor's spec as a float32 one. Ops with nested blocks (cond,
+while_loop) run them with
 ``onnx2mil.backend.interpreter.core.run_block``; const and constexpr_* kernels run once, when the
 program is planned.
 
