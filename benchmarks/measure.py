@@ -81,10 +81,22 @@ def _record_conversion_phases(recorder: PhaseRecorder) -> None:
     recorder.wrap(build, "emit_program", "onnx2mil: emit MIL (builders)")
     recorder.wrap(pipeline, "convert", "ct.convert (passes + serialisation)")
     recorder.wrap(pipeline, "final_program", "onnx2mil: name map (final program)")
-    recorder.wrap(onnx2mil, "save", "onnx2mil.save (package copy)")
+    recorder.wrap(onnx2mil, "save", "onnx2mil.save")
     recorder.wrap(mil_backend, "load", "coremltools: MIL -> protobuf + weight file")
     recorder.wrap(PassPipelineManager, "apply_pipeline",
                   lambda prog, pass_pipeline: f"coremltools: {pass_pipeline} pipeline ({len(pass_pipeline.passes)} passes)")
+    # onnx2mil's build runs its pipelines through the curated apply_pipeline made for the program
+    from onnx2mil.backend.convert import passes
+    make_curated = passes._gated_apply_pipeline
+
+    def curated(*args, **kwargs):
+        holder = type("Holder", (), {})()
+        holder.apply = make_curated(*args, **kwargs)
+        recorder.wrap(holder, "apply", lambda prog, pass_pipeline:
+                      f"onnx2mil's curated {pass_pipeline} pipeline ({len(pass_pipeline.passes)} passes before gating)")
+        return holder.apply
+
+    passes._gated_apply_pipeline = curated
     # getattr unwrapped the staticmethod; keep it one so instance calls do not bind self.
     PassPipelineManager.apply_pipeline = staticmethod(PassPipelineManager.apply_pipeline)
 
