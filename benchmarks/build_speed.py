@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from run import DEFAULT_WORKDIR, ONNX2COREML_VENV, Runner, ensure_venv
+from run import DEFAULT_WORKDIR, ONNX2COREML_VENV, Runner, cell, ensure_venv
 
 HERE = Path(__file__).resolve().parent
 SMALL = HERE.parent / "tests" / "real_exports" / "qwen25omni_bigvgan_fulldepth_dynamo.onnx"
@@ -109,10 +109,6 @@ def peak(ms) -> Optional[float]:
 
 
 FLOOR_KEYS = ("read_s", "write_s", "fsync_s")
-
-
-def cell(x, fmt="{:.2f}") -> str:
-    return "—" if x is None else fmt.format(x)
 
 
 def render(measured: dict) -> list[str]:

@@ -174,8 +174,9 @@ def one_line(text: Optional[str], limit: int = 240) -> str:
     return (first[:limit] + "…") if len(first) > limit else first
 
 
-def ratio_cell(x, digits: int = 1) -> str:
-    return "—" if x is None else f"{x:.{digits}f}×"
+def cell(x, fmt="{:.2f}") -> str:
+    """``x`` formatted, '—' for a value not measured."""
+    return "—" if x is None else fmt.format(x)
 
 
 # ---- the run -------------------------------------------------------------------------------------
@@ -291,7 +292,7 @@ def _verdict(values: list, ok) -> str:
     return "met" if all(ok(v) for v in values) else "**missed**"
 
 
-def goal_rows(builds, phases, torch, dilated, interpreter, big_params) -> list[str]:
+def goal_rows(builds, torch, dilated, interpreter, big_params) -> list[str]:
     """Issue 12's "done when", each goal with this run's numbers and whether they meet it."""
     import build_speed
     import torch_path
@@ -311,26 +312,26 @@ def goal_rows(builds, phases, torch, dilated, interpreter, big_params) -> list[s
         return (theirs / ours if ours and theirs else None), f"{fmt_s(theirs)} vs {fmt_s(ours)} s"
 
     r16, t16 = times_floor("fp16")
-    L.append(f"| big vocoder, fp16, build + save ≤ 3× the weight-I/O floor | {ratio_cell(r16)} ({t16}) "
+    L.append(f"| big vocoder, fp16, build + save ≤ 3× the weight-I/O floor | {cell(r16, '{:.1f}×')} ({t16}) "
              f"| {_verdict([r16], lambda v: v <= 3)} |")
     f16, t = faster(big, "fp16")
     f32, t32 = faster(big, "fp32")
-    L.append(f"| big vocoder, fp16, ≥ 5× faster than onnx2coreml | {ratio_cell(f16)} ({t}); fp32 {ratio_cell(f32)} "
+    L.append(f"| big vocoder, fp16, ≥ 5× faster than onnx2coreml | {cell(f16, '{:.1f}×')} ({t}); fp32 {cell(f32, '{:.1f}×')} "
              f"({t32}) | {_verdict([f16], lambda v: v >= 5)} |")
     r32, t32 = times_floor("fp32")
-    L.append(f"| big vocoder, fp32, ≤ 2.5× the floor | {ratio_cell(r32)} ({t32}) | {_verdict([r32], lambda v: v <= 2.5)} |")
+    L.append(f"| big vocoder, fp32, ≤ 2.5× the floor | {cell(r32, '{:.1f}×')} ({t32}) | {_verdict([r32], lambda v: v <= 2.5)} |")
     if big_params:
         limit = 2 * big_params * 4 / 2 ** 20 + 300
         rss = [rows.get((big, p), (None,) * 4)[3] for p in ("fp16", "fp32")]
         L.append(f"| peak RSS on the big vocoder ≤ 2× fp32 weight bytes + 300 MB ({limit:,.0f} MB) "
                  f"| fp16 {fmt_mb(rss[0])} MB, fp32 {fmt_mb(rss[1])} MB | {_verdict(rss, lambda v: v <= limit)} |")
     s16, s32 = faster(small, "fp16"), faster(small, "fp32")
-    L.append(f"| small vocoder ≥ 4× faster than onnx2coreml | fp16 {ratio_cell(s16[0])} ({s16[1]}), "
-             f"fp32 {ratio_cell(s32[0])} ({s32[1]}) | {_verdict([s16[0], s32[0]], lambda v: v >= 4)} |")
+    L.append(f"| small vocoder ≥ 4× faster than onnx2coreml | fp16 {cell(s16[0], '{:.1f}×')} ({s16[1]}), "
+             f"fp32 {cell(s32[0], '{:.1f}×')} ({s32[1]}) | {_verdict([s16[0], s32[0]], lambda v: v >= 4)} |")
     if torch and not torch["reference"].error:
         tr = [torch_path.ratio(torch, p) for p in torch_path.PRECISIONS]
         L.append(f"| small vocoder ≥ 10× faster than coremltools' torch path | "
-                 + ", ".join(f"{p} {ratio_cell(v)}" for p, v in zip(torch_path.PRECISIONS, tr))
+                 + ", ".join(f"{p} {cell(v, '{:.1f}×')}" for p, v in zip(torch_path.PRECISIONS, tr))
                  + f" | {_verdict(tr, lambda v: v >= 10)} |")
     else:
         L.append("| small vocoder ≥ 10× faster than coremltools' torch path | not measured in this run | — |")
@@ -341,15 +342,15 @@ def goal_rows(builds, phases, torch, dilated, interpreter, big_params) -> list[s
 
     fp32 = [forward_ratio(m, "fp32") for m in SMALL_MODELS]
     L.append("| interpreter forward ≤ 2× onnxruntime (fp32, one thread each) | "
-             + ", ".join(f"{MODEL_LABELS[m]} {ratio_cell(v, 2)}" for m, v in zip(SMALL_MODELS, fp32))
+             + ", ".join(f"{MODEL_LABELS[m]} {cell(v, '{:.2f}×')}" for m, v in zip(SMALL_MODELS, fp32))
              + f" | {_verdict(fp32, lambda v: v <= 2)} |")
     big_fwd = forward_ratio(BIG, "fp32")
-    L.append(f"| interpreter forward ≤ 1.5× onnxruntime on the big vocoder (fp32) | {ratio_cell(big_fwd, 2)} "
+    L.append(f"| interpreter forward ≤ 1.5× onnxruntime on the big vocoder (fp32) | {cell(big_fwd, '{:.2f}×')} "
              f"| {_verdict([big_fwd], lambda v: v <= 1.5)} |")
     fp16 = [forward_ratio(m, "fp16") for m in SMALL_MODELS + (BIG,)]
     if any(v is not None for v in fp16):
         L.append("| the same at fp16 (the package computes in fp16; onnxruntime runs the fp32 model) | "
-                 + ", ".join(f"{MODEL_LABELS[m]} {ratio_cell(v, 2)}" for m, v in zip(SMALL_MODELS + (BIG,), fp16))
+                 + ", ".join(f"{MODEL_LABELS[m]} {cell(v, '{:.2f}×')}" for m, v in zip(SMALL_MODELS + (BIG,), fp16))
                  + f" | {_verdict(fp16[:-1], lambda v: v <= 2)} (≤ 2×), {_verdict(fp16[-1:], lambda v: v <= 1.5)} "
                  "(big, ≤ 1.5×) |")
     pools = {p: (None if m.error else m.result["build_s"]) for p, m in dilated.items()}
@@ -385,7 +386,7 @@ def report(started, finished, env_machine, env_versions, quick, o2c_note, torch_
          "Every step runs in its own process, one at a time. Times are the step's own seconds inside its "
          "process (imports excluded); peak RSS is that process's VmHWM.", "",
          "## Issue 12's goals in this run", ""]
-    L += goal_rows(builds, phases, torch, dilated, interpreter, big_params) + [""]
+    L += goal_rows(builds, torch, dilated, interpreter, big_params) + [""]
 
     if builds:
         L += ["## Conversion: build + save", "",

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from run import DEFAULT_WORKDIR, Runner
+from run import DEFAULT_WORKDIR, Runner, cell
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -49,10 +49,6 @@ def median_of(runs: list, keys: tuple):
     if any(m.error for m in runs):
         return None
     return statistics.median(sum(m.result[k] for k in keys) for m in runs)
-
-
-def cell(x, fmt="{:.2f}") -> str:
-    return "—" if x is None else fmt.format(x)
 
 
 def measure(runner: Runner, torch_python: Path, repeats: int = 1, ours: Optional[dict] = None) -> dict:

@@ -393,7 +393,13 @@ class _Planner:
         outputs = [_VarSpec.of(v) for v in op.outputs]
         for spec in outputs:
             self.plan.specs[spec.name] = spec
-        _store(outputs, desc)(self.plan.consts, _generic_run(op, KERNELS[op.op_type], static, [], tuples)())
+        result = _generic_run(op, KERNELS[op.op_type], static, [], tuples)()
+        (first,) = outputs if len(outputs) == 1 else (None,)
+        if first is not None and first.wide and type(result) is np.ndarray and result.dtype == F16 \
+                and result.size > MAX_CONVERTED_WEIGHT and result.shape == first.shape:
+            self.plan.consts[first.name] = result   # kept as it is (below), without widening it first
+            return
+        _store(outputs, desc)(self.plan.consts, result)
         for spec in outputs:   # a large fp16 constant stays float16 (kernels widen it), as kernels/conv.py's rule
             value = self.plan.consts[spec.name]
             if spec.wide and value.size > MAX_CONVERTED_WEIGHT:
@@ -610,8 +616,6 @@ def _check_inputs(plan: _ProgramPlan, inputs: dict) -> dict:
                     raise InterpreterError(f"input '{name}': values outside the {spec.np_dtype} range "
                                            f"[{info.min}, {info.max}] of the program's placeholder")
             value = value.astype(spec.np_dtype)
-        if spec.wide:
-            value = value.astype(F32)
         if value.ndim != len(shape):
             raise InterpreterError(f"input '{name}' has shape {value.shape}, the program takes rank {len(shape)} "
                                    f"{tuple(str(d) for d in shape)}")
@@ -626,6 +630,11 @@ def _check_inputs(plan: _ProgramPlan, inputs: dict) -> dict:
                                        f"{tuple(str(d) for d in shape)}")
         out[name] = value if not spec.scalar else value.item()
     return out
+
+
+def _widened(plan: _ProgramPlan, inputs: dict) -> dict:
+    """Checked inputs in kernel form: an fp16 tensor's float16 array as float32 (its values exact)."""
+    return {name: inputs[name].astype(F32) if spec.wide else inputs[name] for name, spec, _ in plan.inputs}
 
 
 Observer = Callable[[str, np.ndarray], Optional[np.ndarray]]
@@ -649,7 +658,7 @@ def run_program(prog: Program, inputs: dict, *, capture: bool = False, function:
     if not capture and not observe and plan.forward is not None:
         return run_checked(prog, _check_inputs(plan, inputs), function)
     env = dict(plan.consts)
-    env.update(_check_inputs(plan, inputs))
+    env.update(_widened(plan, _check_inputs(plan, inputs)))
     observe = dict(observe or {})
     for name in [n for n in observe if n in env]:
         _observe(observe.pop(name), name, env, plan.specs.get(name))
@@ -694,7 +703,7 @@ def run_checked(prog: Program, inputs: dict, function: str = "main") -> dict:
             values = plan.forward(*[inputs[name] for name, _, _ in plan.inputs])
         return {name: to_array(value, spec) for (name, spec), value in zip(plan.outputs, values)}
     env = dict(plan.consts)
-    env.update({name: inputs[name].astype(F32) if spec.wide else inputs[name] for name, spec, _ in plan.inputs})
+    env.update(_widened(plan, inputs))
     token = _ACTIVE.set((plan, env))
     try:
         with np.errstate(all="ignore"):
